@@ -1,0 +1,1 @@
+"""Activate: consent-safe audiences and exports (a later stage; nothing here yet)."""

@@ -1,0 +1,89 @@
+"""The sub-commands: each parses its flags and calls one function of the package.
+
+Handlers import their stage lazily so ``crossdata --help`` and ``config show`` stay quick and
+start no JVM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from crossdata.config import Loaded
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add every sub-command to the parser."""
+    _config(sub, common)
+    _doctor(sub, common)
+    _pipeline(sub, common)
+
+
+# -- config ------------------------------------------------------------------------------------
+def _config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("config", help="inspect the effective configuration", parents=[common])
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = csub.add_parser(
+        "show",
+        help="print the effective config (values from the environment masked)",
+        parents=[common],
+    )
+    show.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    show.add_argument("--origins", action="store_true", help="also say where each value came from")
+    show.set_defaults(handler=config_show)
+
+
+def config_show(args: argparse.Namespace, loaded: Loaded) -> int:
+    data = loaded.masked()
+    header = f"# profile={loaded.profile} conf_dir={loaded.conf_dir} hash={loaded.fingerprint()}"
+    if args.format == "json":
+        print(json.dumps(data, indent=2, sort_keys=False, default=str))
+    else:
+        print(header)
+        print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+    if args.origins:
+        print("# origins", file=sys.stdout)
+        for key in sorted(loaded.origins):
+            print(f"#   {key}: {loaded.origins[key]}")
+    return 0
+
+
+# -- doctor ------------------------------------------------------------------------------------
+def _doctor(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check Java, Spark, Delta, GraphFrames, MLflow, jar cache and lakehouse",
+        parents=[common],
+    )
+    p.add_argument("--no-spark", action="store_true", help="skip the checks that start Spark")
+    p.set_defaults(handler=doctor)
+
+
+def doctor(args: argparse.Namespace, loaded: Loaded) -> int:
+    from crossdata.doctor import run_doctor
+
+    return run_doctor(loaded, with_spark=not args.no_spark)
+
+
+# -- pipeline ----------------------------------------------------------------------------------
+def _pipeline(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("pipeline", help="run the stages in order", parents=[common])
+    psub = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
+    run = psub.add_parser("run", help="run every stage in order", parents=[common])
+    run.add_argument(
+        "--stages", help="comma-separated subset of stages to run (default: all, in order)"
+    )
+    run.set_defaults(handler=pipeline_run)
+
+
+def pipeline_run(args: argparse.Namespace, loaded: Loaded) -> int:
+    from crossdata.ops import Context
+    from crossdata.pipeline import run_pipeline
+
+    ctx = Context.create(loaded)
+    stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    run_pipeline(ctx, stages)
+    return 0

@@ -1,0 +1,1 @@
+"""Collect: incremental, exactly-once ingestion of raw sources into bronze and silver."""

@@ -1,0 +1,219 @@
+"""``crossdata doctor``: is this machine ready to run crossdata? A table, then a verdict.
+
+Each check yields a row (component, pinned, found, status, note). A failed required check makes
+the command exit non-zero with the fix in the note; optional pieces only warn.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from crossdata import stack
+from crossdata.config import Loaded
+from crossdata.spark.session import cached_jars, to_uri
+
+log = logging.getLogger(__name__)
+Status = Literal["ok", "warn", "FAIL"]
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str
+    pinned: str
+    found: str
+    status: Status
+    note: str = ""
+
+
+def java_version() -> tuple[int | None, str]:
+    """(major, text) of the java that Spark will launch."""
+    import os
+
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return None, "not found"
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    text = (out.stderr or out.stdout).strip()
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', text)
+    if not match:
+        return None, text.splitlines()[0] if text else "unknown"
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        major = int(match.group(2))
+    return major, text.splitlines()[0]
+
+
+def static_checks(loaded: Loaded) -> list[Check]:
+    """Checks that need no Spark: Python, Java, packages, jar cache."""
+    settings = loaded.settings
+    checks = []
+    py = ".".join(map(str, sys.version_info[:3]))
+    checks.append(Check("python", "3.11", py, "ok" if sys.version_info[:2] == (3, 11) else "warn"))
+    major, text = java_version()
+    if major is None:
+        checks.append(Check("java", str(stack.JAVA_MAJOR), text, "FAIL", "install Java 17"))
+    else:
+        ok = major == stack.JAVA_MAJOR
+        checks.append(
+            Check(
+                "java",
+                str(stack.JAVA_MAJOR),
+                str(major),
+                "ok" if ok else ("warn" if major > stack.JAVA_MAJOR else "FAIL"),
+                "" if ok else "Spark 4 needs Java 17 or 21",
+            )
+        )
+    for dist, pinned in stack.PYTHON_PACKAGES.items():
+        try:
+            found = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            checks.append(Check(dist, pinned, "missing", "FAIL", "run `make setup`"))
+            continue
+        status: Status = "ok" if found == pinned else "warn"
+        checks.append(Check(dist, pinned, found, status, "" if found == pinned else "not the pin"))
+    mode = settings.spark.jars.mode
+    jars = {j.name for j in cached_jars(settings.spark.jars.cache_dir)}
+    for art in stack.JVM_ARTIFACTS:
+        label = f"jar {art.artifact}"
+        if mode != "local_cache":
+            checks.append(Check(label, art.version, f"({mode})", "ok", f"jars.mode={mode}"))
+        elif art.jar_name in jars:
+            checks.append(
+                Check(label, art.version, art.version, "ok", settings.spark.jars.cache_dir)
+            )
+        elif art.required:
+            checks.append(Check(label, art.version, "missing", "FAIL", "run `make setup`"))
+        else:
+            checks.append(Check(label, art.version, "missing", "warn", art.purpose))
+    return checks
+
+
+def spark_checks(loaded: Loaded) -> list[Check]:
+    """Start Spark, write and read a Delta table under the lakehouse root, try GraphFrames."""
+    from crossdata.spark import get_spark
+
+    settings = loaded.settings
+    checks: list[Check] = []
+    try:
+        spark = get_spark(settings)
+    except Exception as exc:
+        return [Check("spark session", stack.SPARK_VERSION, "no session", "FAIL", _short(exc))]
+    checks.append(
+        Check(
+            "spark session",
+            stack.SPARK_VERSION,
+            spark.version,
+            "ok" if spark.version == stack.SPARK_VERSION else "warn",
+            settings.spark.remote or settings.spark.master,
+        )
+    )
+    probe = f"{to_uri(settings.lakehouse.root).rstrip('/')}/_doctor/probe"
+    try:
+        token = uuid.uuid4().hex
+        spark.createDataFrame([(token,)], "token STRING").write.format("delta").mode(
+            "overwrite"
+        ).save(probe)
+        back = spark.read.format("delta").load(probe).first()
+        ok = back is not None and back["token"] == token
+        checks.append(
+            Check(
+                "delta write/read",
+                stack.DELTA_VERSION,
+                "works" if ok else "wrong data",
+                "ok" if ok else "FAIL",
+                settings.lakehouse.root,
+            )
+        )
+    except Exception as exc:
+        checks.append(
+            Check(
+                "delta write/read",
+                stack.DELTA_VERSION,
+                "fails",
+                "FAIL",
+                f"lakehouse root {settings.lakehouse.root}: {_short(exc)}",
+            )
+        )
+    from crossdata.identity.engine import graphframes_available
+
+    gf_ok, gf_note = graphframes_available(spark)
+    checks.append(
+        Check(
+            "graphframes",
+            stack.GRAPHFRAMES_VERSION,
+            "works" if gf_ok else "absent",
+            "ok" if gf_ok else "warn",
+            gf_note,
+        )
+    )
+    return checks
+
+
+def mlflow_checks(loaded: Loaded) -> list[Check]:
+    settings = loaded.settings
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=settings.mlflow.tracking_uri)
+        client.search_experiments(max_results=1)
+        return [
+            Check(
+                "mlflow store",
+                stack.MLFLOW_VERSION,
+                "reachable",
+                "ok",
+                _safe_uri(settings.mlflow.tracking_uri),
+            )
+        ]
+    except Exception as exc:
+        return [Check("mlflow store", stack.MLFLOW_VERSION, "unreachable", "FAIL", _short(exc))]
+
+
+def run_doctor(loaded: Loaded, with_spark: bool = True, out: Callable[[str], None] = print) -> int:
+    """Print the matrix and return the exit code (0 when nothing required failed)."""
+    checks = static_checks(loaded)
+    if with_spark and not any(c.status == "FAIL" for c in checks):
+        checks += spark_checks(loaded)
+    checks += mlflow_checks(loaded)
+    out(format_table(checks))
+    failed = [c for c in checks if c.status == "FAIL"]
+    if failed:
+        out(
+            "doctor: NOT READY: " + "; ".join(f"{c.component}: {c.note or c.found}" for c in failed)
+        )
+        return 3
+    out("doctor: ready")
+    return 0
+
+
+def format_table(checks: list[Check]) -> str:
+    head = ("component", "pinned", "found", "status", "note")
+    rows = [head] + [(c.component, c.pinned, c.found, c.status, c.note) for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("  ".join(r[j].ljust(widths[j]) for j in range(len(widths))) + "  " + r[-1])
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _short(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first[:200]
+
+
+def _safe_uri(uri: str) -> str:
+    # A tracking URI may embed credentials (https://user:token@host): never print them.
+    return re.sub(r"//[^/@]+@", "//***@", uri)

@@ -1,0 +1,1 @@
+"""Resolve: the identity graph that gives each person one stable customer key."""

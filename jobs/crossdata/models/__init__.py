@@ -1,0 +1,1 @@
+"""Predict: churn and lifetime value models tracked in MLflow (a later stage; nothing here yet)."""

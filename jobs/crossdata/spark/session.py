@@ -1,0 +1,136 @@
+"""The one way crossdata gets a SparkSession.
+
+``get_spark`` returns the session that already exists (spark-submit, Databricks, a notebook, a
+test fixture) and otherwise builds one: local, or remote over Spark Connect when
+``spark.remote`` is set. Importing this module starts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crossdata import stack
+from crossdata.config.schema import Settings, SparkSettings
+from crossdata.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+# Settings crossdata's results depend on; also applied to a session it did not build.
+SESSION_CONF_REQUIRED = {
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def to_uri(path: str) -> str:
+    """A location Spark and Hadoop accept: URIs as given, local paths made absolute."""
+    if "://" in path or path.startswith("file:"):
+        return path
+    return Path(path).expanduser().resolve().as_uri()
+
+
+def cached_jars(cache_dir: str) -> list[Path]:
+    """The jars `make setup` put in the project-local cache, sorted for a stable classpath."""
+    folder = Path(cache_dir)
+    return sorted(folder.glob("*.jar")) if folder.is_dir() else []
+
+
+def jar_conf(settings: SparkSettings) -> dict[str, str]:
+    """spark.jars / spark.jars.packages for the configured jar mode."""
+    mode = settings.jars.mode
+    if mode == "provided":
+        return {}
+    if mode == "packages":
+        return {"spark.jars.packages": ",".join(a.coordinate for a in stack.JVM_ARTIFACTS)}
+    jars = cached_jars(settings.jars.cache_dir)
+    missing = [
+        a.jar_name
+        for a in stack.JVM_ARTIFACTS
+        if a.required and not any(j.name == a.jar_name for j in jars)
+    ]
+    if missing:
+        raise EnvironmentProblem(
+            f"jar cache {settings.jars.cache_dir} lacks {', '.join(missing)}: run `make setup` "
+            "(or set spark.jars.mode=packages to let Spark resolve them)"
+        )
+    return {"spark.jars": ",".join(str(j.resolve()) for j in jars)}
+
+
+def session_conf(settings: SparkSettings) -> dict[str, str]:
+    """Everything crossdata sets on a session it builds (except master/app name)."""
+    conf: dict[str, str] = {
+        **DELTA_SESSION_CONF,
+        **SESSION_CONF_REQUIRED,
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.checkpoint.dir": to_uri(settings.checkpoint_dir),
+        "spark.driver.memory": settings.driver_memory,
+    }
+    conf.update(jar_conf(settings))
+    conf.update(settings.conf)
+    return conf
+
+
+def is_spark_submit() -> bool:
+    """True when this Python driver was started by spark-submit (the JVM came first)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_spark(settings: Settings | SparkSettings) -> SparkSession:
+    """The active session if there is one, else a new local or Spark Connect session."""
+    from pyspark.sql import SparkSession
+
+    spark_settings = settings.spark if isinstance(settings, Settings) else settings
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        _ensure_session_conf(active, {"spark.sql.shuffle.partitions": None})
+        return active
+    if spark_settings.remote:
+        log.info("spark session: connecting remote=%s", spark_settings.remote)
+        session = SparkSession.builder.remote(spark_settings.remote).getOrCreate()
+        _ensure_session_conf(
+            session, {"spark.sql.shuffle.partitions": str(spark_settings.shuffle_partitions)}
+        )
+        return session
+    conf = session_conf(spark_settings)
+    builder = SparkSession.builder.appName(spark_settings.app_name)
+    if is_spark_submit():
+        # spark-submit already fixed master, jars and memory: only fill in what it left unset.
+        from pyspark import SparkConf
+
+        given = dict(SparkConf().getAll())
+        conf = {k: v for k, v in conf.items() if k not in given}
+        for key in ("spark.jars", "spark.driver.memory"):
+            conf.pop(key, None)
+    else:
+        builder = builder.master(spark_settings.master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    log.info(
+        "spark session: building master=%s jars=%s partitions=%s",
+        "spark-submit" if is_spark_submit() else spark_settings.master,
+        spark_settings.jars.mode,
+        spark_settings.shuffle_partitions,
+    )
+    return builder.getOrCreate()
+
+
+def _ensure_session_conf(session: SparkSession, extra: Mapping[str, str | None]) -> None:
+    for key, value in {**SESSION_CONF_REQUIRED, **extra}.items():
+        if value is None:
+            continue
+        current = session.conf.get(key, None)
+        if current != value:
+            log.info("spark session: setting %s=%s (was %s)", key, value, current)
+            session.conf.set(key, value)

@@ -1,0 +1,1 @@
+"""Sample world: a generated retailer's raw logs with their ground truth."""

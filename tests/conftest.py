@@ -1,0 +1,70 @@
+"""One local Spark session for the whole suite, on a throw-away lakehouse."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crossdata.config import Loaded, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def make_settings(tmp: Path, *extra: str) -> Loaded:
+    """The local profile pointed at ``tmp`` (lakehouse, checkpoints, MLflow), plus overrides."""
+    return load_settings(
+        profile="local",
+        conf_dir=CONF_DIR,
+        overrides=[
+            f"lakehouse.root={tmp / 'lakehouse'}",
+            f"spark.checkpoint_dir={tmp / 'checkpoints'}",
+            f"spark.jars.cache_dir={REPO / '.cache' / 'jars'}",
+            "spark.shuffle_partitions=2",
+            f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
+            f"mlflow.artifact_location={tmp / 'mlartifacts'}",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("crossdata")
+
+
+@pytest.fixture(scope="session")
+def loaded(session_dir: Path) -> Loaded:
+    return make_settings(session_dir)
+
+
+@pytest.fixture(scope="session")
+def spark(loaded: Loaded) -> Iterator:
+    from crossdata.spark import get_spark
+
+    session = get_spark(loaded.settings)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake(spark, tmp_path: Path):
+    """A fresh, empty lakehouse for one test (shares the session)."""
+    from crossdata.lakehouse import Lakehouse
+
+    return Lakehouse(spark, str(tmp_path / "lakehouse"))
+
+
+@pytest.fixture
+def ctx(spark, tmp_path: Path):
+    """A job context on a fresh lakehouse."""
+    from crossdata.ops import Context
+
+    return Context.create(make_settings(tmp_path), spark=spark)

@@ -1,0 +1,64 @@
+"""The crossdata command as a user meets it: one-line errors, masked secrets, doctor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def _crossdata(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "crossdata", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_bad_config_key_is_a_one_line_error_naming_it():
+    out = _crossdata("config", "show", "--set", "lakehouse.rot=/tmp/x")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines == [
+        "crossdata: error: --set: lakehouse.rot: unknown key (did you mean 'root'?); "
+        "allowed here: register_tables, root"
+    ]
+
+
+def test_config_show_masks_values_from_the_environment():
+    env = {
+        "CROSSDATA_CHECKPOINT_DIR": "/chk",
+        "CROSSDATA_LAKEHOUSE_ROOT": "/lake",
+        "MLFLOW_TRACKING_URI": "https://bob:hunter2@tracking.example",
+    }
+    out = _crossdata("config", "show", "--profile", "cluster", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "hunter2" not in out.stdout
+    assert "tracking_uri: <*** from $MLFLOW_TRACKING_URI>" in out.stdout
+    assert "master: yarn" in out.stdout
+
+
+def test_doctor_without_spark_prints_the_version_matrix():
+    out = _crossdata("doctor", "--no-spark")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for component in (
+        "java",
+        "pyspark",
+        "delta-spark",
+        "graphframes-py",
+        "mlflow",
+        "jar delta-spark_4.2_2.13",
+    ):
+        assert component in out.stdout
+    assert "doctor: ready" in out.stdout
+
+
+def test_doctor_fails_clearly_when_the_jar_cache_is_empty(tmp_path):
+    out = _crossdata("doctor", "--no-spark", "--set", f"spark.jars.cache_dir={tmp_path}")
+    assert out.returncode == 3
+    assert "doctor: NOT READY: jar delta-spark_4.2_2.13: run `make setup`" in out.stdout

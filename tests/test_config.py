@@ -1,0 +1,115 @@
+"""Settings: profiles, overrides, secrets and the errors a user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crossdata.config import load_settings
+from crossdata.errors import ConfigError
+
+from .conftest import CONF_DIR
+
+
+def _conf(tmp_path: Path, base_extra: str = "", profile_text: str | None = None) -> Path:
+    text = (CONF_DIR / "base.yaml").read_text() + base_extra
+    (tmp_path / "base.yaml").write_text(text)
+    if profile_text is not None:
+        (tmp_path / "dev.yaml").write_text(profile_text)
+    return tmp_path
+
+
+def test_local_profile_overrides_base_and_records_origin():
+    loaded = load_settings(profile="local", conf_dir=CONF_DIR)
+    assert loaded.settings.spark.shuffle_partitions == 4  # local.yaml, base says 8
+    assert loaded.origins["spark.shuffle_partitions"].endswith("local.yaml")
+    assert loaded.origins["spark.app_name"].endswith("base.yaml")
+
+
+def test_set_override_wins_and_is_typed():
+    loaded = load_settings(
+        profile="local", conf_dir=CONF_DIR, overrides=["spark.shuffle_partitions=16"]
+    )
+    assert loaded.settings.spark.shuffle_partitions == 16
+    assert loaded.origins["spark.shuffle_partitions"] == "--set"
+
+
+def test_unknown_key_in_profile_names_key_and_file(tmp_path):
+    conf = _conf(tmp_path, profile_text="spark:\n  shuffle_partitons: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(profile="dev", conf_dir=conf)
+    message = str(err.value)
+    assert "dev.yaml" in message
+    assert "spark.shuffle_partitons" in message
+    assert "did you mean 'shuffle_partitions'" in message
+
+
+def test_wrong_type_names_key_value_and_expectation():
+    with pytest.raises(
+        ConfigError,
+        match=r"--set: spark.shuffle_partitions: expected a whole "
+        r"number, got 'many'",
+    ):
+        load_settings(conf_dir=CONF_DIR, overrides=["spark.shuffle_partitions=many"])
+
+
+def test_literal_lists_allowed_values():
+    with pytest.raises(
+        ConfigError,
+        match=r"spark.jars.mode: 'maven' is not allowed; choose one of "
+        r"'local_cache', 'packages', 'provided'",
+    ):
+        load_settings(conf_dir=CONF_DIR, overrides=["spark.jars.mode=maven"])
+
+
+def test_missing_value_is_an_error(tmp_path):
+    text = (CONF_DIR / "base.yaml").read_text().replace("  experiment: crossdata\n", "")
+    (tmp_path / "base.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"mlflow.experiment: missing required setting"):
+        load_settings(profile="base", conf_dir=tmp_path)
+
+
+def test_cross_field_validation_runs_before_spark():
+    with pytest.raises(ConfigError, match=r"spark.remote: 'localhost:15002' must look like sc://"):
+        load_settings(conf_dir=CONF_DIR, overrides=["spark.remote=localhost:15002"])
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"--profile nope: .*profiles here: cluster, local"):
+        load_settings(profile="nope", conf_dir=CONF_DIR)
+
+
+def test_env_reference_is_resolved_and_masked_in_show():
+    env = {
+        "CROSSDATA_CHECKPOINT_DIR": "s3a://bucket/chk",
+        "CROSSDATA_LAKEHOUSE_ROOT": "s3a://bucket/lake",
+        "MLFLOW_TRACKING_URI": "https://user:s3cret@mlflow.example",
+    }
+    loaded = load_settings(profile="cluster", conf_dir=CONF_DIR, environ=env)
+    assert loaded.settings.mlflow.tracking_uri == "https://user:s3cret@mlflow.example"
+    shown = loaded.masked()
+    assert shown["mlflow"]["tracking_uri"] == "<*** from $MLFLOW_TRACKING_URI>"
+    assert "s3cret" not in repr(shown)
+
+
+def test_missing_env_variable_names_key_and_variable():
+    with pytest.raises(
+        ConfigError,
+        match=r"cluster.yaml: spark.checkpoint_dir: environment "
+        r"variable CROSSDATA_CHECKPOINT_DIR is not set",
+    ):
+        load_settings(profile="cluster", conf_dir=CONF_DIR, environ={})
+
+
+def test_fingerprint_changes_with_settings_only():
+    a = load_settings(conf_dir=CONF_DIR)
+    b = load_settings(conf_dir=CONF_DIR)
+    c = load_settings(conf_dir=CONF_DIR, overrides=["spark.shuffle_partitions=5"])
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != c.fingerprint()
+
+
+def test_spark_conf_keys_must_be_spark_settings():
+    with pytest.raises(ConfigError, match=r"spark.conf: 'sql.shuffle' is not a Spark setting"):
+        load_settings(conf_dir=CONF_DIR, overrides=["spark.conf={sql.shuffle: '1'}"])

@@ -1,0 +1,79 @@
+"""Connected components: the native engine against scipy, and GraphFrames when it is there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from chispa import assert_df_equality
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as scipy_components
+
+from crossdata.identity.engine import (
+    ComponentsOptions,
+    connected_components,
+    graphframes_available,
+    native_components,
+)
+
+
+def _scipy_min_labels(edges: list[tuple[int, int]], n: int) -> dict[int, int]:
+    src, dst = zip(*edges, strict=True) if edges else ((), ())
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, labels = scipy_components(graph, directed=False)
+    smallest: dict[int, int] = {}
+    for node, label in enumerate(labels):
+        smallest.setdefault(int(label), node)
+    return {node: smallest[int(label)] for node, label in enumerate(labels)}
+
+
+def test_two_components_and_an_isolated_vertex(spark):
+    edges = spark.createDataFrame([(5, 3), (3, 9), (7, 8)], "src LONG, dst LONG")
+    vertices = spark.createDataFrame([(42,)], "id LONG")
+    got = native_components(edges, vertices, ComponentsOptions(engine="native"))
+    expected = spark.createDataFrame(
+        [(3, 3), (5, 3), (9, 3), (7, 7), (8, 7), (42, 42)], "id LONG, component LONG"
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_graph_matches_scipy_with_checkpoints(spark, seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    # A long chain (a worst case for label propagation) plus random sparse edges.
+    edges = [(i, i + 1) for i in range(0, 120)]
+    edges += [tuple(map(int, rng.integers(0, n, 2))) for _ in range(250)]
+    df = spark.createDataFrame(edges, "src LONG, dst LONG")
+    vertices = spark.range(n).select("id")
+    got = native_components(df, vertices, ComponentsOptions(engine="native", checkpoint_interval=1))
+    truth = _scipy_min_labels(edges, n)
+    expected = spark.createDataFrame(sorted(truth.items()), "id LONG, component LONG")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_checkpoint_files_land_in_the_configured_dir(spark, loaded):
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    chk = Path(urlparse(spark.conf.get("spark.checkpoint.dir")).path)
+    before = set(chk.rglob("*")) if chk.exists() else set()
+    edges = spark.createDataFrame([(1, 2), (2, 3)], "src LONG, dst LONG")
+    native_components(edges, None, ComponentsOptions(checkpoint_interval=1)).collect()
+    assert set(chk.rglob("*")) - before, "checkpointing wrote nothing under spark.checkpoint.dir"
+    assert str(chk).startswith(str(Path(loaded.settings.spark.checkpoint_dir)))
+
+
+def test_graphframes_engine_agrees_with_native(spark):
+    ok, why = graphframes_available(spark)
+    if not ok:
+        pytest.skip(f"GraphFrames jar not in this session: {why}")
+    edges = spark.createDataFrame([(1, 2), (2, 3), (10, 11), (20, 20)], "src LONG, dst LONG")
+    gf = connected_components(edges, None, ComponentsOptions(engine="graphframes"))
+    native = native_components(edges, None)
+    assert_df_equality(gf, native, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_auto_engine_falls_back_to_native_when_graphframes_is_absent(spark):
+    edges = spark.createDataFrame([(1, 2)], "src LONG, dst LONG")
+    got = connected_components(edges, None, ComponentsOptions(engine="auto"))
+    assert sorted(tuple(r) for r in got.collect()) == [(1, 1), (2, 1)]
