@@ -17,9 +17,13 @@ from crossdata.config import Loaded
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the parser."""
+    from crossdata.world.cli import register as register_world
+
     _config(sub, common)
     _doctor(sub, common)
     _pipeline(sub, common)
+    register_world(sub, common)
+    _bench(sub, common)
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -87,3 +91,32 @@ def pipeline_run(args: argparse.Namespace, loaded: Loaded) -> int:
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
     run_pipeline(ctx, stages)
     return 0
+
+
+# -- bench -------------------------------------------------------------------------------------
+BENCHMARKS = {
+    # name -> (module:function, help); each prints a table with ratios against a reference
+    # measured in the same run. Heavy: never part of `make test`.
+    "generate": ("crossdata.world.bench:run", "generation speed of the sample world"),
+}
+
+
+def _bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("bench", help="benchmarks (opt-in, heavy)", parents=[common])
+    bsub = p.add_subparsers(dest="bench_name", metavar="NAME", required=True)
+    for name, (target, text) in BENCHMARKS.items():
+        b = bsub.add_parser(name, help=text, parents=[common])
+        b.add_argument(
+            "--sizes", default=None, help="comma-separated sizes, e.g. 1M,10M (benchmark default)"
+        )
+        b.add_argument("--workdir", default=".cache/bench", help="scratch folder for the runs")
+        b.add_argument("--output", default=None, help="also append the table to this markdown file")
+        b.set_defaults(handler=bench, bench_target=target)
+
+
+def bench(args: argparse.Namespace, loaded: Loaded) -> int:
+    import importlib
+
+    module, _, func = args.bench_target.partition(":")
+    runner = getattr(importlib.import_module(module), func)
+    return int(runner(args, loaded) or 0)

@@ -221,6 +221,8 @@ def _coerce(tp: Any, value: Any, origins: Mapping[str, str], key: str) -> Any:
             raise bad("a number")
         return float(value)
     if tp is str:
+        if isinstance(value, dt.date):  # YAML reads 2026-03-02 as a date
+            return value.isoformat()
         if not isinstance(value, str):
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)

@@ -67,8 +67,38 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class WorldSettings:
+    """Defaults of ``crossdata generate`` (each also has a command-line flag)."""
+
+    out: str
+    persons: int
+    days: int
+    start_date: str  # YYYY-MM-DD
+    seed: int
+    fault_rate: float
+    lines_per_file: int
+    access_log_format: Literal["combined", "extended"]
+
+    def validate(self) -> str | None:
+        import datetime as dt
+
+        if self.persons < 1 or self.days < 1:
+            return "persons/days: must be at least 1"
+        if not 0.0 <= self.fault_rate <= 0.5:
+            return f"fault_rate: {self.fault_rate} must be between 0 and 0.5"
+        try:
+            dt.date.fromisoformat(self.start_date)
+        except ValueError:
+            return f"start_date: {self.start_date!r} is not a date YYYY-MM-DD"
+        if self.lines_per_file < 100:
+            return "lines_per_file: must be at least 100"
+        return None
+
+
+@dataclass(frozen=True)
 class Settings:
     spark: SparkSettings
     lakehouse: LakehouseSettings
     mlflow: MlflowSettings
     logging: LoggingSettings
+    world: WorldSettings

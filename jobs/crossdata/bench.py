@@ -1,0 +1,79 @@
+"""What every benchmark shares: parse sizes, time a step, print a table with ratios.
+
+A benchmark measures crossdata beside a reference run on the same data in the same process
+(plain Spark, scipy, ...), so the ratio means something on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def parse_size(text: str) -> int:
+    """'1M' -> 1_000_000, '250k' -> 250_000, '3' -> 3."""
+    t = text.strip().lower().replace("_", "")
+    for suffix, mult in (("g", 10**9), ("m", 10**6), ("k", 10**3)):
+        if t.endswith(suffix):
+            return int(float(t[:-1]) * mult)
+    return int(t)
+
+
+def parse_sizes(text: str | None, default: Sequence[str]) -> list[int]:
+    return [parse_size(s) for s in (text.split(",") if text else default)]
+
+
+def human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+@dataclass
+class Timer:
+    seconds: float = 0.0
+
+
+@contextmanager
+def timed() -> Iterator[Timer]:
+    t = Timer()
+    start = time.perf_counter()
+    try:
+        yield t
+    finally:
+        t.seconds = time.perf_counter() - start
+
+
+def driver_peak_rss_mb() -> float:
+    """Peak resident memory of this (driver) process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Table:
+    title: str
+    columns: Sequence[str]
+    rows: list[Sequence[str]] = field(default_factory=list)
+
+    def add(self, *cells: object) -> None:
+        self.rows.append([str(c) for c in cells])
+
+    def markdown(self) -> str:
+        head = "| " + " | ".join(self.columns) + " |"
+        sep = "| " + " | ".join("---" for _ in self.columns) + " |"
+        body = ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join([f"### {self.title}", "", head, sep, *body, ""])
+
+    def emit(self, output: str | None, out: Callable[[str], None] = print) -> None:
+        text = self.markdown()
+        out(text)
+        if output:
+            path = Path(output)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write("\n" + text)
