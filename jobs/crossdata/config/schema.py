@@ -96,9 +96,99 @@ class WorldSettings:
 
 
 @dataclass(frozen=True)
+class ChannelRule:
+    """One row of the ordered channel rules: the first rule whose conditions all hold wins.
+
+    Each condition is a list of case-insensitive regular expressions that must match the whole
+    value (any of them may); an empty list means "no condition". ``click_id`` names URL
+    parameters whose presence matches.
+    """
+
+    channel: str
+    group: Literal["paid", "owned", "earned"]
+    utm_medium: tuple[str, ...] = ()
+    utm_source: tuple[str, ...] = ()
+    referrer_host: tuple[str, ...] = ()
+    click_id: tuple[str, ...] = ()
+    no_referrer: bool = False  # matches only when there is no external referrer
+
+    def validate(self) -> str | None:
+        from crossdata.contracts import CHANNELS
+
+        if self.channel not in CHANNELS:
+            return f"channel: {self.channel!r} is not one of {', '.join(CHANNELS)}"
+        return None
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    user_agent_patterns: tuple[str, ...]  # case-insensitive regexes found anywhere in the UA
+    max_events_per_minute: int  # more from one cookie/device/IP in a minute: a bot
+    max_events_per_day: int  # more from one cookie/device/IP in a day: a bot
+    action: Literal["flag", "remove"]  # remove: kept out of silver, counted in ops.data_quality
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    inactivity_minutes: int
+    new_on_campaign_change: bool
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A rule every row of a silver table should satisfy, and what to do when one does not."""
+
+    name: str
+    table: str
+    expr: str  # SQL boolean over the table's columns
+    action: Literal["warn", "quarantine", "fail"]
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    vacuum_retention_hours: int
+    optimize: bool
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    landing: str  # folder (or URI) holding <source>/<YYYY-MM-DD>/ files
+    sources: tuple[str, ...]
+    checkpoint_dir: str | None  # streaming checkpoints; default <lakehouse.root>/_checkpoints
+    max_files_per_trigger: int
+    max_field_chars: int
+    future_tolerance_hours: int
+    schema_drift: Literal["add", "rescue", "fail"]
+    access_log_format: Literal["combined", "extended"]
+    default_region: str  # phone numbers without a country code are read in this region
+    site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers
+    placeholders: dict[str, tuple[str, ...]]  # id type (or "*" for all) -> values to null
+    placeholder_patterns: tuple[str, ...]  # regexes (whole value, case-insensitive)
+    bots: BotSettings
+    sessions: SessionSettings
+    channels: tuple[ChannelRule, ...]
+    crm_source_priority: dict[str, tuple[str, ...]]  # attribute (or "*") -> systems, best first
+    expectations: tuple[Expectation, ...]
+    maintenance: MaintenanceSettings
+
+    def validate(self) -> str | None:
+        from crossdata.contracts import SOURCES
+
+        unknown = [s for s in self.sources if s not in SOURCES]
+        if unknown:
+            return f"sources: unknown {', '.join(unknown)}; known: {', '.join(SOURCES)}"
+        if self.max_files_per_trigger < 1 or self.max_field_chars < 1:
+            return "max_files_per_trigger/max_field_chars: must be at least 1"
+        if "*" not in self.crm_source_priority:
+            return "crm_source_priority: needs a '*' entry (the default order)"
+        return None
+
+
+@dataclass(frozen=True)
 class Settings:
     spark: SparkSettings
     lakehouse: LakehouseSettings
     mlflow: MlflowSettings
     logging: LoggingSettings
     world: WorldSettings
+    collect: CollectSettings
