@@ -1,0 +1,385 @@
+"""Raw files -> bronze.<source> + bronze.quarantine, exactly once, every record accounted for.
+
+Each source is one Structured Streaming query over its landing folder (``binaryFile`` source,
+``availableNow`` trigger, its own checkpoint): a file is handed to exactly one micro-batch,
+and a batch that crashed is replayed. Every table write in a batch carries Delta's
+``txnAppId``/``txnVersion``, so a replayed batch skips what it already committed: nothing is
+lost or written twice, even after a kill.
+
+Per batch: files whose content was already ingested under another name are counted as
+duplicates; the rest are split into lines, parsed, checked against the contract; good records
+go to bronze, bad ones to quarantine with a reason; then the ledger and the reconciliation
+(read = loaded + quarantined + duplicates, counted back from the tables) are written, and a
+mismatch fails the job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from crossdata.collect.formats import file_lines, parse_lines, raw_text
+from crossdata.collect.records import RecordRules, validate
+from crossdata.config.schema import CollectSettings
+from crossdata.contracts import Source
+from crossdata.errors import InputContractError, ReconciliationError
+
+if TYPE_CHECKING:
+    from crossdata.lakehouse import Lakehouse
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "bronze.quarantine"
+LEDGER = "ops.ingest_files"
+RECONCILIATION = "ops.ingest_reconciliation"
+META_COLUMNS = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id", "_batch_id")
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """Who is writing this micro-batch (constant over the batch)."""
+
+    source: Source
+    run_id: str
+    batch_id: int
+    app_id: str  # stable per streaming checkpoint: the key of Delta's idempotent writes
+    ingested_at: dt.datetime
+
+
+@dataclass
+class BatchOutcome:
+    files: int = 0
+    duplicate_files: int = 0
+    read: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+
+# -- pure transforms -----------------------------------------------------------------------------
+def validated_records(files: DataFrame, source: Source, settings: CollectSettings) -> DataFrame:
+    """binaryFile rows -> one validated row per record (good and bad)."""
+    lines = file_lines(files)
+    parsed = parse_lines(lines, source, log_with_cookie=settings.access_log_format == "extended")
+    rules = RecordRules(settings.max_field_chars, settings.future_tolerance_hours)
+    return validate(parsed, source, rules)
+
+
+def _meta(info: BatchInfo) -> list:
+    return [
+        F.col("_source_file"),
+        F.col("_line").cast("bigint").alias("_line"),
+        F.col("_delivery_date"),
+        F.lit(info.ingested_at).cast("timestamp").alias("_ingested_at"),
+        F.lit(info.run_id).alias("_run_id"),
+        F.lit(info.batch_id).cast("bigint").alias("_batch_id"),
+    ]
+
+
+def bronze_rows(validated: DataFrame, info: BatchInfo) -> DataFrame:
+    """Good records: metadata first (so Delta keeps statistics on it), typed fields, _rescued."""
+    return validated.where(F.col("_reason").isNull()).select(
+        *_meta(info), *info.source.field_names, "_rescued"
+    )
+
+
+def quarantine_rows(validated: DataFrame, info: BatchInfo) -> DataFrame:
+    """Bad records with their raw text (exact bytes too when not UTF-8) and a reason."""
+    return validated.where(F.col("_reason").isNotNull()).select(
+        F.lit(info.source.name).alias("source"),
+        F.col("_reason").alias("reason"),
+        F.col("_detail").alias("detail"),
+        raw_text(validated).alias("raw"),
+        F.col("_raw_bytes").alias("raw_bytes"),
+        F.col("_source_file").alias("file"),
+        F.col("_line").cast("bigint").alias("line"),
+        F.col("_delivery_date").alias("delivery_date"),
+        F.lit(info.run_id).alias("run_id"),
+        F.lit(info.batch_id).cast("bigint").alias("batch_id"),
+        F.lit(info.ingested_at).cast("timestamp").alias("ingested_at"),
+    )
+
+
+def mark_duplicate_files(files: DataFrame, loaded_before: DataFrame | None) -> DataFrame:
+    """Add ``duplicate_of``: the path of an earlier file with the same content, else NULL.
+
+    Earlier means already in the ledger under another path (the same path is a replay of
+    this very file, not a copy), or in this batch with a smaller path.
+    """
+    first_in_batch = F.first("path").over(Window.partitionBy("sha256").orderBy("path"))
+    marked = files.withColumn(
+        "_batch_original", F.when(first_in_batch != F.col("path"), first_in_batch)
+    )
+    if loaded_before is None:
+        return marked.withColumnRenamed("_batch_original", "duplicate_of")
+    earlier = loaded_before.select("sha256", F.col("path").alias("_ledger_path")).dropDuplicates(
+        ["sha256"]
+    )
+    return (
+        marked.join(F.broadcast(earlier), "sha256", "left")
+        .withColumn(
+            "duplicate_of",
+            F.coalesce(
+                F.when(F.col("_ledger_path") != F.col("path"), F.col("_ledger_path")),
+                F.col("_batch_original"),
+            ),
+        )
+        .drop("_ledger_path", "_batch_original")
+    )
+
+
+def record_lines(files: DataFrame, source: Source) -> DataFrame:
+    """Records per file without parsing them (for duplicate files): lines minus CSV headers."""
+    lines = file_lines(files)
+    if source.format == "csv":
+        lines = lines.where(~F.col("_is_header"))
+    return lines.groupBy("_source_file").agg(F.count(F.lit(1)).alias("records"))
+
+
+def rescued_keys(bronze: DataFrame) -> DataFrame:
+    """The distinct unknown field names in a batch (small: one row per name)."""
+    return bronze.select(F.explode(F.map_keys("_rescued")).alias("key")).distinct()
+
+
+def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
+    """Schema drift 'add': unknown fields become string columns, leaving _rescued empty."""
+    usable = [k for k in keys if k.isidentifier() and k not in bronze.columns]
+    out = bronze.select("*", *[F.col("_rescued")[k].alias(k) for k in usable])
+    keep = F.array(*[F.lit(k) for k in usable]) if usable else F.array().cast("array<string>")
+    return out.withColumn(
+        "_rescued", F.map_filter("_rescued", lambda k, _v: ~F.array_contains(keep, k))
+    )
+
+
+LEDGER_SCHEMA = T.StructType(
+    [
+        T.StructField("source", T.StringType(), False),
+        T.StructField("path", T.StringType(), False),
+        T.StructField("sha256", T.StringType(), False),
+        T.StructField("bytes", T.LongType(), True),
+        T.StructField("records", T.LongType(), True),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("duplicate_of", T.StringType(), True),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("batch_id", T.LongType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)
+
+
+# -- the micro-batch -----------------------------------------------------------------------------
+class BronzeBatchWriter:
+    """The foreachBatch body for one source; holds no state between batches but counters."""
+
+    def __init__(
+        self,
+        lake: Lakehouse,
+        source: Source,
+        settings: CollectSettings,
+        run_id: str,
+        app_id: Callable[[], str],
+    ) -> None:
+        self.lake = lake
+        self.source = source
+        self.settings = settings
+        self.run_id = run_id
+        self._app_id = app_id
+        self.total = BatchOutcome()
+
+    @property
+    def table(self) -> str:
+        return f"bronze.{self.source.name}"
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        info = BatchInfo(
+            self.source, self.run_id, batch_id, self._app_id(), dt.datetime.now(dt.UTC)
+        )
+        outcome = self.process(batch, info)
+        for name in ("files", "duplicate_files", "read", "loaded", "quarantined", "duplicates"):
+            setattr(self.total, name, getattr(self.total, name) + getattr(outcome, name))
+        log.info(
+            "bronze batch source=%s batch=%d files=%d read=%d loaded=%d quarantined=%d "
+            "duplicates=%d",
+            self.source.name,
+            batch_id,
+            outcome.files,
+            outcome.read,
+            outcome.loaded,
+            outcome.quarantined,
+            outcome.duplicates,
+        )
+
+    def _txn(self, table: str, info: BatchInfo) -> tuple[str, int]:
+        return (f"{info.app_id}/{table}", info.batch_id)
+
+    def process(self, batch: DataFrame, info: BatchInfo) -> BatchOutcome:
+        spark = batch.sparkSession
+        files = batch.select(
+            "path", "length", "content", F.sha2("content", 256).alias("sha256")
+        ).persist()
+        try:
+            return self._process(spark, files, info)
+        finally:
+            files.unpersist()
+
+    def _process(self, spark, files: DataFrame, info: BatchInfo) -> BatchOutcome:
+        lake = self.lake
+        before = (
+            lake.read(LEDGER).where(
+                (F.col("source") == self.source.name) & (F.col("status") == "loaded")
+            )
+            if lake.exists(LEDGER)
+            else None
+        )
+        marked = mark_duplicate_files(files, before).persist()
+        try:
+            meta = [
+                (r["path"], r["sha256"], r["length"], r["duplicate_of"])
+                for r in marked.select("path", "sha256", "length", "duplicate_of").collect()
+            ]  # one row per file of this micro-batch: bounded by maxFilesPerTrigger
+            fresh = marked.where(F.col("duplicate_of").isNull())
+            copies = marked.where(F.col("duplicate_of").isNotNull())
+
+            validated = validated_records(fresh, self.source, self.settings).persist()
+            try:
+                read_counts = {
+                    r["_source_file"]: r["n"]
+                    for r in validated.groupBy("_source_file")
+                    .agg(F.count(F.lit(1)).alias("n"))
+                    .collect()
+                }
+                good = self._apply_drift(bronze_rows(validated, info))
+                lake.append(
+                    good,
+                    self.table,
+                    merge_schema=self.settings.schema_drift == "add",
+                    txn=self._txn(self.table, info),
+                )
+                lake.append(
+                    quarantine_rows(validated, info),
+                    QUARANTINE,
+                    txn=self._txn(QUARANTINE, info),
+                )
+            finally:
+                validated.unpersist()
+            dup_counts = {
+                r["_source_file"]: r["records"] for r in record_lines(copies, self.source).collect()
+            }
+        finally:
+            marked.unpersist()
+
+        ledger = []
+        for path, sha, size, dup_of in meta:
+            records = dup_counts.get(path, 0) if dup_of else read_counts.get(path, 0)
+            ledger.append(
+                (
+                    self.source.name,
+                    path,
+                    sha,
+                    size,
+                    records,
+                    "duplicate" if dup_of else "loaded",
+                    dup_of,
+                    info.run_id,
+                    info.batch_id,
+                    info.ingested_at,
+                )
+            )
+        if ledger:
+            lake.append(
+                spark.createDataFrame(ledger, LEDGER_SCHEMA), LEDGER, txn=self._txn(LEDGER, info)
+            )
+        return self._reconcile(spark, meta, read_counts, dup_counts, info)
+
+    def _apply_drift(self, good: DataFrame) -> DataFrame:
+        policy = self.settings.schema_drift
+        if policy == "rescue":
+            return good
+        keys = sorted(r["key"] for r in rescued_keys(good).collect())  # distinct field names
+        if not keys:
+            return good
+        if policy == "fail":
+            raise InputContractError(
+                f"source {self.source.name}: fields not in the contract: {', '.join(keys)} "
+                "(collect.schema_drift=fail; set it to rescue or add to accept them)"
+            )
+        return promote_rescued(good, keys)
+
+    def _reconcile(
+        self,
+        spark,
+        meta: list[tuple[str, str, int, str | None]],
+        read_counts: dict[str, int],
+        dup_counts: dict[str, int],
+        info: BatchInfo,
+    ) -> BatchOutcome:
+        """Count back what the tables hold for this batch's files and check the equation."""
+        paths = [m[0] for m in meta]
+        outcome = BatchOutcome(files=len(paths))
+        if not paths:
+            return outcome
+        loaded = _counts_by_file(self.lake.read(self.table), "_source_file", paths)
+        quarantined = _counts_by_file(
+            self.lake.read(QUARANTINE).where(F.col("source") == self.source.name), "file", paths
+        )
+        rows = []
+        for path, _sha, _size, dup_of in meta:
+            dups = dup_counts.get(path, 0) if dup_of else 0
+            read = dups if dup_of else read_counts.get(path, 0)
+            got_loaded = loaded.get(path, 0)
+            got_quarantined = quarantined.get(path, 0)
+            ok = read == got_loaded + got_quarantined + dups
+            if not ok:
+                outcome.mismatches.append(path)
+            outcome.read += read
+            outcome.loaded += got_loaded
+            outcome.quarantined += got_quarantined
+            outcome.duplicates += dups
+            outcome.duplicate_files += 1 if dup_of else 0
+            rows.append(
+                (
+                    info.run_id,
+                    info.batch_id,
+                    self.source.name,
+                    path,
+                    read,
+                    got_loaded,
+                    got_quarantined,
+                    dups,
+                    "ok" if ok else "mismatch",
+                    info.ingested_at,
+                )
+            )
+        schema = (
+            "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, "
+            "loaded BIGINT, quarantined BIGINT, duplicates BIGINT, status STRING, "
+            "checked_at TIMESTAMP"
+        )
+        self.lake.append(
+            spark.createDataFrame(rows, schema), RECONCILIATION, txn=self._txn(RECONCILIATION, info)
+        )
+        if outcome.mismatches:
+            raise ReconciliationError(
+                f"source {self.source.name}: {len(outcome.mismatches)} file(s) do not reconcile "
+                f"(read != loaded + quarantined + duplicates), e.g. {outcome.mismatches[0]}; "
+                f"see {RECONCILIATION} for run {info.run_id}"
+            )
+        return outcome
+
+
+def _counts_by_file(df: DataFrame, column: str, paths: list[str]) -> dict[str, int]:
+    rows = (
+        df.where(F.col(column).isin(paths))
+        .groupBy(column)
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
+    return {r[column]: r["n"] for r in rows}

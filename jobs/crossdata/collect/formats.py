@@ -1,0 +1,192 @@
+"""From raw files to one row per record with its fields as text: the three wire formats.
+
+Files arrive as ``binaryFile`` rows (path, content). ``file_lines`` splits them into physical
+lines with their 1-based line numbers, keeping the exact bytes of lines that are not valid
+UTF-8. Each format parser then turns a line into ``_fields: map<string,string>`` (the raw text
+of every field, unknown ones included) and ``_malformed: boolean``. Typing and validation
+against the contract happen later, the same way for every format (see ``records``).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from crossdata.contracts import Source
+
+# One CSV field per RFC 4180: quoted (quotes doubled inside) or bare (no quote, no comma).
+# Possessive quantifiers keep Java's regex engine linear on long or hostile lines.
+_CSV_FIELD = r'(?:"(?:[^"]|"")*+"|[^",]*+)'
+_CSV_LINE = rf"^{_CSV_FIELD}(?:,{_CSV_FIELD})*+$"
+_CSV_EACH = rf",({_CSV_FIELD})"
+
+# Apache/Nginx combined log format, optionally followed by more quoted fields (the extended
+# format's cookie is the first of them). Quotes inside fields are escaped by the servers.
+_Q = r'"((?:[^"\\]|\\.)*+)"'
+COMBINED_LOG = (
+    r"^(\S+) (\S+) (\S+) \[([^\]]+)\] "
+    r'"(\S+) (\S+)(?: (\S+))?" '
+    r"(\d{3}) (\d+|-) " + _Q + " " + _Q + r"(?: " + _Q + r")?(?: .*)?$"
+)
+_LOG_GROUPS = {
+    "ip": 1,
+    "ident": 2,
+    "auth_user": 3,
+    "ts": 4,
+    "method": 5,
+    "url": 6,
+    "protocol": 7,
+    "status": 8,
+    "bytes": 9,
+    "referrer": 10,
+    "user_agent": 11,
+    "cookie_id": 12,
+}
+
+_DATED_FOLDER = r"/(\d{4}-\d{2}-\d{2})/[^/]+$"
+
+
+def file_lines(files: DataFrame) -> DataFrame:
+    """binaryFile rows -> (_source_file, _delivery_date, _line, _text, _raw_bytes, _is_header).
+
+    Blank lines are dropped (they are not records). ``_text`` is NULL exactly when the line
+    is not valid UTF-8; ``_raw_bytes`` then holds its bytes. The first line of a file is
+    marked ``_is_header`` (only CSV uses it).
+    """
+    content = F.col("content")
+    valid_file = F.is_valid_utf8(content)
+    # A valid file splits as UTF-8 directly. Otherwise read it byte-for-byte as ISO-8859-1
+    # (a lossless 1:1 mapping), split, and check each line's bytes on their own, so only the
+    # broken lines are refused and their exact bytes are kept.
+    parts = F.when(valid_file, F.split(content.cast("string"), "\n")).otherwise(
+        F.split(F.decode(content, "ISO-8859-1"), "\n")
+    )
+    exploded = files.select(
+        F.col("path").alias("_source_file"),
+        F.to_date(F.regexp_extract("path", _DATED_FOLDER, 1)).alias("_delivery_date"),
+        valid_file.alias("_valid_file"),
+        F.posexplode(parts).alias("_pos", "_part"),
+    )
+    line = F.regexp_replace("_part", "\r$", "")
+    latin_bytes = F.encode(line, "ISO-8859-1")
+    text = F.when(F.col("_valid_file"), line).otherwise(
+        F.try_validate_utf8(latin_bytes.cast("string"))
+    )
+    first = F.col("_pos") == 0
+    # A byte-order mark at the start of a file is an encoding detail, not data.
+    text = F.when(first, F.regexp_replace(text, "^\ufeff", "")).otherwise(text)
+    return (
+        exploded.select(
+            "_source_file",
+            "_delivery_date",
+            (F.col("_pos") + 1).alias("_line"),
+            text.alias("_text"),
+            F.when(text.isNull(), latin_bytes).alias("_raw_bytes"),
+            first.alias("_is_header"),
+            line.alias("_physical"),
+        )
+        .where(F.length(F.trim("_physical")) > 0)
+        .drop("_physical")
+    )
+
+
+def raw_text(lines: DataFrame) -> Column:
+    """The line as text for people: exact when valid UTF-8, bad bytes shown as U+FFFD."""
+    return F.coalesce(F.col("_text"), F.make_valid_utf8(F.col("_raw_bytes").cast("string")))
+
+
+def parse_jsonl(lines: DataFrame) -> DataFrame:
+    """JSON lines -> _fields (top-level keys, nested values as JSON text) and _malformed."""
+    text = F.trim("_text")
+    parsed = F.from_json(text, "map<string,string>")
+    keys = F.map_keys(parsed)
+    # Spark's JSON reader stops after the first object; requiring the line to end where the
+    # object ends refuses "{...} garbage" as the truncated or corrupt line it is. Duplicate
+    # keys are refused too: which one would be right is unknowable.
+    well_formed = (
+        parsed.isNotNull()
+        & text.startswith("{")
+        & text.endswith("}")
+        & (F.size(F.array_distinct(keys)) == F.size(keys))
+    )
+    return lines.select(
+        "*",
+        F.when(well_formed, parsed).alias("_fields"),
+        (F.col("_text").isNotNull() & ~F.coalesce(well_formed, F.lit(False))).alias("_malformed"),
+    )
+
+
+def _unquote(field: Column) -> Column:
+    inner = F.regexp_extract(field, r'^"(.*)"$', 1)
+    return F.when(field.startswith('"'), F.regexp_replace(inner, '""', '"')).otherwise(field)
+
+
+def _csv_fields(text: Column) -> Column:
+    raw = F.regexp_extract_all(F.concat(F.lit(","), text), F.lit(_CSV_EACH), F.lit(1))
+    return F.transform(raw, lambda x: _unquote(x))
+
+
+def parse_csv(lines: DataFrame) -> DataFrame:
+    """CSV with a header line per file -> _fields by header name, and _malformed.
+
+    Header lines are consumed here (they are not records). A record is malformed when its
+    quoting is broken or its column count differs from its file's header; every record of a
+    file whose header is itself broken (bad quoting, empty or repeated names) is malformed.
+    """
+    headers = lines.where(F.col("_is_header")).select(
+        "_source_file",
+        F.when(
+            F.col("_text").rlike(_CSV_LINE),
+            F.transform(_csv_fields(F.col("_text")), lambda x: F.trim(x)),
+        ).alias("_header"),
+    )
+    header_ok = (
+        F.col("_header").isNotNull()
+        & (F.size(F.array_distinct("_header")) == F.size("_header"))
+        & ~F.exists("_header", lambda h: h == F.lit(""))
+    )
+    records = lines.where(~F.col("_is_header")).join(F.broadcast(headers), "_source_file", "left")
+    values = _csv_fields(F.col("_text"))
+    fits = (
+        header_ok & F.col("_text").rlike(_CSV_LINE) & (F.size(values) == F.size(F.col("_header")))
+    )
+    fields = F.when(
+        fits,
+        F.map_from_arrays(F.col("_header"), F.transform(values, lambda v: F.when(v != "", v))),
+    )
+    return records.select(
+        *[c for c in lines.columns],
+        fields.alias("_fields"),
+        (F.col("_text").isNotNull() & ~F.coalesce(fits, F.lit(False))).alias("_malformed"),
+    )
+
+
+def parse_combined_log(lines: DataFrame, with_cookie: bool) -> DataFrame:
+    """Combined log lines -> _fields named as the contract, '-' read as absent."""
+    matches = F.col("_text").rlike(COMBINED_LOG)
+    groups = dict(_LOG_GROUPS)
+    if not with_cookie:
+        groups.pop("cookie_id")
+    # One regex pass rewrites the line into its groups joined by a unit separator, instead
+    # of one regexp_extract per field (twelve passes).
+    sep = "\u001f"
+    joined = F.regexp_replace("_text", COMBINED_LOG, sep.join(f"${i}" for i in groups.values()))
+    parts = F.split(joined, sep)
+    pairs = []
+    for i, name in enumerate(groups):
+        value = F.regexp_replace(parts[i], r'\\"', '"')
+        pairs += [F.lit(name), F.when((value != "-") & (value != ""), value)]
+    return lines.select(
+        "*",
+        F.when(matches, F.create_map(*pairs)).alias("_fields"),
+        (F.col("_text").isNotNull() & ~F.coalesce(matches, F.lit(False))).alias("_malformed"),
+    )
+
+
+def parse_lines(lines: DataFrame, source: Source, log_with_cookie: bool = True) -> DataFrame:
+    """Dispatch on the source's format."""
+    if source.format == "jsonl":
+        return parse_jsonl(lines)
+    if source.format == "csv":
+        return parse_csv(lines)
+    return parse_combined_log(lines, with_cookie=log_with_cookie)

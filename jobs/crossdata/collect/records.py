@@ -1,0 +1,140 @@
+"""Hold each parsed record to its source's contract: typed fields, or one reason it fails.
+
+Input: rows with ``_fields`` (raw text per field) and ``_malformed`` from ``formats``. Output:
+the same rows plus one typed column per contract field, ``_rescued`` (fields the contract does
+not list), ``_reason`` (NULL for a good record, else the first failing reason in
+``contracts.REASONS`` order) and ``_detail`` (which field, never its value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from crossdata.contracts import REASON_CODES, Field, Format, Source
+
+_ISO = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
+_LOG_TIME = "dd/MMM/yyyy:HH:mm:ss Z"
+_DATE_FORMATS = ("yyyy-MM-dd", "dd/MM/yyyy")
+_SPARK_TYPES = {
+    "string": "string",
+    "timestamp": "timestamp",
+    "long": "bigint",
+    "double": "double",
+    "date": "date",
+    "json": "string",
+}
+_ORDER_LINE = "array<struct<sku:string,quantity:string,unit_price:string>>"
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """The limits a record is checked against (from collect settings)."""
+
+    max_field_chars: int
+    future_tolerance_hours: int
+
+
+def spark_type(field: Field) -> str:
+    return _SPARK_TYPES[field.type]
+
+
+def _raw(name: str) -> Column:
+    value = F.col("_fields")[name]
+    # An empty or blank value is an absent value, in every format.
+    return F.when(F.length(F.trim(value)) > 0, value)
+
+
+def _parse_timestamp(raw: Column, fmt: Format) -> Column:
+    if fmt == "combined_log":
+        return F.try_to_timestamp(raw, F.lit(_LOG_TIME))
+    return F.try_to_timestamp(F.trim(raw), F.lit(_ISO))
+
+
+def _parse_date(raw: Column) -> Column:
+    return F.coalesce(*[F.try_to_date(F.trim(raw), f) for f in _DATE_FORMATS])
+
+
+def _parse_long(raw: Column) -> Column:
+    text = F.trim(raw)
+    as_double = text.try_cast("double")
+    # "12" and "12.0" are the same count; "12.5" is not a count.
+    whole = F.when(as_double == F.floor(as_double), as_double.try_cast("bigint"))
+    return F.coalesce(text.try_cast("bigint"), whole)
+
+
+def typed_value(field: Field, fmt: Format) -> Column:
+    """The field's raw text converted to its contract type (NULL when absent or unreadable)."""
+    raw = _raw(field.name)
+    if field.type == "timestamp":
+        return _parse_timestamp(raw, fmt)
+    if field.type == "date":
+        return _parse_date(raw)
+    if field.type == "long":
+        return _parse_long(raw)
+    if field.type == "double":
+        return F.trim(raw).try_cast("double")
+    return raw
+
+
+def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame:
+    """Add typed contract columns, ``_rescued``, ``_reason`` and ``_detail``."""
+    fmt = source.format
+    known = F.array(*[F.lit(n) for n in source.field_names])
+    typed = {f.name: typed_value(f, fmt) for f in source.fields}
+    with_typed = parsed.select("*", *[typed[f.name].alias(f.name) for f in source.fields])
+
+    # (reason code, failed?, detail) in contracts.REASONS order; each list may hold several
+    # fields, the first failing one is named in _detail.
+    checks: dict[str, list[tuple[Column, str]]] = {code: [] for code in REASON_CODES}
+    checks["invalid_encoding"].append((F.col("_text").isNull(), "line"))
+    checks["malformed_record"].append((F.col("_malformed"), "line"))
+    for f in source.fields:
+        raw = _raw(f.name)
+        present = raw.isNotNull()
+        value = F.col(f.name)
+        if f.required:
+            checks["missing_required_field"].append((~present, f.name))
+        if f.type == "timestamp":
+            checks["invalid_timestamp"].append((present & value.isNull(), f.name))
+        elif f.type in ("long", "double", "date"):
+            checks["wrong_type"].append((present & value.isNull(), f.name))
+        elif f.type == "json" and f.name == "lines":
+            bad = present & F.from_json(raw, _ORDER_LINE).isNull()
+            checks["wrong_type"].append((bad, f.name))
+        if f.values:
+            allowed = F.array(*[F.lit(v) for v in f.values])
+            checks["invalid_value"].append((present & ~F.array_contains(allowed, raw), f.name))
+    too_long = F.exists(
+        F.map_values("_fields"), lambda v: F.length(v) > F.lit(rules.max_field_chars)
+    )
+    checks["oversize_field"].append((F.coalesce(too_long, F.lit(False)), "field"))
+    checks["future_timestamp"].append((_is_future(source, rules), source.time_field))
+
+    reason_cases: list[Column] = []
+    detail_cases: list[Column] = []
+    for code in REASON_CODES:
+        for failed, name in checks[code]:
+            cond = F.coalesce(failed, F.lit(False))
+            reason_cases.append(F.when(cond, F.lit(code)))
+            detail_cases.append(F.when(cond, F.lit(name)))
+    rescued = F.map_filter("_fields", lambda k, _v: ~F.array_contains(known, k))
+    return with_typed.select(
+        "*",
+        F.when(F.col("_fields").isNotNull(), rescued).alias("_rescued"),
+        F.coalesce(*reason_cases).alias("_reason"),
+        F.coalesce(*detail_cases).alias("_detail"),
+    )
+
+
+def _is_future(source: Source, rules: RecordRules) -> Column:
+    """Later than the end of the landing day plus tolerance (or than now, undated files)."""
+    value = F.col(source.time_field)
+    when = value.cast("timestamp") if source.get(source.time_field).type == "date" else value
+    day_end = F.to_timestamp(F.date_add(F.col("_delivery_date"), 1))
+    limit = F.coalesce(day_end, F.current_timestamp()) + F.expr(
+        f"INTERVAL {int(rules.future_tolerance_hours)} HOURS"
+    )
+    return when > limit

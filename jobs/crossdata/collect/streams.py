@@ -1,0 +1,65 @@
+"""Run a foreachBatch body as an ``availableNow`` streaming query, and get its errors back.
+
+Used for raw files -> bronze and bronze -> silver alike. A query's checkpoint remembers what
+it consumed; ``query_app_id`` gives the id Delta's idempotent writes are keyed by, taken from
+the checkpoint itself so a fresh checkpoint can never be mistaken for an old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+BatchFn = Callable[["DataFrame", int], None]
+
+
+class _Guarded:
+    """Keeps the first exception the batch body raised, so the job can re-raise it as is."""
+
+    def __init__(self, body: BatchFn) -> None:
+        self.body = body
+        self.error: BaseException | None = None
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        try:
+            self.body(batch, batch_id)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
+
+
+def query_app_id(spark: SparkSession, checkpoint: str) -> str:
+    """The streaming query id stored in ``<checkpoint>/metadata`` (written before batch 0)."""
+    row = spark.read.json(f"{checkpoint.rstrip('/')}/metadata").select("id").first()
+    if row is None or not row["id"]:
+        raise RuntimeError(f"no query id in {checkpoint}/metadata")
+    return str(row["id"])
+
+
+def run_available_now(stream: DataFrame, body: BatchFn, checkpoint: str, name: str) -> None:
+    """Process everything available now in micro-batches, then return (or raise)."""
+    guarded = _Guarded(body)
+    query = (
+        stream.writeStream.foreachBatch(guarded)
+        .option("checkpointLocation", checkpoint)
+        .queryName(name)
+        .trigger(availableNow=True)
+        .start()
+    )
+    try:
+        query.awaitTermination()
+    except Exception:
+        if guarded.error is not None:
+            raise guarded.error from None
+        raise
+    if guarded.error is not None:
+        raise guarded.error
+    exc = query.exception()
+    if exc is not None:
+        raise RuntimeError(f"streaming query {name} failed: {exc}")
