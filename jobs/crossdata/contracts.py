@@ -68,6 +68,11 @@ REASONS: tuple[Reason, ...] = (
         "collect.future_tolerance_hours (default 24); files outside a dated folder are compared "
         "with the ingestion time instead",
     ),
+    Reason(
+        "expectation_failed",
+        "the record was read but broke a silver expectation whose action is quarantine "
+        "(collect.expectations); detail names the expectation",
+    ),
 )
 REASON_CODES: tuple[str, ...] = tuple(r.code for r in REASONS)
 

@@ -17,12 +17,14 @@ from crossdata.config import Loaded
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the parser."""
+    from crossdata.collect.cli import register as register_collect
     from crossdata.world.cli import register as register_world
 
     _config(sub, common)
     _doctor(sub, common)
     _pipeline(sub, common)
     register_world(sub, common)
+    register_collect(sub, common)
     _bench(sub, common)
 
 
@@ -98,6 +100,7 @@ BENCHMARKS = {
     # name -> (module:function, help); each prints a table with ratios against a reference
     # measured in the same run. Heavy: never part of `make test`.
     "generate": ("crossdata.world.bench:run", "generation speed of the sample world"),
+    "ingest": ("crossdata.collect.bench:run", "raw -> bronze -> silver against a plain copy"),
 }
 
 

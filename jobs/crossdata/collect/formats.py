@@ -63,7 +63,9 @@ def file_lines(files: DataFrame) -> DataFrame:
     )
     exploded = files.select(
         F.col("path").alias("_source_file"),
-        F.to_date(F.regexp_extract("path", _DATED_FOLDER, 1)).alias("_delivery_date"),
+        F.try_to_date(F.regexp_extract("path", _DATED_FOLDER, 1), "yyyy-MM-dd").alias(
+            "_delivery_date"
+        ),
         valid_file.alias("_valid_file"),
         F.posexplode(parts).alias("_pos", "_part"),
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossdata.collect.bronze import BatchOutcome, BronzeBatchWriter
+from crossdata.collect.flows import FLOWS
+from crossdata.collect.silver import SilverBatchWriter, SilverOutcome
 from crossdata.collect.streams import query_app_id, run_available_now
 from crossdata.config.schema import Settings
 from crossdata.contracts import SOURCES, Source
@@ -26,16 +28,41 @@ BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, co
 @dataclass
 class IngestSummary:
     bronze: dict[str, BatchOutcome] = field(default_factory=dict)
-    silver: dict[str, int] = field(default_factory=dict)
+    silver: dict[str, SilverOutcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = ["source          files  read      loaded    quarantined  duplicates  silver"]
+        head = (
+            "source",
+            "files",
+            "read",
+            "loaded",
+            "quarantined",
+            "dup files",
+            "silver in",
+            "inserted",
+            "updated",
+            "dup records",
+        )
+        rows: list[tuple[object, ...]] = [head]
         for name, o in self.bronze.items():
-            lines.append(
-                f"{name:<15} {o.files:<6} {o.read:<9} {o.loaded:<9} {o.quarantined:<12} "
-                f"{o.duplicates:<11} {self.silver.get(name, '')}"
+            sv = self.silver.get(name, SilverOutcome())
+            rows.append(
+                (
+                    name,
+                    o.files,
+                    o.read,
+                    o.loaded,
+                    o.quarantined,
+                    o.duplicates,
+                    sv.rows_in,
+                    sv.inserted,
+                    sv.updated,
+                    sv.duplicates,
+                )
             )
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         if self.skipped:
             lines.append("no landing folder: " + ", ".join(self.skipped))
         return "\n".join(lines)
@@ -86,6 +113,31 @@ def ingest_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> Ba
     return writer.total
 
 
+def build_silver(ctx: Context, run: JobRun, source: Source) -> SilverOutcome:
+    """New bronze rows of one source -> its silver table (a Delta stream over bronze)."""
+    flow = FLOWS[source.name]
+    bronze = f"bronze.{source.name}"
+    if not ctx.lake.exists(bronze):
+        return SilverOutcome()
+    spark = ctx.spark
+    checkpoint = f"{checkpoint_root(ctx.settings)}/silver/{source.name}"
+    app_id: list[str] = []
+
+    def stream_app_id() -> str:
+        if not app_id:
+            app_id.append(query_app_id(spark, checkpoint))
+        return app_id[0]
+
+    writer = SilverBatchWriter(ctx.lake, flow, ctx.settings.collect, run.run_id, stream_app_id)
+    stream = (
+        spark.readStream.format("delta")
+        .option("maxFilesPerTrigger", 1000)
+        .load(ctx.lake.path(bronze))
+    )
+    run_available_now(stream, writer, checkpoint, f"silver_{source.name}")
+    return writer.total
+
+
 def run_ingest(
     ctx: Context,
     run: JobRun,
@@ -107,6 +159,8 @@ def run_ingest(
         outcome = ingest_bronze(ctx, run, source, root)
         summary.bronze[source.name] = outcome
         run.count(input_rows=outcome.read, output_rows=outcome.loaded + outcome.quarantined)
+        run.progress(i, len(chosen), f"silver {source.name}")
+        summary.silver[source.name] = build_silver(ctx, run, source)
     for name, o in summary.bronze.items():
         run.details[f"{name}.read"] = str(o.read)
         run.details[f"{name}.quarantined"] = str(o.quarantined)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +105,8 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
         )
         return session
     conf = session_conf(spark_settings)
+    # Python workers must run the interpreter that has crossdata and the pinned stack.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(spark_settings.app_name)
     if is_spark_submit():
         # spark-submit already fixed master, jars and memory: only fill in what it left unset.

@@ -1,0 +1,61 @@
+"""``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints declared
+since a table was created, and VACUUM old files with the retention from conf."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from crossdata.lakehouse import TABLES, table
+from crossdata.ops import Context, JobRun
+
+log = logging.getLogger(__name__)
+
+# Delta refuses VACUUM below its default retention (7 days) unless this check is turned off.
+_DELTA_MIN_RETENTION_HOURS = 168
+
+
+def run_maintenance(
+    ctx: Context, run: JobRun, only: Sequence[str] | None = None, vacuum: bool = True
+) -> str:
+    """Maintain every existing crossdata table (or those named); return a small report."""
+    lake = ctx.lake
+    spark = ctx.spark
+    settings = ctx.settings.collect.maintenance
+    names = [table(n).name for n in only] if only else sorted(TABLES)
+    existing = [n for n in names if lake.exists(n)]
+    lines = ["table                          files before  after  constraints added"]
+    for i, name in enumerate(existing, 1):
+        run.progress(i, len(existing), f"maintain {name}")
+        spec = table(name)
+        ident = lake.ident(name)
+        before = _num_files(spark, ident)
+        if settings.optimize:
+            zorder = f" ZORDER BY ({', '.join(spec.zorder_by)})" if spec.zorder_by else ""
+            spark.sql(f"OPTIMIZE {ident}{zorder}")
+        added = lake.add_missing_constraints(name)
+        if vacuum:
+            hours = settings.vacuum_retention_hours
+            guarded = hours < _DELTA_MIN_RETENTION_HOURS
+            if guarded:
+                log.warning(
+                    "maintain: vacuum below Delta's 168h safety retention table=%s hours=%d; "
+                    "readers older than that lose time travel",
+                    name,
+                    hours,
+                )
+                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+            try:
+                spark.sql(f"VACUUM {ident} RETAIN {hours} HOURS")
+            finally:
+                if guarded:
+                    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+        after = _num_files(spark, ident)
+        run.count(output_rows=1)
+        lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(added) or '-'}")
+    return "\n".join(lines)
+
+
+def _num_files(spark, ident: str) -> int:
+    row = spark.sql(f"DESCRIBE DETAIL {ident}").select("numFiles").first()
+    return int(row[0]) if row is not None and row[0] is not None else 0

@@ -1,0 +1,391 @@
+"""Read and write crossdata's Delta tables by name; the only code that knows paths.
+
+Everything goes through SQL and the DataFrame API (no DeltaTable/JVM handles), so the same calls
+work on a classic session and over Spark Connect. Writes retry Delta's optimistic-concurrency
+conflicts with bounded back-off, then fail with ConcurrentWriteError.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from crossdata.config.schema import Settings
+from crossdata.errors import ConcurrentWriteError, CrossdataError
+from crossdata.lakehouse.tables import LAYERS, TABLES, Table, table
+from crossdata.spark.session import to_uri
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Delta's optimistic-concurrency failures, by error class and by exception name; a retry of
+# the whole write (re-reading the snapshot) is the documented way to resolve them.
+_CONFLICT_MARKERS = (
+    "DELTA_CONCURRENT_",
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _CONFLICT_MARKERS)
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        m in text
+        for m in (
+            "DELTA_MISSING_DELTA_TABLE",
+            "PATH_NOT_FOUND",
+            "is not a Delta table",
+            "DELTA_TABLE_NOT_FOUND",
+            "doesn't exist",
+        )
+    )
+
+
+def _table_properties(spec: Table) -> str:
+    """TBLPROPERTIES for a new table: change data feed, and CHECK constraints set at creation
+    (Delta stores them as delta.constraints.* properties: one commit instead of one each)."""
+    props = {f"delta.constraints.{k.lower()}": v for k, v in spec.constraints.items()}
+    if spec.change_data_feed:
+        props["delta.enableChangeDataFeed"] = "true"
+    if not props:
+        return ""
+    quoted = ", ".join(f"'{k}' = '{_sql_string(v)}'" for k, v in props.items())
+    return f" TBLPROPERTIES ({quoted})"
+
+
+def _sql_string(value: str) -> str:
+    """Escape a value for a single-quoted Spark SQL literal."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _same_location(a: str, b: str) -> bool:
+    def norm(uri: str) -> str:
+        return uri.replace("file:///", "file:/").rstrip("/")
+
+    return norm(a) == norm(b)
+
+
+class Lakehouse:
+    """crossdata's tables under one root, addressed as ``layer.noun``."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        root: str,
+        register_tables: bool = True,
+        max_retries: int = 5,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self.spark = spark
+        self.root = to_uri(root).rstrip("/")
+        self.register_tables = register_tables
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self._known: set[str] = set()
+        self._databases_ready = False
+
+    @classmethod
+    def from_settings(cls, spark: SparkSession, settings: Settings) -> Lakehouse:
+        return cls(spark, settings.lakehouse.root, settings.lakehouse.register_tables)
+
+    # -- names and paths -------------------------------------------------------------------
+    def path(self, name: str) -> str:
+        spec = table(name)
+        return f"{self.root}/{spec.layer}/{spec.noun}"
+
+    def ident(self, name: str) -> str:
+        """How SQL refers to the table: ``layer.noun`` when registered, else delta.`path`."""
+        if self.register_tables:
+            self.register(name)
+            if name in self._known:
+                return name
+        return f"delta.`{self.path(name)}`"
+
+    # -- catalog -----------------------------------------------------------------------------
+    def ensure_databases(self) -> None:
+        """One database per layer, located under the root (idempotent)."""
+        if self._databases_ready or not self.register_tables:
+            return
+        for layer in LAYERS:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer} LOCATION '{self.root}/{layer}'")
+        self._databases_ready = True
+
+    def register(self, name: str) -> bool:
+        """Register an existing Delta table in the catalog; False when it has no data yet."""
+        if name in self._known:
+            return True
+        if not self.exists(name):
+            return False
+        if self.register_tables:
+            self.ensure_databases()
+            registered = self._catalog_location(name)
+            if registered is not None and _same_location(registered, self.path(name)):
+                self._known.add(name)
+                return True
+            if registered is not None:
+                # The name points at another root (another lakehouse in this session): re-point
+                # it. The table is external, so dropping the name leaves its files alone.
+                log.info("lakehouse: re-registering table=%s at this root", name)
+                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+            self.spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{self.path(name)}'"
+            )
+        self._known.add(name)
+        return True
+
+    def _catalog_location(self, name: str) -> str | None:
+        if not self.spark.catalog.tableExists(name):
+            return None
+        row = self.spark.sql(f"DESCRIBE DETAIL {name}").first()
+        return None if row is None else str(row["location"])
+
+    def register_all(self) -> list[str]:
+        """Register every crossdata table that exists (for notebooks and SQL users)."""
+        return [name for name in sorted(TABLES) if self.register(name)]
+
+    def exists(self, name: str) -> bool:
+        if name in self._known:
+            return True
+        try:
+            self.spark.read.format("delta").load(self.path(name)).schema  # noqa: B018
+        except Exception as exc:  # the reader's only way to say "no table here"
+            if _is_missing_table(exc):
+                return False
+            raise
+        return True
+
+    # -- reads ---------------------------------------------------------------------------------
+    def read(
+        self, name: str, version: int | None = None, timestamp: str | None = None
+    ) -> DataFrame:
+        """The table (optionally as of a version or timestamp: Delta time travel)."""
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        if timestamp is not None:
+            reader = reader.option("timestampAsOf", timestamp)
+        if not self.exists(name):
+            raise CrossdataError(f"table {name} does not exist yet at {self.path(name)}")
+        return reader.load(self.path(name))
+
+    def read_changes(
+        self, name: str, starting_version: int, ending_version: int | None = None
+    ) -> DataFrame:
+        """Rows changed since a version, from the change data feed."""
+        reader = (
+            self.spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", starting_version)
+        )
+        if ending_version is not None:
+            reader = reader.option("endingVersion", ending_version)
+        return reader.load(self.path(name))
+
+    def version(self, name: str) -> int | None:
+        """The latest commit version, or None when the table does not exist."""
+        if not self.exists(name):
+            return None
+        row = self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(name)}` LIMIT 1").first()
+        return None if row is None else int(row["version"])
+
+    # -- writes --------------------------------------------------------------------------------
+    def create_if_missing(self, name: str, schema_source: DataFrame | None = None) -> None:
+        """Create the table with its layout, properties and constraints if it does not exist."""
+        if self.exists(name):
+            self.register(name)
+            return
+        spec = table(name)
+        self.ensure_databases()
+        if self.register_tables and self._catalog_location(name) is not None:
+            self.spark.sql(f"DROP TABLE IF EXISTS {name}")  # stale name from another root
+        target = name if self.register_tables else f"delta.`{self.path(name)}`"
+        tblprops = _table_properties(spec)
+        layout = ""
+        if spec.partition_by:
+            layout = f" PARTITIONED BY ({', '.join(spec.partition_by)})"
+        elif spec.cluster_by:
+            layout = f" CLUSTER BY ({', '.join(spec.cluster_by)})"
+        location = f" LOCATION '{self.path(name)}'" if self.register_tables else ""
+        if spec.ddl is not None and schema_source is None:
+            self._retrying(
+                name,
+                lambda: self.spark.sql(
+                    f"CREATE TABLE IF NOT EXISTS {target} ({spec.ddl}) USING DELTA"
+                    f"{layout}{location}{tblprops}"
+                ),
+            )
+        else:
+            if schema_source is None:
+                raise CrossdataError(f"table {name} has no fixed schema: pass a DataFrame")
+            # The view lives in the DataFrame's own session (inside foreachBatch that is a
+            # clone of self.spark), so the statement must run there too.
+            with self._view(schema_source.limit(0)) as view:
+                self._retrying(
+                    name,
+                    lambda: schema_source.sparkSession.sql(
+                        f"CREATE TABLE IF NOT EXISTS {target} USING DELTA{layout}{location}"
+                        f"{tblprops} AS SELECT * FROM {view}"
+                    ),
+                )
+        self._known.add(name)
+        log.info("lakehouse: created table=%s path=%s", name, self.path(name))
+
+    def add_missing_constraints(self, name: str) -> list[str]:
+        """Add constraints declared since the table was created (``crossdata maintain``)."""
+        spec = table(name)
+        ident = self.ident(name)
+        existing = {
+            r["key"]
+            for r in self.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
+            if r["key"].startswith("delta.constraints.")
+        }
+        added = []
+        for cname, expr in spec.constraints.items():
+            if f"delta.constraints.{cname.lower()}" in existing:
+                continue
+            statement = f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"
+            self._retrying(name, functools.partial(self.spark.sql, statement))
+            added.append(cname)
+        return added
+
+    def append(
+        self,
+        df: DataFrame,
+        name: str,
+        merge_schema: bool = False,
+        txn: tuple[str, int] | None = None,
+    ) -> None:
+        """Append rows. ``txn=(app_id, version)`` makes the append idempotent: Delta skips a
+        write whose version it has already committed for that app id (streaming replays)."""
+        self.create_if_missing(name, df)
+        writer = df.write.format("delta").mode("append")
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
+        if txn is not None:
+            writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+        self._retrying(name, lambda: writer.save(self.path(name)))
+
+    def overwrite(self, df: DataFrame, name: str, replace_where: str | None = None) -> None:
+        """Replace the table's rows (or only those matching ``replace_where``)."""
+        self.create_if_missing(name, df)
+        writer = df.write.format("delta").mode("overwrite")
+        if replace_where:
+            writer = writer.option("replaceWhere", replace_where)
+        self._retrying(name, lambda: writer.save(self.path(name)))
+
+    def merge(
+        self,
+        df: DataFrame,
+        name: str,
+        keys: Sequence[str] | None = None,
+        when_matched: str = "update",
+        matched_condition: str | None = None,
+        source_condition: str | None = None,
+    ) -> dict[str, int]:
+        """Upsert ``df`` on ``keys`` (the table's keys by default) with SQL MERGE.
+
+        when_matched: "update" (UPDATE SET *), "ignore" (insert only new keys), "delete".
+        source_condition narrows the target side, e.g. to the partitions the batch touches.
+        Returns Delta's counts: inserted, updated, deleted.
+        """
+        spec = table(name)
+        on_keys = tuple(keys or spec.keys)
+        if not on_keys:
+            raise CrossdataError(f"merge into {name} needs keys")
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in on_keys)
+        if source_condition:
+            on = f"({on}) AND ({source_condition})"
+        clauses = []
+        cond = f" AND ({matched_condition})" if matched_condition else ""
+        if when_matched == "update":
+            clauses.append(f"WHEN MATCHED{cond} THEN UPDATE SET *")
+        elif when_matched == "delete":
+            clauses.append(f"WHEN MATCHED{cond} THEN DELETE")
+        elif when_matched != "ignore":
+            raise ValueError(f"when_matched must be update, ignore or delete, not {when_matched}")
+        clauses.append("WHEN NOT MATCHED THEN INSERT *")
+        return self.merge_sql(df, name, on, clauses)
+
+    def merge_sql(
+        self, df: DataFrame, name: str, on: str, clauses: Sequence[str]
+    ) -> dict[str, int]:
+        """MERGE ``df`` (as ``s``) into the table (as ``t``) with hand-written clauses."""
+        self.create_if_missing(name, df)
+        ident = self.ident(name)
+        with self._view(df) as view:
+            result = self._retrying(
+                name,
+                lambda: df.sparkSession.sql(
+                    f"MERGE INTO {ident} AS t USING {view} AS s ON {on} {' '.join(clauses)}"
+                ).first(),
+            )
+        if result is None:
+            return {"inserted": 0, "updated": 0, "deleted": 0}
+        row = result.asDict()
+        return {
+            "inserted": int(row.get("num_inserted_rows") or 0),
+            "updated": int(row.get("num_updated_rows") or 0),
+            "deleted": int(row.get("num_deleted_rows") or 0),
+        }
+
+    def write(self, df: DataFrame, name: str) -> None:
+        """Write ``df`` the way the table is declared to be written."""
+        mode = table(name).mode
+        if mode == "append":
+            self.append(df, name)
+        elif mode == "overwrite":
+            self.overwrite(df, name)
+        else:
+            self.merge(df, name)
+
+    # -- helpers -------------------------------------------------------------------------------
+    @contextmanager
+    def _view(self, df: DataFrame) -> Iterator[str]:
+        view = f"_crossdata_src_{uuid.uuid4().hex[:12]}"
+        df.createOrReplaceTempView(view)
+        try:
+            yield view
+        finally:
+            df.sparkSession.catalog.dropTempView(view)
+
+    def _retrying(self, name: str, action: Callable[[], T]) -> T:
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                return action()
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
+                if attempt > self.max_retries:
+                    raise ConcurrentWriteError(
+                        f"table {name}: write still conflicted with another writer after "
+                        f"{self.max_retries} retries; run the job again when the other one is done"
+                    ) from exc
+                delay = self.backoff_seconds * (2 ** (attempt - 1)) * (1 + random.random())
+                log.warning(
+                    "lakehouse: write conflict table=%s attempt=%d retry_in=%.1fs",
+                    name,
+                    attempt,
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")

@@ -1,0 +1,249 @@
+"""Every table crossdata owns: its name, how it is written and how it is laid out.
+
+This module is the only place a table name is spelled. A table ``layer.noun`` lives at
+``<lakehouse.root>/<layer>/<noun>`` and is registered as ``layer.noun`` in the Spark catalog.
+Layout choices are explained per table in ``layout``; ``crossdata maintain`` uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from crossdata.errors import CrossdataError
+
+WriteMode = Literal["append", "overwrite", "merge"]
+LAYERS = ("bronze", "silver", "gold", "ops")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table crossdata writes, described once."""
+
+    name: str
+    description: str
+    mode: WriteMode
+    keys: tuple[str, ...] = ()  # merge keys (mode="merge") or natural key for dedup checks
+    partition_by: tuple[str, ...] = ()
+    cluster_by: tuple[str, ...] = ()
+    zorder_by: tuple[str, ...] = ()  # OPTIMIZE ... ZORDER BY (for partitioned tables)
+    change_data_feed: bool = False
+    constraints: Mapping[str, str] = field(default_factory=dict)  # name -> SQL CHECK expression
+    layout: str = ""  # why this partitioning / clustering
+    ddl: str | None = None  # fixed schema for tables created before their first write
+
+    def __post_init__(self) -> None:
+        layer, _, noun = self.name.partition(".")
+        if layer not in LAYERS or not noun or not noun.replace("_", "").isalnum():
+            raise ValueError(f"table name {self.name!r} must be <layer>.<snake_case_noun>")
+        if self.mode == "merge" and not self.keys:
+            raise ValueError(f"table {self.name}: merge tables need keys")
+        if self.partition_by and self.cluster_by:
+            raise ValueError(f"table {self.name}: choose partitioning or clustering, not both")
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def noun(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+_TABLES: list[Table] = [
+    Table(
+        "ops.job_runs",
+        "One row per job run, failed runs included.",
+        mode="append",
+        ddl=(
+            "run_id STRING NOT NULL, job STRING NOT NULL, started_at TIMESTAMP NOT NULL, "
+            "ended_at TIMESTAMP, status STRING NOT NULL, error_message STRING, "
+            "package_version STRING, git_commit STRING, config_hash STRING, profile STRING, "
+            "input_rows BIGINT, output_rows BIGINT, details MAP<STRING, STRING>"
+        ),
+        constraints={"valid_status": "status IN ('succeeded', 'failed')"},
+        layout="Tiny and append-only: no partitioning; OPTIMIZE compacts the small files.",
+    ),
+    Table(
+        "ops.alerts",
+        "Conditions a person should look at (a giant identity component, a reconciliation gap).",
+        mode="append",
+        ddl=(
+            "alert_id STRING NOT NULL, run_id STRING, job STRING, raised_at TIMESTAMP NOT NULL, "
+            "severity STRING NOT NULL, kind STRING NOT NULL, message STRING NOT NULL, "
+            "details MAP<STRING, STRING>"
+        ),
+        constraints={"valid_severity": "severity IN ('info', 'warning', 'error')"},
+        layout="Small and append-only: no partitioning.",
+    ),
+]
+
+
+def _bronze(source: str) -> Table:
+    return Table(
+        f"bronze.{source}",
+        f"Raw {source} records as delivered, typed by the input contract, with where each came "
+        "from; unknown fields are kept in _rescued (or as columns, by collect.schema_drift).",
+        mode="append",
+        partition_by=("_delivery_date",),
+        layout="Partitioned by delivery day: bounded partition count, and replays or retention "
+        "work a day at a time. Metadata columns come first so Delta keeps statistics on them.",
+    )
+
+
+_BRONZE_SOURCES = (
+    "events",
+    "access_log",
+    "ad_impressions",
+    "ad_clicks",
+    "email_events",
+    "crm_customers",
+    "orders",
+    "consent",
+    "spend",
+)
+
+_TABLES += [_bronze(source) for source in _BRONZE_SOURCES]
+_TABLES += [
+    Table(
+        "bronze.quarantine",
+        "Every raw record that could not be loaded, with its raw text and a reason code.",
+        mode="append",
+        layout="Small (bad records only): no partitioning; OPTIMIZE compacts it.",
+        constraints={"has_reason": "reason IS NOT NULL"},
+    ),
+    Table(
+        "ops.ingest_files",
+        "The file ledger: each landed file once, its content hash, and loaded or duplicate.",
+        mode="append",
+        layout="One row per file: no partitioning.",
+    ),
+    Table(
+        "ops.ingest_reconciliation",
+        "Per file and run: records read = loaded + quarantined + removed as duplicates.",
+        mode="append",
+        layout="One row per file and run: no partitioning.",
+        constraints={"valid_status": "status IN ('ok', 'mismatch')"},
+    ),
+    Table(
+        "ops.data_quality",
+        "Per run, table and rule: rows that passed and failed, and the action taken.",
+        mode="append",
+        layout="A few rows per run: no partitioning.",
+    ),
+]
+
+_SILVER_EVENT_LAYOUT = (
+    "Partitioned by event day (UTC): MERGE deduplication and late events touch only the "
+    "days in a batch, and most reads filter on a date range. silver.events is also Z-ordered "
+    "by actor_id, so re-sessionising the actors a batch touched skips most files."
+)
+_TABLES += [
+    Table(
+        "silver.events",
+        "Web and app events (tag, SDK and cookie-bearing server hits) in one model: UTC time, "
+        "normalised identifiers, device, channel, bot flag and session.",
+        mode="merge",
+        keys=("event_id",),
+        partition_by=("event_date",),
+        zorder_by=("actor_id",),
+        change_data_feed=True,
+        constraints={
+            "event_id_present": "event_id IS NOT NULL",
+            "event_time_present": "event_ts IS NOT NULL AND event_date IS NOT NULL",
+            "known_platform": "platform IN ('web', 'app')",
+            "known_origin": "origin IN ('events', 'access_log')",
+        },
+        layout=_SILVER_EVENT_LAYOUT,
+    ),
+    Table(
+        "silver.sessions",
+        "One row per visit: actor, start and end, landing channel and campaign, conversion.",
+        mode="merge",
+        keys=("session_id",),
+        partition_by=("session_date",),
+        change_data_feed=True,
+        constraints={"ordered": "session_end >= session_start", "has_events": "n_events > 0"},
+        layout="Partitioned by the day the session started, like silver.events.",
+    ),
+    Table(
+        "silver.ad_impressions",
+        "Ad impressions with normalised identifiers.",
+        mode="merge",
+        keys=("impression_id",),
+        partition_by=("event_date",),
+        change_data_feed=True,
+        constraints={"cost_not_negative": "cost >= 0"},
+        layout=_SILVER_EVENT_LAYOUT,
+    ),
+    Table(
+        "silver.ad_clicks",
+        "Ad clicks with normalised identifiers; click_id joins the landing page view.",
+        mode="merge",
+        keys=("click_id",),
+        partition_by=("event_date",),
+        change_data_feed=True,
+        constraints={"cost_not_negative": "cost >= 0"},
+        layout=_SILVER_EVENT_LAYOUT,
+    ),
+    Table(
+        "silver.email_events",
+        "Email sends, opens, clicks, bounces and unsubscribes with normalised addresses.",
+        mode="merge",
+        keys=("event_id",),
+        partition_by=("event_date",),
+        change_data_feed=True,
+        constraints={"event_time_present": "event_ts IS NOT NULL"},
+        layout=_SILVER_EVENT_LAYOUT,
+    ),
+    Table(
+        "silver.orders",
+        "Orders from web, app, stores and call centre in one table, lines included.",
+        mode="merge",
+        keys=("order_id",),
+        partition_by=("order_date",),
+        change_data_feed=True,
+        constraints={"known_channel": "channel IN ('web', 'app', 'store', 'call_center')"},
+        layout="Partitioned by order day; orders are few beside events.",
+    ),
+    Table(
+        "silver.crm_customers",
+        "One row per CRM customer number, each attribute from its preferred source system.",
+        mode="merge",
+        keys=("customer_number",),
+        change_data_feed=True,
+        constraints={"has_key": "customer_number IS NOT NULL"},
+        layout="Small and updated in place: no partitioning; OPTIMIZE compacts it.",
+    ),
+    Table(
+        "silver.consent",
+        "Consent events per identifier and purpose, identifiers normalised.",
+        mode="merge",
+        keys=("consent_id",),
+        partition_by=("event_date",),
+        change_data_feed=True,
+        constraints={"known_status": "status IN ('granted', 'withdrawn')"},
+        layout=_SILVER_EVENT_LAYOUT,
+    ),
+    Table(
+        "silver.spend",
+        "Marketing spend per day, channel and campaign (latest delivery wins).",
+        mode="merge",
+        keys=("date", "channel", "campaign_id"),
+        change_data_feed=True,
+        constraints={"has_key": "date IS NOT NULL AND channel IS NOT NULL"},
+        layout="A few rows per day: no partitioning.",
+    ),
+]
+
+TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
+
+
+def table(name: str) -> Table:
+    """The registered table called ``name``; a clear error for a typo."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        known = ", ".join(sorted(TABLES))
+        raise CrossdataError(f"unknown table {name!r}; known tables: {known}") from None

@@ -1,0 +1,227 @@
+"""Raw lines to fields and reasons: every wire format, every reason code, exact line numbers."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from crossdata.collect.formats import file_lines, parse_lines
+from crossdata.collect.records import RecordRules, validate
+from crossdata.contracts import REASON_CODES, SOURCES
+
+RULES = RecordRules(max_field_chars=100, future_tolerance_hours=24)
+DAY = "2026-03-05"
+
+
+def _files(spark, files: dict[str, bytes]):
+    rows = [(f"file:/land/{name}", bytearray(content)) for name, content in files.items()]
+    return spark.createDataFrame(rows, "path STRING, content BINARY")
+
+
+def _validated(spark, source: str, content: bytes, name: str | None = None):
+    name = name or f"{source}/{DAY}/f{SOURCES[source].extension}"
+    lines = file_lines(_files(spark, {name: content}))
+    return validate(parse_lines(lines, SOURCES[source]), SOURCES[source], RULES)
+
+
+def _reasons(df) -> list[tuple[int, str | None, str | None]]:
+    return [tuple(r) for r in df.select("_line", "_reason", "_detail").orderBy("_line").collect()]
+
+
+def _event(**kw) -> str:
+    base = {
+        "event_id": "e1",
+        "event_type": "page_view",
+        "ts": "2026-03-05T10:00:00.5+01:00",
+        "platform": "web",
+    }
+    return json.dumps({**base, **kw})
+
+
+def test_lines_keep_numbers_drop_blanks_and_strip_crlf(spark):
+    content = b"a\r\n\r\n  \nb\n"
+    lines = file_lines(_files(spark, {"events/2026-03-05/x.jsonl": content}))
+    got = [tuple(r) for r in lines.select("_line", "_text", "_delivery_date").collect()]
+    assert [(n, t, str(d)) for n, t, d in got] == [(1, "a", DAY), (4, "b", DAY)]
+
+
+def test_invalid_utf8_line_keeps_its_exact_bytes(spark):
+    bad = b'{"event_id": "\xff\xfe"}'
+    lines = file_lines(_files(spark, {"x.jsonl": b'{"ok": 1}\n' + bad + b"\n"}))
+    rows = lines.orderBy("_line").collect()
+    assert rows[0]["_text"] == '{"ok": 1}' and rows[0]["_raw_bytes"] is None
+    assert rows[1]["_text"] is None and bytes(rows[1]["_raw_bytes"]) == bad
+
+
+EVENT_CASES = [
+    (_event(), None, None),
+    (_event(price="12,50"), "wrong_type", "price"),
+    (_event(quantity=2.0), None, None),
+    (_event(quantity=2.5), "wrong_type", "quantity"),
+    (_event(event_type="pageview"), "invalid_value", "event_type"),
+    (_event(ts="2026-13-45T99:00:00+01:00"), "invalid_timestamp", "ts"),
+    (_event(ts="2026-03-05T10:00:00"), "invalid_timestamp", "ts"),
+    (_event(ts="2026-03-09T10:00:00Z"), "future_timestamp", "ts"),
+    (_event(ts="2026-03-06T23:59:00Z"), None, None),
+    (_event(event_id=""), "missing_required_field", "event_id"),
+    (_event(event_id=None), "missing_required_field", "event_id"),
+    (_event(user_agent="x" * 101), "oversize_field", "field"),
+    (_event(novel="y" * 101), "oversize_field", "field"),
+    (_event()[:-5], "malformed_record", "line"),
+    (_event() + " trailing", "malformed_record", "line"),
+    ("[1, 2, 3]", "malformed_record", "line"),
+    ('{"event_id": "a", "event_id": "b"}', "malformed_record", "line"),
+    # several faults: the first in the documented order wins
+    (_event(event_id="", price="x"), "missing_required_field", "event_id"),
+]
+
+
+def test_each_event_line_gets_its_documented_reason(spark):
+    content = "\n".join(line for line, _, _ in EVENT_CASES).encode()
+    got = _reasons(_validated(spark, "events", content))
+    expected = [(i, reason, detail) for i, (_, reason, detail) in enumerate(EVENT_CASES, 1)]
+    assert got == expected
+
+
+def test_unknown_json_fields_are_rescued_not_dropped(spark):
+    row = _validated(spark, "events", _event(network="wifi", nested={"a": 1}).encode()).first()
+    assert row["_reason"] is None
+    assert row["_rescued"] == {"network": "wifi", "nested": '{"a":1}'}
+
+
+def test_csv_is_read_by_header_name_with_quotes(spark):
+    content = (
+        b"cost,date,channel,campaign_id,currency,campaign_name\n"
+        b'12.5,2026-03-05,display,c1,EUR,"Spring, ""best"" deals"\n'
+        b"abc,2026-03-05,display,c2,EUR,x\n"
+        b'1,2026-03-05,display,"c3,EUR,x\n'
+        b"1,2026-03-05,display,c4,EUR\n"
+        b"1,2026-03-05,radio,c5,EUR,x\n"
+        b"1,2026-03-05,display,c6,EUR,x,extra\n"
+    )
+    df = _validated(spark, "spend", content)
+    assert _reasons(df) == [
+        (2, None, None),
+        (3, "wrong_type", "cost"),
+        (4, "malformed_record", "line"),
+        (5, "malformed_record", "line"),
+        (6, "invalid_value", "channel"),
+        (7, "malformed_record", "line"),
+    ]
+    good = df.where("_line = 2").first()
+    assert (good["campaign_name"], good["cost"], str(good["date"])) == (
+        'Spring, "best" deals',
+        12.5,
+        DAY,
+    )
+
+
+def test_csv_extra_header_column_is_rescued(spark):
+    content = (
+        b"date,channel,campaign_id,cost,currency,preferred_language\n"
+        b"2026-03-05,display,c1,1.0,EUR,fr\n"
+    )
+    row = _validated(spark, "spend", content).first()
+    assert (row["_reason"], row["_rescued"]) == (None, {"preferred_language": "fr"})
+
+
+def test_csv_file_with_broken_header_refuses_every_record(spark):
+    content = b'date,"channel,cost\n2026-03-05,display,1\n'
+    assert _reasons(_validated(spark, "spend", content)) == [(2, "malformed_record", "line")]
+
+
+def test_crm_birth_date_accepts_both_documented_formats(spark):
+    header = "customer_number,source_system,updated_at,birth_date\n"
+    content = (
+        header
+        + "C1,pos,2026-03-05T10:00:00+01:00,1986-04-17\n"
+        + "C2,pos,2026-03-05T10:00:00+01:00,17/04/1986\n"
+        + "C3,pos,2026-03-05T10:00:00+01:00,April 17\n"
+    ).encode()
+    df = _validated(spark, "crm_customers", content)
+    assert _reasons(df) == [(2, None, None), (3, None, None), (4, "wrong_type", "birth_date")]
+    assert {str(r["birth_date"]) for r in df.where("_reason IS NULL").collect()} == {"1986-04-17"}
+
+
+def test_access_log_combined_and_extended(spark):
+    content = (
+        b'203.0.113.9 - - [05/Mar/2026:14:03:22 +0100] "GET /p/1?utm_source=x HTTP/1.1" 200 512 '
+        b'"https://www.google.com/" "Mozilla/5.0 (X11)" "ck_1"\n'
+        b'198.51.100.7 - - [05/Mar/2026:14:03:23 +0100] "GET /robots.txt HTTP/1.1" 404 - "-" '
+        b'"Googlebot/2.1 \\"x\\""\n'
+        b"203.0.113.9 - - [05/Mar/2026:14:03:22 +0100] GET broken\n"
+        b'203.0.113.9 - - [99/Xyz/2026:14:03:22 +0100] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+    )
+    df = _validated(spark, "access_log", content)
+    assert _reasons(df) == [
+        (1, None, None),
+        (2, None, None),
+        (3, "malformed_record", "line"),
+        (4, "invalid_timestamp", "ts"),
+    ]
+    first, second = df.where("_reason IS NULL").orderBy("_line").collect()
+    assert (first["cookie_id"], first["status"], first["url"]) == ("ck_1", 200, "/p/1?utm_source=x")
+    assert str(first["ts"]) == "2026-03-05 13:03:22"
+    assert (second["bytes"], second["referrer"], second["user_agent"]) == (
+        None,
+        None,
+        'Googlebot/2.1 "x"',
+    )
+
+
+def test_undated_file_is_compared_with_now(spark):
+    df = _validated(spark, "events", _event(ts="2099-01-01T00:00:00Z").encode(), "events/x.jsonl")
+    assert _reasons(df) == [(1, "future_timestamp", "ts")]
+
+
+_SAMPLE_LINES = {
+    "events": _event().encode(),
+    "orders": json.dumps(
+        {
+            "order_id": "o1",
+            "ts": "2026-03-05T10:00:00Z",
+            "channel": "store",
+            "currency": "EUR",
+            "amount": 10.0,
+            "lines": [{"sku": "s", "quantity": 1, "unit_price": 10.0}],
+        }
+    ).encode(),
+    "access_log": b'1.2.3.4 - - [05/Mar/2026:14:03:22 +0100] "GET / HTTP/1.1" 200 1 "-" "UA"',
+    "spend": b"2026-03-05,display,c1,1.0,EUR",
+}
+_HEADERS = {"spend": b"date,channel,campaign_id,cost,currency\n"}
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    source=st.sampled_from(sorted(_SAMPLE_LINES)),
+    mutations=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=200), st.binary(max_size=12)),
+        min_size=1,
+        max_size=8,
+    ),
+    junk=st.lists(st.binary(max_size=40), max_size=4),
+)
+def test_any_mutation_is_loaded_or_quarantined_never_lost(spark, source, mutations, junk):
+    """Random bytes and mutated lines: no crash, and every record line gets exactly one row."""
+    good = _SAMPLE_LINES[source]
+    mutated = [good[:cut] + insert + good[cut:] for cut, insert in mutations]
+    content = _HEADERS.get(source, b"") + b"\n".join([good, *mutated, *junk]) + b"\n"
+    df = _validated(spark, source, content)
+    rows = df.select("_line", "_reason", F.col("_fields").isNull().alias("no_fields")).collect()
+    physical = content.split(b"\n")
+    offset = 1 if source in _HEADERS else 0
+    # A line is a record unless it is empty or only spaces once a trailing CR is removed.
+    expected = [
+        i + 1
+        for i, line in enumerate(physical)
+        if i >= offset and line.removesuffix(b"\r").strip(b" ")
+    ]
+    assert sorted(r["_line"] for r in rows) == expected
+    assert all(r["_reason"] in (None, *REASON_CODES) for r in rows)
+    assert not any(r["_reason"] is None and r["no_fields"] for r in rows)
