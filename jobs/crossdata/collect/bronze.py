@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,12 +26,15 @@ from pyspark.sql import types as T
 
 from crossdata.collect.formats import file_lines, parse_lines, raw_text
 from crossdata.collect.records import RecordRules, validate
+from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings
 from crossdata.contracts import Source
 from crossdata.errors import InputContractError, ReconciliationError
 
 if TYPE_CHECKING:
-    from crossdata.lakehouse import Lakehouse
+    from pyspark.sql import SparkSession
+
+    from crossdata.lakehouse import Lakehouse, LakeLocation
 
 log = logging.getLogger(__name__)
 
@@ -177,34 +179,46 @@ LEDGER_SCHEMA = T.StructType(
 
 # -- the micro-batch -----------------------------------------------------------------------------
 class BronzeBatchWriter:
-    """The foreachBatch body for one source; holds no state between batches but counters."""
+    """The foreachBatch body for one source.
+
+    It holds no session: each batch opens the lakehouse on the batch's own session, so the
+    same object works in a classic driver and, pickled, on a Spark Connect server.
+    """
 
     def __init__(
         self,
-        lake: Lakehouse,
+        location: LakeLocation,
         source: Source,
         settings: CollectSettings,
         run_id: str,
-        app_id: Callable[[], str],
+        checkpoint: str,
     ) -> None:
-        self.lake = lake
+        self.location = location
         self.source = source
         self.settings = settings
         self.run_id = run_id
-        self._app_id = app_id
-        self.total = BatchOutcome()
+        self.checkpoint = checkpoint
+        self._app_id: str | None = None
+        self.lake: Lakehouse | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "lake": None}
 
     @property
     def table(self) -> str:
         return f"bronze.{self.source.name}"
 
+    def bind(self, spark: SparkSession, app_id: str | None = None) -> Lakehouse:
+        """Open the lakehouse on ``spark``; learn the stream's id from its checkpoint."""
+        self.lake = self.location.open(spark)
+        self._app_id = app_id or self._app_id or query_app_id(spark, self.checkpoint)
+        return self.lake
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        info = BatchInfo(
-            self.source, self.run_id, batch_id, self._app_id(), dt.datetime.now(dt.UTC)
-        )
+        self.bind(batch.sparkSession)
+        assert self._app_id is not None
+        info = BatchInfo(self.source, self.run_id, batch_id, self._app_id, dt.datetime.now(dt.UTC))
         outcome = self.process(batch, info)
-        for name in ("files", "duplicate_files", "read", "loaded", "quarantined", "duplicates"):
-            setattr(self.total, name, getattr(self.total, name) + getattr(outcome, name))
         log.info(
             "bronze batch source=%s batch=%d files=%d read=%d loaded=%d quarantined=%d "
             "duplicates=%d",
@@ -216,6 +230,11 @@ class BronzeBatchWriter:
             outcome.quarantined,
             outcome.duplicates,
         )
+
+    def _lake(self) -> Lakehouse:
+        if self.lake is None:
+            raise RuntimeError("bind() the writer to a session first")
+        return self.lake
 
     def _txn(self, table: str, info: BatchInfo) -> tuple[str, int]:
         return (f"{info.app_id}/{table}", info.batch_id)
@@ -231,7 +250,7 @@ class BronzeBatchWriter:
             files.unpersist()
 
     def _process(self, spark, files: DataFrame, info: BatchInfo) -> BatchOutcome:
-        lake = self.lake
+        lake = self._lake()
         before = (
             lake.read(LEDGER).where(
                 (F.col("source") == self.source.name) & (F.col("status") == "loaded")
@@ -250,12 +269,15 @@ class BronzeBatchWriter:
 
             validated = validated_records(fresh, self.source, self.settings).persist()
             try:
-                read_counts = {
-                    r["_source_file"]: r["n"]
-                    for r in validated.groupBy("_source_file")
-                    .agg(F.count(F.lit(1)).alias("n"))
+                per_file = (
+                    validated.groupBy("_source_file")
+                    .agg(
+                        F.count(F.lit(1)).alias("n"),
+                        F.count("_reason").alias("bad"),
+                    )
                     .collect()
-                }
+                )  # one row per file of the batch
+                read_counts = {r["_source_file"]: r["n"] for r in per_file}
                 good = self._apply_drift(bronze_rows(validated, info))
                 lake.append(
                     good,
@@ -263,11 +285,12 @@ class BronzeBatchWriter:
                     merge_schema=self.settings.schema_drift == "add",
                     txn=self._txn(self.table, info),
                 )
-                lake.append(
-                    quarantine_rows(validated, info),
-                    QUARANTINE,
-                    txn=self._txn(QUARANTINE, info),
-                )
+                if any(r["bad"] for r in per_file):  # most batches have no bad record
+                    lake.append(
+                        quarantine_rows(validated, info),
+                        QUARANTINE,
+                        txn=self._txn(QUARANTINE, info),
+                    )
             finally:
                 validated.unpersist()
             dup_counts = {
@@ -313,6 +336,23 @@ class BronzeBatchWriter:
             )
         return promote_rescued(good, keys)
 
+    def _stored_counts(self, paths: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows the tables now hold per file: bronze and quarantine, counted in one job."""
+        parts = [
+            _counts_by_file(self._lake().read(self.table), "_source_file", paths).withColumn(
+                "kind", F.lit("loaded")
+            )
+        ]
+        if self._lake().exists(QUARANTINE):
+            held = self._lake().read(QUARANTINE).where(F.col("source") == self.source.name)
+            parts.append(_counts_by_file(held, "file", paths).withColumn("kind", F.lit("bad")))
+        union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+        loaded: dict[str, int] = {}
+        quarantined: dict[str, int] = {}
+        for r in union.collect():  # at most two rows per file of the batch
+            (loaded if r["kind"] == "loaded" else quarantined)[r["file"]] = r["count"]
+        return loaded, quarantined
+
     def _reconcile(
         self,
         spark,
@@ -326,10 +366,7 @@ class BronzeBatchWriter:
         outcome = BatchOutcome(files=len(paths))
         if not paths:
             return outcome
-        loaded = _counts_by_file(self.lake.read(self.table), "_source_file", paths)
-        quarantined = _counts_by_file(
-            self.lake.read(QUARANTINE).where(F.col("source") == self.source.name), "file", paths
-        )
+        loaded, quarantined = self._stored_counts(paths)
         rows = []
         for path, _sha, _size, dup_of in meta:
             dups = dup_counts.get(path, 0) if dup_of else 0
@@ -363,7 +400,7 @@ class BronzeBatchWriter:
             "loaded BIGINT, quarantined BIGINT, duplicates BIGINT, status STRING, "
             "checked_at TIMESTAMP"
         )
-        self.lake.append(
+        self._lake().append(
             spark.createDataFrame(rows, schema), RECONCILIATION, txn=self._txn(RECONCILIATION, info)
         )
         if outcome.mismatches:
@@ -375,11 +412,5 @@ class BronzeBatchWriter:
         return outcome
 
 
-def _counts_by_file(df: DataFrame, column: str, paths: list[str]) -> dict[str, int]:
-    rows = (
-        df.where(F.col(column).isin(paths))
-        .groupBy(column)
-        .agg(F.count(F.lit(1)).alias("n"))
-        .collect()
-    )
-    return {r[column]: r["n"] for r in rows}
+def _counts_by_file(df: DataFrame, column: str, paths: list[str]) -> DataFrame:
+    return df.where(F.col(column).isin(paths)).groupBy(F.col(column).alias("file")).count()

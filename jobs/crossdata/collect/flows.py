@@ -2,8 +2,9 @@
 
 ``events`` and ``access_log`` both feed ``silver.events`` (one event model, ``origin`` tells
 them apart); server hits that duplicate a tag page view are not inserted. Every other source
-feeds its own table. After events land, the sessions of the actors a batch touched are
-recomputed over the days around it, so late events join the visit they belong to.
+feeds its own table. Sessions follow from the events inserted since the last run (the change
+feed of silver.events): the actors they touch are re-sessionised over the days around them, so
+late events join the visit they belong to.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def without_tag_duplicates(hits: DataFrame, batch: SilverBatch) -> DataFrame:
 
 
 def resessionize(rows: DataFrame, batch: SilverBatch) -> None:
-    """Recompute sessions of the actors in ``rows`` over their days (one day of context)."""
+    """Recompute sessions of the actors in ``rows`` (new events) over their days, with one
+    day of context before, and update silver.events and silver.sessions where they changed."""
     bounds = (
         rows.where(F.col("actor_id").isNotNull())
         .agg(F.min("event_date").alias("lo"), F.max("event_date").alias("hi"))
@@ -566,7 +568,6 @@ FLOWS: dict[str, Flow] = {
             shape_events,
             FIRST_SEEN,
             counters=("is_bot", "placeholder_fields"),
-            after_merge=resessionize,
         ),
         Flow(
             "access_log",
@@ -574,7 +575,6 @@ FLOWS: dict[str, Flow] = {
             shape_access_log,
             FIRST_SEEN,
             counters=("is_bot", "placeholder_fields"),
-            after_merge=resessionize,
             pre_merge=without_tag_duplicates,
         ),
         Flow(

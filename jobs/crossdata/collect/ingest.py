@@ -1,22 +1,30 @@
 """``crossdata ingest``: every source's new files to bronze, then bronze to silver.
 
 Sources run one after the other in the order of ``collect.sources`` (events before
-access_log, so server hits can be matched to the tag's page views).
+access_log, so server hits can be matched to the tag's page views); sessions follow the
+events. Each step is an ``availableNow`` stream with its own checkpoint, and the batch bodies
+carry no session, so the job runs the same on a classic driver and over Spark Connect. The
+run's summary is read back from the ops tables the batches wrote.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crossdata.collect.bronze import BatchOutcome, BronzeBatchWriter
-from crossdata.collect.flows import FLOWS
-from crossdata.collect.silver import SilverBatchWriter, SilverOutcome
-from crossdata.collect.streams import query_app_id, run_available_now
-from crossdata.config.schema import Settings
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from crossdata.collect.bronze import RECONCILIATION, BatchOutcome, BronzeBatchWriter
+from crossdata.collect.flows import FLOWS, resessionize
+from crossdata.collect.silver import BATCHES, SilverBatch, SilverBatchWriter, SilverOutcome
+from crossdata.collect.streams import run_available_now
+from crossdata.config.schema import CollectSettings, Settings
 from crossdata.contracts import SOURCES, Source
 from crossdata.errors import CrossdataError
+from crossdata.lakehouse import Lakehouse, LakeLocation
 from crossdata.ops import Context, JobRun
 from crossdata.spark.session import to_uri
 
@@ -38,14 +46,15 @@ class IngestSummary:
             "read",
             "loaded",
             "quarantined",
-            "dup files",
+            "duplicates",
             "silver in",
             "inserted",
             "updated",
-            "dup records",
+            "removed dup",
         )
         rows: list[tuple[object, ...]] = [head]
-        for name, o in self.bronze.items():
+        for name in sorted(set(self.bronze) | set(self.silver), key=list(SOURCES).index):
+            o = self.bronze.get(name, BatchOutcome())
             sv = self.silver.get(name, SilverOutcome())
             rows.append(
                 (
@@ -65,7 +74,7 @@ class IngestSummary:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         if self.skipped:
             lines.append("no landing folder: " + ", ".join(self.skipped))
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)
 
 
 def checkpoint_root(settings: Settings) -> str:
@@ -78,7 +87,10 @@ def resolve_sources(names: list[str] | None, settings: Settings) -> list[Source]
     unknown = [n for n in chosen if n not in SOURCES]
     if unknown:
         raise CrossdataError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
-    return [SOURCES[n] for n in chosen]
+    order = list(settings.collect.sources) + [
+        n for n in SOURCES if n not in settings.collect.sources
+    ]
+    return [SOURCES[n] for n in sorted(chosen, key=order.index)]
 
 
 def _landing_exists(path: str) -> bool:
@@ -87,55 +99,112 @@ def _landing_exists(path: str) -> bool:
     return Path(path.removeprefix("file:")).is_dir()
 
 
-def ingest_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> BatchOutcome:
+def ingest_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> None:
     """New files of one source -> bronze, quarantine, ledger and reconciliation."""
-    spark = ctx.spark
-    settings = ctx.settings.collect
     folder = f"{to_uri(landing).rstrip('/')}/{source.name}"
     checkpoint = f"{checkpoint_root(ctx.settings)}/bronze/{source.name}"
-    app_id: list[str] = []
-
-    def stream_app_id() -> str:
-        if not app_id:
-            app_id.append(query_app_id(spark, checkpoint))
-        return app_id[0]
-
-    writer = BronzeBatchWriter(ctx.lake, source, settings, run.run_id, stream_app_id)
+    writer = BronzeBatchWriter(
+        ctx.lake.location, source, ctx.settings.collect, run.run_id, checkpoint
+    )
     stream = (
-        spark.readStream.format("binaryFile")
+        ctx.spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", f"*{source.extension}")
-        .option("maxFilesPerTrigger", settings.max_files_per_trigger)
+        .option("maxFilesPerTrigger", ctx.settings.collect.max_files_per_trigger)
         .load(folder)
     )
     run_available_now(stream, writer, checkpoint, f"bronze_{source.name}")
-    return writer.total
 
 
-def build_silver(ctx: Context, run: JobRun, source: Source) -> SilverOutcome:
+def build_silver(ctx: Context, run: JobRun, source: Source) -> None:
     """New bronze rows of one source -> its silver table (a Delta stream over bronze)."""
-    flow = FLOWS[source.name]
     bronze = f"bronze.{source.name}"
     if not ctx.lake.exists(bronze):
-        return SilverOutcome()
-    spark = ctx.spark
+        return
     checkpoint = f"{checkpoint_root(ctx.settings)}/silver/{source.name}"
-    app_id: list[str] = []
-
-    def stream_app_id() -> str:
-        if not app_id:
-            app_id.append(query_app_id(spark, checkpoint))
-        return app_id[0]
-
-    writer = SilverBatchWriter(ctx.lake, flow, ctx.settings.collect, run.run_id, stream_app_id)
-    stream = (
-        spark.readStream.format("delta")
-        .option("maxFilesPerTrigger", 1000)
-        .load(ctx.lake.path(bronze))
+    writer = SilverBatchWriter(
+        ctx.lake.location, FLOWS[source.name], ctx.settings.collect, run.run_id, checkpoint
     )
+    stream = ctx.spark.readStream.format("delta").load(ctx.lake.path(bronze))
     run_available_now(stream, writer, checkpoint, f"silver_{source.name}")
-    return writer.total
+
+
+@dataclass(frozen=True)
+class SessionWriter:
+    """foreachBatch body: re-sessionise around the events a change-feed batch inserted."""
+
+    location: LakeLocation
+    settings: CollectSettings
+    run_id: str
+
+    def __call__(self, changes: DataFrame, batch_id: int) -> None:
+        inserted = changes.where(F.col("_change_type") == "insert").drop(
+            "_change_type", "_commit_version", "_commit_timestamp"
+        )
+        lake = self.location.open(changes.sparkSession)
+        batch = SilverBatch(self.settings, lake, self.run_id, batch_id, dt.datetime.now(dt.UTC))
+        resessionize(inserted, batch)
+
+
+def build_sessions(ctx: Context, run: JobRun) -> None:
+    """Sessions of the actors touched by events inserted since the last run."""
+    if not ctx.lake.exists("silver.events"):
+        return
+    checkpoint = f"{checkpoint_root(ctx.settings)}/silver/sessions"
+    stream = (
+        ctx.spark.readStream.format("delta")
+        .option("readChangeFeed", "true")
+        .load(ctx.lake.path("silver.events"))
+    )
+    writer = SessionWriter(ctx.lake.location, ctx.settings.collect, run.run_id)
+    run_available_now(stream, writer, checkpoint, "silver_sessions")
+
+
+def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
+    """What this run did, from the rows its batches wrote (works whoever ran the batches)."""
+    summary = IngestSummary()
+    if lake.exists(RECONCILIATION):
+        rows = (
+            lake.read(RECONCILIATION)
+            .where(F.col("run_id") == run_id)
+            .groupBy("source")
+            .agg(
+                F.count(F.lit(1)).alias("files"),
+                *[F.sum(c).alias(c) for c in ("read", "loaded", "quarantined", "duplicates")],
+            )
+            .collect()
+        )  # one row per source
+        for r in rows:
+            summary.bronze[r["source"]] = BatchOutcome(
+                files=r["files"],
+                read=r["read"],
+                loaded=r["loaded"],
+                quarantined=r["quarantined"],
+                duplicates=r["duplicates"],
+            )
+    if lake.exists(BATCHES):
+        rows = (
+            lake.read(BATCHES)
+            .where(F.col("run_id") == run_id)
+            .groupBy("source")
+            .agg(
+                *[
+                    F.sum(c).alias(c)
+                    for c in ("rows_in", "inserted", "updated", "duplicates", "quarantined")
+                ]
+            )
+            .collect()
+        )
+        for r in rows:
+            summary.silver[r["source"]] = SilverOutcome(
+                rows_in=r["rows_in"],
+                inserted=r["inserted"],
+                updated=r["updated"],
+                duplicates=r["duplicates"],
+                quarantined=r["quarantined"],
+            )
+    return summary
 
 
 def run_ingest(
@@ -147,21 +216,26 @@ def run_ingest(
     """Ingest the chosen sources (all by default) from ``landing`` (collect.landing)."""
     chosen = resolve_sources(sources, ctx.settings)
     root = landing or ctx.settings.collect.landing
-    summary = IngestSummary()
-    # The session reads JSON as maps: a record with a key twice must not fail the job.
+    # Records are read as JSON maps: a record with a key twice must not fail the whole job.
     ctx.spark.conf.set("spark.sql.mapKeyDedupPolicy", "LAST_WIN")
+    skipped = []
+    steps = len(chosen) + 1
     for i, source in enumerate(chosen, 1):
         if not _landing_exists(f"{to_uri(root).rstrip('/')}/{source.name}"):
             log.warning("ingest: no landing folder source=%s", source.name)
-            summary.skipped.append(source.name)
+            skipped.append(source.name)
             continue
-        run.progress(i, len(chosen), f"bronze {source.name}")
-        outcome = ingest_bronze(ctx, run, source, root)
-        summary.bronze[source.name] = outcome
-        run.count(input_rows=outcome.read, output_rows=outcome.loaded + outcome.quarantined)
-        run.progress(i, len(chosen), f"silver {source.name}")
-        summary.silver[source.name] = build_silver(ctx, run, source)
+        run.progress(i, steps, f"{source.name}: raw -> bronze")
+        ingest_bronze(ctx, run, source, root)
+        run.progress(i, steps, f"{source.name}: bronze -> silver")
+        build_silver(ctx, run, source)
+    if {"events", "access_log"} & {s.name for s in chosen}:
+        run.progress(steps, steps, "sessions")
+        build_sessions(ctx, run)
+    summary = summarize(ctx.lake, run.run_id)
+    summary.skipped = skipped
     for name, o in summary.bronze.items():
+        run.count(input_rows=o.read, output_rows=o.loaded + o.quarantined)
         run.details[f"{name}.read"] = str(o.read)
         run.details[f"{name}.quarantined"] = str(o.quarantined)
     return summary

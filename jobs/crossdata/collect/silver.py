@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings, Expectation
 from crossdata.errors import DataQualityError
 from crossdata.lakehouse.tables import table as table_spec
 
 if TYPE_CHECKING:
-    from crossdata.lakehouse import Lakehouse
+    from crossdata.lakehouse import Lakehouse, LakeLocation
 
 log = logging.getLogger(__name__)
 
 QUALITY = "ops.data_quality"
+BATCHES = "ops.silver_batches"
 QUARANTINE = "bronze.quarantine"
 
 
@@ -62,7 +64,6 @@ class SilverOutcome:
 
 
 Shape = Callable[[DataFrame, SilverBatch], DataFrame]
-AfterMerge = Callable[[DataFrame, SilverBatch], None]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,6 @@ class Flow:
     newer: str | None = None  # with "update": only a newer row may replace the stored one
     compare: tuple[str, ...] = ()  # with "update": replace only when one of these differs
     counters: tuple[str, ...] = ()  # boolean/array columns counted into ops.data_quality
-    after_merge: AfterMerge | None = None  # e.g. re-sessionise the actors a batch touched
     pre_merge: Callable[[DataFrame, SilverBatch], DataFrame] | None = None
 
 
@@ -100,28 +100,34 @@ def expectation_flags(rows: DataFrame, expectations: list[Expectation]) -> DataF
 
 
 class SilverBatchWriter:
-    """The foreachBatch body for one flow."""
+    """The foreachBatch body for one flow; like the bronze writer it holds no session."""
 
     def __init__(
-        self, lake: Lakehouse, flow: Flow, settings: CollectSettings, run_id: str, app_id
+        self,
+        location: LakeLocation,
+        flow: Flow,
+        settings: CollectSettings,
+        run_id: str,
+        checkpoint: str,
     ) -> None:
-        self.lake = lake
+        self.location = location
         self.flow = flow
         self.settings = settings
         self.run_id = run_id
-        self._app_id = app_id
-        self.total = SilverOutcome()
+        self.checkpoint = checkpoint
+        self._app_id: str | None = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        ctx = SilverBatch(self.settings, self.lake, self.run_id, batch_id, dt.datetime.now(dt.UTC))
+        spark = batch.sparkSession
+        self._app_id = self._app_id or query_app_id(spark, self.checkpoint)
+        ctx = SilverBatch(
+            self.settings,
+            self.location.open(spark),
+            self.run_id,
+            batch_id,
+            dt.datetime.now(dt.UTC),
+        )
         outcome = self.process(batch, ctx)
-        t = self.total
-        t.rows_in += outcome.rows_in
-        t.inserted += outcome.inserted
-        t.updated += outcome.updated
-        t.duplicates += outcome.duplicates
-        t.quarantined += outcome.quarantined
-        t.quality += outcome.quality
         log.info(
             "silver batch table=%s source=%s batch=%d in=%d inserted=%d updated=%d "
             "duplicates=%d quarantined=%d",
@@ -135,6 +141,9 @@ class SilverBatchWriter:
             outcome.quarantined,
         )
 
+    def _txn(self, table: str, ctx: SilverBatch) -> tuple[str, int]:
+        return (f"{self._app_id}/{table}", ctx.batch_id)
+
     def process(self, batch: DataFrame, ctx: SilverBatch) -> SilverOutcome:
         flow = self.flow
         spec = table_spec(flow.table)
@@ -144,10 +153,13 @@ class SilverBatchWriter:
         try:
             outcome = SilverOutcome()
             exp_cols = [f"_exp_{e.name}" for e in expectations]
+            part = spec.partition_by[0] if len(spec.partition_by) == 1 else None
             counts = flagged.agg(
                 F.count(F.lit(1)).alias("rows"),
                 *[F.sum(F.col(c).cast("int")).alias(c) for c in exp_cols],
                 *[_counter(flagged, c).alias(f"_cnt_{c}") for c in flow.counters],
+                # the days a batch touches (a handful), to prune the MERGE target
+                (F.collect_set(part) if part else F.lit(None)).alias("_parts"),
             ).collect()[0]  # a global aggregate: exactly one row
             outcome.rows_in = int(counts["rows"])
             if outcome.rows_in == 0:
@@ -199,7 +211,7 @@ class SilverBatchWriter:
             rows = deduplicate(kept.drop(*exp_cols), spec.keys, flow.prefer)
             if flow.pre_merge is not None:
                 rows = flow.pre_merge(rows, ctx)
-            metrics = self._merge(rows, ctx)
+            metrics = self._merge(ctx, rows, part, counts["_parts"])
             outcome.inserted = metrics["inserted"]
             outcome.updated = metrics["updated"]
             outcome.duplicates = (
@@ -214,16 +226,16 @@ class SilverBatchWriter:
                     "remove",
                 )
             )
-            if flow.after_merge is not None:
-                flow.after_merge(rows, ctx)
             self._record_quality(outcome.quality, ctx)
+            self._record_outcome(outcome, ctx)
             return outcome
         finally:
             flagged.unpersist()
 
-    def _merge(self, rows: DataFrame, ctx: SilverBatch) -> dict[str, int]:
+    def _merge(
+        self, ctx: SilverBatch, rows: DataFrame, part: str | None, values: list | None
+    ) -> dict[str, int]:
         flow = self.flow
-        spec = table_spec(flow.table)
         parts = []
         if flow.newer:
             parts.append(f"s.`{flow.newer}` > t.`{flow.newer}`")
@@ -232,8 +244,8 @@ class SilverBatchWriter:
                 "(" + " OR ".join(f"NOT (s.`{c}` <=> t.`{c}`)" for c in flow.compare) + ")"
             )
         condition = " AND ".join(parts) if parts else None
-        prune = _partition_prune(rows, spec.partition_by)
-        result = self.lake.merge(
+        prune = _partition_prune(part, values)
+        result = ctx.lake.merge(
             rows,
             flow.table,
             when_matched="update" if flow.when_matched == "update" else "ignore",
@@ -260,8 +272,30 @@ class SilverBatchWriter:
         )
         n = rows.count()
         if n:
-            self.lake.append(rows, QUARANTINE, txn=(f"{self._app_id()}/{QUARANTINE}", ctx.batch_id))
+            ctx.lake.append(rows, QUARANTINE, txn=self._txn(QUARANTINE, ctx))
         return n
+
+    def _record_outcome(self, o: SilverOutcome, ctx: SilverBatch) -> None:
+        row = (
+            self.run_id,
+            ctx.batch_id,
+            self.flow.table,
+            self.flow.source,
+            o.rows_in,
+            o.inserted,
+            o.updated,
+            o.duplicates,
+            o.quarantined,
+            ctx.checked_at,
+        )
+        schema = (
+            "run_id STRING, batch_id BIGINT, table STRING, source STRING, rows_in BIGINT, "
+            "inserted BIGINT, updated BIGINT, duplicates BIGINT, quarantined BIGINT, "
+            "checked_at TIMESTAMP"
+        )
+        ctx.lake.append(
+            ctx.lake.spark.createDataFrame([row], schema), BATCHES, txn=self._txn(BATCHES, ctx)
+        )
 
     def _record_quality(self, rows: list[QualityRow], ctx: SilverBatch) -> None:
         if not rows:
@@ -283,11 +317,11 @@ class SilverBatchWriter:
             "run_id STRING, batch_id BIGINT, table STRING, rule STRING, passed BIGINT, "
             "failed BIGINT, action STRING, checked_at TIMESTAMP"
         )
-        spark = self.lake.spark
-        self.lake.append(
+        spark = ctx.lake.spark
+        ctx.lake.append(
             spark.createDataFrame(data, schema),
             QUALITY,
-            txn=(f"{self._app_id()}/{QUALITY}", ctx.batch_id),
+            txn=self._txn(QUALITY, ctx),
         )
 
 
@@ -298,13 +332,14 @@ def _counter(df: DataFrame, column: str):
     return F.sum(F.col(column).cast("int"))
 
 
-def _partition_prune(rows: DataFrame, partition_by: tuple[str, ...]) -> str | None:
-    """A literal filter on the target's partitions, so MERGE reads only the days it touches."""
-    if len(partition_by) != 1:
+def _partition_prune(column: str | None, values: list | None) -> str | None:
+    """A literal filter on the target's partitions, so MERGE reads only the days it touches.
+
+    Rows without a partition value are never merged against (a NULL key matches nothing), so
+    leaving them out of the list is safe.
+    """
+    days = sorted(v for v in (values or []) if v is not None)
+    if column is None or not days:
         return None
-    col = partition_by[0]
-    values = [r[0] for r in rows.select(col).distinct().collect()]  # distinct days: small
-    if not values or any(v is None for v in values):
-        return None
-    listed = ", ".join(f"DATE'{v.isoformat()}'" for v in sorted(values))
-    return f"t.`{col}` IN ({listed})"
+    listed = ", ".join(f"DATE'{v.isoformat()}'" for v in days)
+    return f"t.`{column}` IN ({listed})"

@@ -1,6 +1,6 @@
 """Tables by name: ``Lakehouse`` reads and writes them, ``tables`` declares them."""
 
-from crossdata.lakehouse.store import Lakehouse, is_conflict
+from crossdata.lakehouse.store import Lakehouse, LakeLocation, is_conflict
 from crossdata.lakehouse.tables import TABLES, Table, table
 
-__all__ = ["TABLES", "Lakehouse", "Table", "is_conflict", "table"]
+__all__ = ["TABLES", "LakeLocation", "Lakehouse", "Table", "is_conflict", "table"]

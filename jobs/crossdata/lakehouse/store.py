@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from crossdata.config.schema import Settings
@@ -85,6 +86,18 @@ def _same_location(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where a lakehouse is, without a session: safe to ship to a streaming batch function
+    (over Spark Connect it runs on the server, where the client's session does not exist)."""
+
+    root: str
+    register_tables: bool = True
+
+    def open(self, spark: SparkSession) -> Lakehouse:
+        return Lakehouse(spark, self.root, self.register_tables)
+
+
 class Lakehouse:
     """crossdata's tables under one root, addressed as ``layer.noun``."""
 
@@ -107,6 +120,10 @@ class Lakehouse:
     @classmethod
     def from_settings(cls, spark: SparkSession, settings: Settings) -> Lakehouse:
         return cls(spark, settings.lakehouse.root, settings.lakehouse.register_tables)
+
+    @property
+    def location(self) -> LakeLocation:
+        return LakeLocation(self.root, self.register_tables)
 
     # -- names and paths -------------------------------------------------------------------
     def path(self, name: str) -> str:

@@ -127,6 +127,13 @@ _TABLES += [
         constraints={"valid_status": "status IN ('ok', 'mismatch')"},
     ),
     Table(
+        "ops.silver_batches",
+        "Per run, silver table and micro-batch: rows in, inserted, updated, duplicates "
+        "removed, quarantined by expectations.",
+        mode="append",
+        layout="A few rows per run: no partitioning.",
+    ),
+    Table(
         "ops.data_quality",
         "Per run, table and rule: rows that passed and failed, and the action taken.",
         mode="append",

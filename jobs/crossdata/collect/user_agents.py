@@ -1,0 +1,137 @@
+"""What a user agent says about the device: device type, OS, browser and whether it is a bot.
+
+Parsing is ua-parser 1.0 with its bundled regexes, in a pandas UDF. User agents repeat a lot,
+so each distinct one is parsed once per Arrow batch and kept in an LRU cache that lives as
+long as the (reused) Python worker: no shuffle, no join, and it also works on a stream.
+
+``device_type`` rules, first that applies:
+
+- ``bot``: ``ua_is_bot`` (ua-parser's device family ``Spider``, or a scripted client or
+  headless browser from ``BOT_FAMILIES``);
+- ``tablet``: an iPad or Kindle, what ua-parser calls a generic Android tablet (an Android
+  browser without the ``Mobile`` token), or an Android app UA naming a tablet model;
+- ``mobile``: a phone OS (iOS, Android, ...) or the ``Mobi`` token browsers add on phones;
+- ``desktop``: a desktop OS (Windows, macOS, Linux, Chrome OS, ...) on no particular device;
+- ``other``: the rest (TVs, consoles, unknown clients) and a NULL or blank user agent.
+
+An app's own user agent (``ShopApp/5.2.1 (iPhone; iOS 17.1)``) names the app, not a browser:
+its ``browser_family`` is the app's name where ua-parser would say ``Mobile Safari
+UI/WKWebView`` or ``Android``. A NULL or blank user agent gives ``other``, NULL families and
+``ua_is_bot`` false: a missing header alone is no evidence (app SDKs often send none).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from ua_parser import parse
+
+DEVICE_TYPES: tuple[str, ...] = ("desktop", "mobile", "tablet", "bot", "other")
+
+# Clients ua-parser recognises but does not mark as Spider: scripts and headless browsers.
+BOT_FAMILIES: frozenset[str] = frozenset(
+    {
+        "HeadlessChrome",
+        "PhantomJS",
+        "Python Requests",
+        "Python-urllib",
+        "aiohttp",
+        "curl",
+        "Wget",
+        "Go-http-client",
+        "Apache-HttpClient",
+        "Scrapy",
+        "axios",
+    }
+)
+MOBILE_OS: frozenset[str] = frozenset(
+    {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Firefox OS", "Symbian OS"}
+)
+DESKTOP_OS: frozenset[str] = frozenset(
+    {
+        "Windows",
+        "Mac OS X",
+        "Linux",
+        "Ubuntu",
+        "Debian",
+        "Fedora",
+        "Chrome OS",
+        "FreeBSD",
+        "OpenBSD",
+        "NetBSD",
+    }
+)
+_TABLET_DEVICES = frozenset({"iPad", "Kindle", "Kindle Fire"})
+# App user agents carry only the model, and ua-parser's tablet rule needs a browser's missing
+# "Mobile" token; these model names are tablets (Samsung SM-T/X/P, Amazon KF*, *Pad, *Tab).
+_APP_TABLET_MODEL = re.compile(r"tablet|\btab\b|pad\b|\bSM-[TXP]\d|\bKF[A-Z]{2,}\b", re.I)
+_APP_NAME = re.compile(r"^([A-Za-z][\w.-]*)/")
+
+UA_FIELDS = "device_type string, os_family string, browser_family string, ua_is_bot boolean"
+
+
+class UserAgentFields(NamedTuple):
+    device_type: str
+    os_family: str | None
+    browser_family: str | None
+    ua_is_bot: bool
+
+
+UNKNOWN = UserAgentFields("other", None, None, False)
+
+
+@lru_cache(maxsize=50_000)
+def classify_user_agent(user_agent: str | None) -> UserAgentFields:
+    """device_type, os_family, browser_family and ua_is_bot of one user agent string."""
+    if user_agent is None or not user_agent.strip():
+        return UNKNOWN
+    result = parse(user_agent)
+    browser = result.user_agent.family if result.user_agent else None
+    os_family = result.os.family if result.os else None
+    device = result.device
+    is_bot = (device is not None and device.family == "Spider") or browser in BOT_FAMILIES
+    is_app = not user_agent.startswith("Mozilla/") and os_family in ("iOS", "Android")
+    if is_app and (app := _APP_NAME.match(user_agent)):
+        browser = app.group(1)
+    if is_bot:
+        device_type = "bot"
+    elif device is not None and (
+        device.family in _TABLET_DEVICES
+        or device.brand == "Generic_Android_Tablet"
+        or (is_app and os_family == "Android" and _APP_TABLET_MODEL.search(device.family))
+    ):
+        device_type = "tablet"
+    elif os_family in MOBILE_OS or "Mobi" in user_agent:
+        device_type = "mobile"
+    elif os_family in DESKTOP_OS and (device is None or device.family in ("Mac", "Other")):
+        device_type = "desktop"
+    else:
+        device_type = "other"
+    return UserAgentFields(device_type, os_family, browser, is_bot)
+
+
+def classify_series(user_agents: pd.Series) -> pd.DataFrame:
+    """classify_user_agent over a batch, each distinct user agent once."""
+    table = {ua: classify_user_agent(ua) for ua in user_agents.dropna().unique()}
+    rows = [table.get(ua, UNKNOWN) for ua in user_agents]
+    return pd.DataFrame(rows, columns=list(UserAgentFields._fields), index=user_agents.index)
+
+
+def with_user_agent_fields(df: DataFrame, column: str = "user_agent") -> DataFrame:
+    """Add device_type, os_family, browser_family and ua_is_bot parsed from ``column``."""
+
+    @F.pandas_udf(UA_FIELDS)  # type: ignore[call-overload]
+    def _parse(user_agents: pd.Series) -> pd.DataFrame:
+        return classify_series(user_agents)
+
+    parsed = "_ua_fields"
+    return (
+        df.withColumn(parsed, _parse(F.col(column).cast("string")))
+        .withColumns({name: F.col(f"{parsed}.{name}") for name in UserAgentFields._fields})
+        .drop(parsed)
+    )

@@ -1,0 +1,123 @@
+"""Bot flags from user agents and from event rates per cookie, device or IP."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from crossdata.collect.bots import flag_bots
+from crossdata.config import load_settings
+from crossdata.config.schema import BotSettings
+
+REPO = Path(__file__).resolve().parents[2]
+HITS = "cookie_id string, ip string, event_ts timestamp, user_agent string"
+FLAGGED = HITS + ", is_bot boolean, bot_reason string"
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/122.0.0.0"
+
+
+@pytest.fixture(scope="module")
+def bots() -> BotSettings:
+    """The configured patterns with small limits: 3 a minute, 5 a day."""
+    real = load_settings(conf_dir=REPO / "conf").settings.collect.bots
+    return dataclasses.replace(real, max_events_per_minute=3, max_events_per_day=5)
+
+
+def at(day: int, hour: int, minute: int, second: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 3, day, hour, minute, second, tzinfo=dt.UTC)
+
+
+def _flag(spark, rows, settings, **kw):
+    return flag_bots(spark.createDataFrame(rows, HITS), settings, **kw)
+
+
+def _expected(spark, rows, reasons):
+    flags = [(*r, reason is not None, reason) for r, reason in zip(rows, reasons, strict=True)]
+    return spark.createDataFrame(flags, FLAGGED)
+
+
+def _check(actual, expected):
+    # Both frames sorted in one partition: a deterministic order for a few rows, cheaper than
+    # ignore_row_order's sort of each frame across partitions.
+    def ordered(df):
+        return df.coalesce(1).sortWithinPartitions("cookie_id", "event_ts")
+
+    assert_df_equality(ordered(actual), ordered(expected), ignore_nullable=True)
+
+
+def test_configured_pattern_anywhere_in_the_user_agent_flags_a_bot(spark, bots):
+    rows = [
+        ("c1", "1.1.1.1", at(5, 10, 0), "Mozilla/5.0 (compatible; AhrefsBot/7.0)"),
+        ("c2", "1.1.1.2", at(5, 10, 0), "my-CRAWLER 1.0"),
+        ("c3", "1.1.1.3", at(5, 10, 0), BROWSER),
+        ("c4", "1.1.1.4", at(5, 10, 0), None),
+    ]
+    expected = _expected(spark, rows, ["user_agent", "user_agent", None, None])
+    _check(_flag(spark, rows, bots), expected)
+
+
+def test_ua_is_bot_column_flags_a_bot(spark, bots):
+    df = spark.createDataFrame(
+        [("c1", at(5, 10, 0), True), ("c2", at(5, 10, 0), False), ("c3", at(5, 10, 0), None)],
+        "cookie_id string, event_ts timestamp, ua_is_bot boolean",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("c1", at(5, 10, 0), True, True, "user_agent"),
+            ("c2", at(5, 10, 0), False, False, None),
+            ("c3", at(5, 10, 0), None, False, None),
+        ],
+        "cookie_id string, event_ts timestamp, ua_is_bot boolean, is_bot boolean, "
+        "bot_reason string",
+    )
+    _check(flag_bots(df, bots), expected)
+
+
+def test_more_than_the_minute_limit_flags_rate_minute(spark, bots):
+    busy = [("c1", None, at(5, 10, 0, s), BROWSER) for s in (0, 10, 20, 59)]
+    calm = [("c2", None, at(5, 10, 0, s), BROWSER) for s in (0, 10, 20)]
+    expected = _expected(spark, busy + calm, ["rate_minute"] * 4 + [None] * 3)
+    _check(_flag(spark, busy + calm, bots), expected)
+
+
+def test_minute_limit_counts_calendar_minutes(spark, bots):
+    rows = [("c1", None, at(5, 10, 0, s), BROWSER) for s in (40, 50)]
+    rows += [("c1", None, at(5, 10, 1, s), BROWSER) for s in (0, 10)]
+    expected = _expected(spark, rows, [None] * 4)
+    _check(_flag(spark, rows, bots), expected)
+
+
+def test_more_than_the_day_limit_in_one_utc_day_flags_rate_day(spark, bots):
+    busy = [("c1", None, at(5, h, 0), BROWSER) for h in (0, 4, 8, 12, 16, 23)]
+    # Six events too, but across UTC midnight: five and one.
+    calm = [("c2", None, at(5, h, 0), BROWSER) for h in (19, 20, 21, 22, 23)]
+    calm += [("c2", None, at(6, 0, 30), BROWSER)]
+    expected = _expected(spark, busy + calm, ["rate_day"] * 6 + [None] * 6)
+    _check(_flag(spark, busy + calm, bots), expected)
+
+
+def test_null_actor_values_are_not_one_actor(spark, bots):
+    rows = [(None, None, at(5, 10, 0, s), BROWSER) for s in range(5)]
+    expected = _expected(spark, rows, [None] * 5)
+    _check(_flag(spark, rows, bots), expected)
+
+
+def test_shared_ip_over_the_limit_flags_every_cookie_behind_it(spark, bots):
+    rows = [(f"c{s}", "9.9.9.9", at(5, 10, 0, s), BROWSER) for s in range(4)]
+    expected = _expected(spark, rows, ["rate_minute"] * 4)
+    _check(_flag(spark, rows, bots), expected)
+
+
+def test_ip_left_out_of_actor_columns_is_not_counted(spark, bots):
+    rows = [(f"c{s}", "9.9.9.9", at(5, 10, 0, s), BROWSER) for s in range(4)]
+    expected = _expected(spark, rows, [None] * 4)
+    _check(_flag(spark, rows, bots, actor_cols=("cookie_id",)), expected)
+
+
+def test_user_agent_reason_comes_before_rate(spark, bots):
+    rows = [("c1", None, at(5, 10, 0, s), "Googlebot/2.1") for s in range(4)]
+    expected = _expected(spark, rows, ["user_agent"] * 4)
+    _check(_flag(spark, rows, bots), expected)

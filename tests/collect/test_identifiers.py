@@ -1,0 +1,270 @@
+"""Identifier hygiene: emails, placeholders and phones, with the real collect settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from chispa import assert_column_equality, assert_df_equality
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from crossdata.collect.identifiers import (
+    e164_series,
+    normalize_email,
+    normalize_phone,
+    null_placeholders,
+    to_e164,
+)
+from crossdata.config import load_settings
+from crossdata.config.schema import CollectSettings
+
+REPO = Path(__file__).resolve().parents[2]
+IDS = "cookie_id string, email string"
+IDS_OUT = IDS + ", placeholder_fields array<string>"
+# Each example is one batch of values in one DataFrame: a Spark job per example, not per value.
+PROPERTY = settings(max_examples=6, deadline=None, database=None)
+FRENCH_FORMS = (
+    "06 12 34 56 78",
+    "0612345678",
+    "+33 6 12 34 56 78",
+    "+33612345678",
+    "0033612345678",
+    "06.12.34.56.78",
+)
+PLAUSIBLE = re.compile(r"[^@]+@[^@.]+(\.[^@.]+)+")
+
+
+@pytest.fixture(scope="module")
+def collect() -> CollectSettings:
+    return load_settings(conf_dir=REPO / "conf").settings.collect
+
+
+def _emails(spark, values):
+    df = spark.createDataFrame([(v,) for v in values], "email string")
+    return df.withColumn("normalized", normalize_email(F.col("email")))
+
+
+def test_email_is_trimmed_and_lower_cased(spark):
+    actual = _emails(spark, [" Anna.Meyer@Example.ORG\u00a0", "\tbo@shop.example\n"])
+    expected = spark.createDataFrame(
+        [
+            (" Anna.Meyer@Example.ORG\u00a0", "anna.meyer@example.org"),
+            ("\tbo@shop.example\n", "bo@shop.example"),
+        ],
+        "email string, normalized string",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_email_without_dotted_domain_is_null(spark):
+    actual = _emails(spark, ["anna@example", "anna@example.", "anna@.org", "anna@example..org"])
+    expected = spark.createDataFrame(
+        [(v, None) for v in ("anna@example", "anna@example.", "anna@.org", "anna@example..org")],
+        "email string, normalized string",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_email_needs_exactly_one_at_and_a_local_part(spark):
+    actual = _emails(spark, ["@example.org", "anna@bo@example.org", "anna.example.org"])
+    expected = spark.createDataFrame(
+        [("@example.org", None), ("anna@bo@example.org", None), ("anna.example.org", None)],
+        "email string, normalized string",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_email_with_inner_whitespace_is_null(spark):
+    actual = _emails(spark, ["anna meyer@example.org", "anna@exa\tmple.org", None])
+    expected = spark.createDataFrame(
+        [("anna meyer@example.org", None), ("anna@exa\tmple.org", None), (None, None)],
+        "email string, normalized string",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+email_text = st.one_of(
+    st.text(max_size=30),
+    st.emails(),
+    st.from_regex(r"\s{0,2}[A-Za-z0-9.@ ]{0,20}\s{0,2}", fullmatch=True),
+)
+
+
+@PROPERTY
+@given(st.lists(email_text, min_size=1, max_size=50))
+def test_normalized_email_is_null_or_canonical(spark, values):
+    for row in _emails(spark, values).collect():
+        out = row.normalized
+        assert out is None or (
+            PLAUSIBLE.fullmatch(out)
+            and not any(c.isspace() for c in out)
+            and not any("A" <= c <= "Z" for c in out)
+        ), (row.email, out)
+
+
+@PROPERTY
+@given(st.lists(email_text, min_size=1, max_size=50))
+def test_normalize_email_is_idempotent(spark, values):
+    once = _emails(spark, values)
+    twice = once.withColumn("again", normalize_email(F.col("normalized")))
+    assert_column_equality(twice, "normalized", "again")
+
+
+def test_listed_placeholder_is_nulled_and_named(spark, collect):
+    df = spark.createDataFrame([("undefined", "anna@example.org")], IDS)
+    actual = null_placeholders(df, {"cookie_id": "cookie_id", "email": "email"}, collect)
+    expected = spark.createDataFrame([(None, "anna@example.org", ["cookie_id"])], IDS_OUT)
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_placeholder_match_ignores_case_and_surrounding_space(spark, collect):
+    df = spark.createDataFrame([(" UNDEFINED ", "N/A"), ("Null", "[Object Object]")], IDS)
+    actual = null_placeholders(df, {"cookie_id": "cookie_id", "email": "email"}, collect)
+    expected = spark.createDataFrame(
+        [(None, None, ["cookie_id", "email"]), (None, None, ["cookie_id", "email"])], IDS_OUT
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_type_placeholder_applies_only_to_its_identifier_type(spark, collect):
+    df = spark.createDataFrame([("test@test.com", "Test@Test.com")], IDS)
+    actual = null_placeholders(df, {"cookie_id": "cookie_id", "email": "email"}, collect)
+    expected = spark.createDataFrame([("test@test.com", None, ["email"])], IDS_OUT)
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_placeholder_pattern_must_match_the_whole_value(spark, collect):
+    df = spark.createDataFrame(
+        [
+            ("00000000-0000-0000-0000-000000000000", None),
+            ("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", None),
+            ("0000", None),
+            ("ck_0000", None),
+            ("00000000-0000-0000-0000-000000000001", None),
+        ],
+        IDS,
+    )
+    actual = null_placeholders(df, {"cookie_id": "device_id"}, collect)
+    expected = spark.createDataFrame(
+        [
+            (None, None, ["cookie_id"]),
+            (None, None, ["cookie_id"]),
+            (None, None, ["cookie_id"]),
+            ("ck_0000", None, []),
+            ("00000000-0000-0000-0000-000000000001", None, []),
+        ],
+        IDS_OUT,
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_phone_placeholder_matches_with_separators(spark, collect):
+    df = spark.createDataFrame([("06 00 00 00 00",), ("06.00.00.00.01",)], "phone string")
+    actual = null_placeholders(df, {"phone": "phone"}, collect)
+    expected = spark.createDataFrame(
+        [(None, ["phone"]), ("06.00.00.00.01", [])],
+        "phone string, placeholder_fields array<string>",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_row_without_placeholder_has_empty_placeholder_fields(spark, collect):
+    df = spark.createDataFrame([("ck_9d2f61a0b4c3", None)], IDS)
+    actual = null_placeholders(df, {"cookie_id": "cookie_id", "email": "email"}, collect)
+    expected = spark.createDataFrame([("ck_9d2f61a0b4c3", None, [])], IDS_OUT)
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_existing_placeholder_fields_are_appended_to(spark, collect):
+    df = spark.createDataFrame(
+        [("-1", "x@y.org", ["device_id"]), ("ck_1", "x@y.org", None)], IDS_OUT
+    )
+    actual = null_placeholders(df, {"cookie_id": "cookie_id"}, collect)
+    expected = spark.createDataFrame(
+        [(None, "x@y.org", ["device_id", "cookie_id"]), ("ck_1", "x@y.org", [])], IDS_OUT
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_blank_identifier_is_nulled_but_not_listed(spark, collect):
+    df = spark.createDataFrame([("   ", "")], IDS)
+    actual = null_placeholders(df, {"cookie_id": "cookie_id", "email": "email"}, collect)
+    expected = spark.createDataFrame([(None, None, [])], IDS_OUT)
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_unknown_identifier_type_is_refused(spark, collect):
+    df = spark.createDataFrame([("x", None)], IDS)
+    with pytest.raises(ValueError, match="emial"):
+        null_placeholders(df, {"email": "emial"}, collect)
+
+
+def test_french_phone_forms_become_one_e164_number(spark):
+    df = spark.createDataFrame([(v,) for v in FRENCH_FORMS], "phone string")
+    actual = normalize_phone(df, "phone", "FR")
+    expected = spark.createDataFrame([("+33612345678",)] * len(FRENCH_FORMS), "phone string")
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_invalid_phone_is_null(spark):
+    # A digit short, an impossible French prefix, too short, text: none is a valid number.
+    values = ["06 12 34 56 7", "+33000000000", "1234", "call me", None]
+    df = spark.createDataFrame([(v,) for v in values], "phone string")
+    actual = normalize_phone(df, "phone", "FR")
+    expected = spark.createDataFrame([(None,)] * len(values), "phone string")
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_phone_with_country_code_keeps_its_country(spark):
+    df = spark.createDataFrame([("+44 7911 123456",), ("0049 30 901820",)], "phone string")
+    actual = normalize_phone(df, "phone", "FR")
+    expected = spark.createDataFrame([("+447911123456",), ("+4930901820",)], "phone string")
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_normalized_phone_goes_to_out_column_and_input_is_kept(spark):
+    df = spark.createDataFrame([("k1", "06.12.34.56.78")], "id string, phone string")
+    actual = normalize_phone(df, "phone", "fr", out="phone_e164")
+    expected = spark.createDataFrame(
+        [("k1", "06.12.34.56.78", "+33612345678")], "id string, phone string, phone_e164 string"
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_each_distinct_phone_is_parsed_once_per_batch():
+    to_e164.cache_clear()
+    batch = pd.Series(["0612345678", "0612345678", "0612345678", "07 00", None])
+    out = e164_series(batch, "FR")
+    assert out.tolist() == ["+33612345678"] * 3 + [None, None]
+    assert (to_e164.cache_info().misses, to_e164.cache_info().hits) == (2, 0)
+
+
+phone_text = st.one_of(
+    st.text(max_size=25),
+    st.from_regex(r"(\+|00)?[0-9 .()\-]{0,18}", fullmatch=True),
+    st.sampled_from(FRENCH_FORMS),
+)
+
+
+def _phones(spark, values):
+    return spark.createDataFrame([(v,) for v in values], "phone string")
+
+
+@PROPERTY
+@given(st.lists(phone_text, min_size=1, max_size=50))
+def test_normalized_phone_is_null_or_e164(spark, values):
+    rows = normalize_phone(_phones(spark, values), "phone", "FR", out="e164").collect()
+    for row in rows:
+        assert row.e164 is None or re.fullmatch(r"\+[1-9]\d{1,14}", row.e164), row
+
+
+@PROPERTY
+@given(st.lists(phone_text, min_size=1, max_size=50))
+def test_normalize_phone_is_idempotent(spark, values):
+    once = normalize_phone(_phones(spark, values), "phone", "FR", out="once")
+    twice = normalize_phone(once, "once", "FR", out="again")
+    assert_column_equality(twice, "once", "again")

@@ -1,0 +1,150 @@
+"""Device type, OS, browser and bot flag from user agents."""
+
+from __future__ import annotations
+
+import pandas as pd
+from chispa import assert_df_equality
+
+from crossdata.collect.user_agents import (
+    classify_series,
+    classify_user_agent,
+    with_user_agent_fields,
+)
+
+OUT = (
+    "user_agent string, device_type string, os_family string, browser_family string, "
+    "ua_is_bot boolean"
+)
+WINDOWS_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/122.0.0.0 Safari/537.36"
+)
+MAC_SAFARI = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15"
+)
+IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/122.0.0.0 Mobile Safari/537.36"
+)
+IPAD_SAFARI = (
+    "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Mobile/15E148 Safari/604.1"
+)
+# Chrome on an Android tablet leaves out the "Mobile" token.
+ANDROID_TABLET_CHROME = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/122.0.0.0 Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/122.0.0.0 Safari/537.36"
+)
+
+
+def _parsed(spark, user_agents):
+    df = spark.createDataFrame([(ua,) for ua in user_agents], "user_agent string")
+    return with_user_agent_fields(df)
+
+
+def _expected(spark, rows):
+    return spark.createDataFrame(rows, OUT)
+
+
+def test_desktop_browsers_are_desktop(spark):
+    actual = _parsed(spark, [WINDOWS_CHROME, MAC_SAFARI])
+    expected = _expected(
+        spark,
+        [
+            (WINDOWS_CHROME, "desktop", "Windows", "Chrome", False),
+            (MAC_SAFARI, "desktop", "Mac OS X", "Safari", False),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_phone_browsers_are_mobile(spark):
+    actual = _parsed(spark, [IPHONE_SAFARI, ANDROID_CHROME])
+    expected = _expected(
+        spark,
+        [
+            (IPHONE_SAFARI, "mobile", "iOS", "Mobile Safari", False),
+            (ANDROID_CHROME, "mobile", "Android", "Chrome Mobile", False),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_ipad_and_android_tablet_browsers_are_tablets(spark):
+    actual = _parsed(spark, [IPAD_SAFARI, ANDROID_TABLET_CHROME])
+    expected = _expected(
+        spark,
+        [
+            (IPAD_SAFARI, "tablet", "iOS", "Mobile Safari", False),
+            (ANDROID_TABLET_CHROME, "tablet", "Android", "Chrome", False),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_app_user_agents_name_the_app_and_their_device(spark):
+    iphone = "ShopApp/5.2.1 (iPhone; iOS 17.1)"
+    pixel = "ShopApp/5.2.1 (Linux; Android 14; Pixel 7)"
+    ipad = "ShopApp/5.2.1 (iPad; iPadOS 17.1)"
+    galaxy_tab = "ShopApp/5.2.1 (Linux; Android 14; SM-T970)"
+    actual = _parsed(spark, [iphone, pixel, ipad, galaxy_tab])
+    expected = _expected(
+        spark,
+        [
+            (iphone, "mobile", "iOS", "ShopApp", False),
+            (pixel, "mobile", "Android", "ShopApp", False),
+            (ipad, "tablet", "iOS", "ShopApp", False),
+            (galaxy_tab, "tablet", "Android", "ShopApp", False),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_crawlers_scripts_and_headless_browsers_are_bots(spark):
+    actual = _parsed(spark, [GOOGLEBOT, "python-requests/2.31.0", "curl/8.4.0", HEADLESS])
+    expected = _expected(
+        spark,
+        [
+            (GOOGLEBOT, "bot", None, "Googlebot", True),
+            ("python-requests/2.31.0", "bot", None, "Python Requests", True),
+            ("curl/8.4.0", "bot", None, "curl", True),
+            (HEADLESS, "bot", "Linux", "HeadlessChrome", True),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_missing_or_blank_user_agent_is_other_and_not_a_bot(spark):
+    actual = _parsed(spark, [None, "", "-"])
+    expected = _expected(
+        spark,
+        [(ua, "other", None, None, False) for ua in (None, "", "-")],
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_other_columns_are_kept_and_named_column_is_read(spark):
+    df = spark.createDataFrame([("e1", MAC_SAFARI)], "event_id string, ua string")
+    actual = with_user_agent_fields(df, column="ua")
+    expected = spark.createDataFrame(
+        [("e1", MAC_SAFARI, "desktop", "Mac OS X", "Safari", False)],
+        OUT.replace("user_agent", "event_id string, ua"),
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_each_distinct_user_agent_is_parsed_once_per_batch():
+    classify_user_agent.cache_clear()
+    classify_series(pd.Series([MAC_SAFARI, MAC_SAFARI, GOOGLEBOT, MAC_SAFARI, None]))
+    info = classify_user_agent.cache_info()
+    assert (info.misses, info.hits) == (2, 0)
