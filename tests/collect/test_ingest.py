@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,28 +16,7 @@ from crossdata.errors import InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
-
-
-def _event(i: str, ts: str, cookie: str = "ck_a", **kw) -> str:
-    return json.dumps(
-        {
-            "event_id": i,
-            "event_type": "page_view",
-            "ts": ts,
-            "platform": "web",
-            "cookie_id": cookie,
-            "page_url": "https://shop.example/p/1",
-            **kw,
-        }
-    )
-
-
-def _deliver(landing: Path, day: str, name: str, lines: list[str]) -> Path:
-    folder = landing / "events" / day
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from ..helpers import deliver, event
 
 
 def _ingest(ctx: Context, sources: tuple[str, ...] = ("events",)) -> IngestSummary:
@@ -69,14 +47,14 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     tmp = tmp_path_factory.mktemp("ingest")
     landing = tmp / "landing"
     ctx = Context.create(make_settings(tmp, f"collect.landing={landing}"), spark=spark)
-    original = _deliver(
+    original = deliver(
         landing,
         "2026-03-05",
         "a.jsonl",
         [
-            _event("e1", "2026-03-05T10:00:00Z"),
-            _event("e3", "2026-03-05T10:50:00Z"),
-            _event("e4", "2026-03-05T11:00:00Z", cookie="ck_b", network="wifi"),
+            event("e1", "2026-03-05T10:00:00Z"),
+            event("e3", "2026-03-05T10:50:00Z"),
+            event("e4", "2026-03-05T11:00:00Z", cookie="ck_b", network="wifi"),
         ],
     )
     first = _ingest(ctx)
@@ -87,16 +65,16 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     copy = landing / "events" / "2026-03-06" / "a-redelivered.jsonl"
     copy.parent.mkdir(parents=True)
     shutil.copy(original, copy)
-    _deliver(
+    deliver(
         landing,
         "2026-03-06",
         "b.jsonl",
         [
-            _event("e1", "2026-03-05T10:00:00Z"),
-            _event("e5", "2026-03-06T09:00:00Z", cookie="ck_c"),
+            event("e1", "2026-03-05T10:00:00Z"),
+            event("e5", "2026-03-06T09:00:00Z", cookie="ck_c"),
         ],
     )
-    _deliver(landing, "2026-03-07", "late.jsonl", [_event("e2", "2026-03-05T10:25:00Z")])
+    deliver(landing, "2026-03-07", "late.jsonl", [event("e2", "2026-03-05T10:25:00Z")])
     second = _ingest(ctx)
     before = ctx.lake.version("bronze.events")
     third = _ingest(ctx)
@@ -178,14 +156,14 @@ def test_new_field_becomes_a_column_with_drift_add(spark, tmp_path):
         make_settings(tmp_path, f"collect.landing={landing}", "collect.schema_drift=add"),
         spark=spark,
     )
-    _deliver(landing, "2026-03-05", "a.jsonl", [_event("e1", "2026-03-05T10:00:00Z")])
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
     _ingest(ctx)
-    _deliver(
+    deliver(
         landing,
         "2026-03-06",
         "b.jsonl",
         [
-            _event("e2", "2026-03-06T10:00:00Z", network="wifi"),
+            event("e2", "2026-03-06T10:00:00Z", network="wifi"),
         ],
     )
     _ingest(ctx)
@@ -199,12 +177,12 @@ def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):
         make_settings(tmp_path, f"collect.landing={landing}", "collect.schema_drift=fail"),
         spark=spark,
     )
-    _deliver(
+    deliver(
         landing,
         "2026-03-05",
         "a.jsonl",
         [
-            _event("e1", "2026-03-05T10:00:00Z", network="wifi"),
+            event("e1", "2026-03-05T10:00:00Z", network="wifi"),
         ],
     )
     with pytest.raises(InputContractError, match="fields not in the contract: network"):

@@ -1,0 +1,37 @@
+"""Small builders shared by tests: landing files and free ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+
+def event(event_id: str, ts: str, cookie: str = "ck_a", **fields: object) -> str:
+    """One valid events line (JSON) with overridable fields."""
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "event_type": "page_view",
+            "ts": ts,
+            "platform": "web",
+            "cookie_id": cookie,
+            "page_url": "https://shop.example/p/1",
+            **fields,
+        }
+    )
+
+
+def deliver(landing: Path, day: str, name: str, lines: list[str], source: str = "events") -> Path:
+    """Write a landing file ``<landing>/<source>/<day>/<name>``."""
+    folder = landing / source / day
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
