@@ -11,6 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from crossdata.errors import (
+    ConcurrentWriteError,
+    DataQualityError,
+    InputContractError,
+    ReconciliationError,
+)
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -45,21 +52,47 @@ def query_app_id(spark: SparkSession, checkpoint: str) -> str:
 def run_available_now(stream: DataFrame, body: BatchFn, checkpoint: str, name: str) -> None:
     """Process everything available now in micro-batches, then return (or raise)."""
     guarded = _Guarded(body)
-    query = (
-        stream.writeStream.foreachBatch(guarded)
-        .option("checkpointLocation", checkpoint)
-        .queryName(name)
-        .trigger(availableNow=True)
-        .start()
-    )
     try:
+        query = (
+            stream.writeStream.foreachBatch(guarded)
+            .option("checkpointLocation", checkpoint)
+            .queryName(name)
+            .trigger(availableNow=True)
+            .start()
+        )
         query.awaitTermination()
-    except Exception:
+    except Exception as exc:
         if guarded.error is not None:
             raise guarded.error from None
-        raise
+        raise _as_crossdata_error(exc, name, checkpoint) from exc
     if guarded.error is not None:
         raise guarded.error
-    exc = query.exception()
-    if exc is not None:
-        raise RuntimeError(f"streaming query {name} failed: {exc}")
+
+
+# Two processes on one checkpoint: Spark refuses the second (at start, racing to write the
+# checkpoint's metadata or offsets, or while running).
+_CONCURRENT_STREAM = (
+    "ConcurrentModificationException",
+    "concurrently using",
+    "CONCURRENT_QUERY",
+    "FileAlreadyExistsException",
+)
+
+
+def _as_crossdata_error(exc: Exception, name: str, checkpoint: str) -> Exception:
+    """Name the failure when it is one of ours or a known one; else keep Spark's error.
+
+    Over Spark Connect the batch body runs on the server, so its error only arrives as text.
+    """
+    text = str(exc)
+    if any(marker in text for marker in _CONCURRENT_STREAM):
+        return ConcurrentWriteError(
+            f"stream {name}: another job is using its checkpoint {checkpoint}; "
+            "wait for it to finish, then run again (nothing was lost)"
+        )
+    for cls in (InputContractError, ReconciliationError, DataQualityError, ConcurrentWriteError):
+        marker = f"{cls.__name__}: "
+        if marker in text:
+            message = text.split(marker, 1)[1].strip().splitlines()[0]
+            return cls(message)
+    return exc

@@ -243,6 +243,30 @@ class Lakehouse:
         elif spec.cluster_by:
             layout = f" CLUSTER BY ({', '.join(spec.cluster_by)})"
         location = f" LOCATION '{self.path(name)}'" if self.register_tables else ""
+        try:
+            self._create(name, spec, target, layout, location, tblprops, schema_source)
+        except Exception as exc:
+            # Another writer may be creating the same table right now: once it exists, use it.
+            if not self._appears(name):
+                raise
+            log.info(
+                "lakehouse: table=%s was created by another writer (%s)", name, type(exc).__name__
+            )
+            self.register(name)
+            return
+        self._known.add(name)
+        log.info("lakehouse: created table=%s path=%s", name, self.path(name))
+
+    def _create(
+        self,
+        name: str,
+        spec: Table,
+        target: str,
+        layout: str,
+        location: str,
+        tblprops: str,
+        schema_source: DataFrame | None,
+    ) -> None:
         if spec.ddl is not None and schema_source is None:
             self._retrying(
                 name,
@@ -264,8 +288,14 @@ class Lakehouse:
                         f"{tblprops} AS SELECT * FROM {view}"
                     ),
                 )
-        self._known.add(name)
-        log.info("lakehouse: created table=%s path=%s", name, self.path(name))
+
+    def _appears(self, name: str, attempts: int = 10) -> bool:
+        """Whether the table exists, waiting a little for a concurrent creation to finish."""
+        for attempt in range(attempts):
+            if self.exists(name):
+                return True
+            time.sleep(0.5 * (attempt + 1))
+        return False
 
     def add_missing_constraints(self, name: str) -> list[str]:
         """Add constraints declared since the table was created (``crossdata maintain``)."""
