@@ -185,6 +185,52 @@ class CollectSettings:
 
 
 @dataclass(frozen=True)
+class LinkageSettings:
+    """Probabilistic linking of CRM records that share no identifier."""
+
+    enabled: bool
+    threshold: float  # scored pairs at or above this become edges
+    blocking_keys: tuple[str, ...]  # SQL expressions; pairs must agree on one of them
+    max_block_size: int  # blocks larger than this are skipped (and counted), never exploded
+
+    def validate(self) -> str | None:
+        if not 0.0 < self.threshold <= 1.0:
+            return f"threshold: {self.threshold} must be in (0, 1]"
+        if not self.blocking_keys:
+            return "blocking_keys: give at least one"
+        return None
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    engine: Literal["auto", "graphframes", "native"]
+    checkpoint_interval: int  # connected-components rounds between checkpoints (0: never)
+    max_iterations: int
+    blocklist: dict[str, tuple[str, ...]]  # id type (or "*") -> regexes never linked
+    shared_limits: dict[str, dict[str, int]]  # node type -> neighbour type -> max distinct
+    max_per_person: dict[str, int]  # strong id type -> at most this many per customer
+    evidence_priority: tuple[str, ...]  # strongest first; repairs cut from the end
+    repair_rounds: int
+    giant_component_size: int  # a component larger than this raises an alert
+    linkage: LinkageSettings
+
+    def validate(self) -> str | None:
+        from crossdata.contracts import IDENTIFIER_TYPES
+
+        known = set(IDENTIFIER_TYPES)
+        for node, limits in self.shared_limits.items():
+            bad = [t for t in (node, *limits) if t not in known]
+            if bad:
+                return f"shared_limits: unknown identifier type {bad[0]!r}"
+        for id_type in (*self.max_per_person, *[t for t in self.blocklist if t != "*"]):
+            if id_type not in known:
+                return f"unknown identifier type {id_type!r}; known: {', '.join(sorted(known))}"
+        if self.checkpoint_interval < 0 or self.max_iterations < 1:
+            return "checkpoint_interval >= 0 and max_iterations >= 1"
+        return None
+
+
+@dataclass(frozen=True)
 class Settings:
     spark: SparkSettings
     lakehouse: LakehouseSettings
@@ -192,3 +238,4 @@ class Settings:
     logging: LoggingSettings
     world: WorldSettings
     collect: CollectSettings
+    identity: IdentitySettings
