@@ -1,0 +1,171 @@
+"""An independent reading of the input contracts, with standard tools only (json, csv, re,
+datetime): what ingestion must decide for each line. The generator's truth is checked against
+it, so it shares no code with the generator beyond ``crossdata.contracts``.
+
+It follows the choices ``crossdata.collect`` made where the contract leaves room: in an access
+log the status (three digits) and the size (digits or -) belong to the line's pattern, a
+blank value is an absent value, a JSON object with a repeated key is malformed, and the
+default silver expectations quarantine a negative order amount or spend cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossdata import contracts
+
+COMBINED = re.compile(
+    r"^(?P<ip>\S+) (?P<ident>\S+) (?P<auth_user>\S+) \[(?P<ts>[^\]]+)\] "
+    r'"(?P<method>\S+) (?P<url>\S+)(?: (?P<protocol>\S+))?" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)"'
+    r'(?: "(?P<cookie_id>(?:[^"\\]|\\.)*)")?(?: .*)?$'
+)
+QUARANTINE_EXPECTATIONS = {"orders": "amount", "spend": "cost"}  # must not be negative
+MAX_CHARS = contracts.DEFAULT_MAX_FIELD_CHARS
+TOLERANCE = dt.timedelta(hours=contracts.DEFAULT_FUTURE_TOLERANCE_HOURS)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    relative: str
+    source: str
+    day: dt.date
+
+    @property
+    def is_csv(self) -> bool:
+        return contracts.SOURCES[self.source].format == "csv"
+
+
+def landing_files(root: Path) -> list[LandingFile]:
+    out = []
+    for source in contracts.SOURCES:
+        for path in sorted((root / source).glob("*/*")):
+            rel = path.relative_to(root).as_posix()
+            out.append(LandingFile(path, rel, source, dt.date.fromisoformat(path.parent.name)))
+    return out
+
+
+def parse_time(value: str, fmt: str) -> dt.datetime | None:
+    try:
+        if fmt == "combined_log":
+            return dt.datetime.strptime(value, "%d/%b/%Y:%H:%M:%S %z")
+        t = dt.datetime.fromisoformat(value)
+    except (ValueError, TypeError):
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def parse_date(value: str) -> dt.date | None:
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def fields_of(source: str, text: str, header: list[str]) -> dict | None:
+    """The line's fields, or None when the format itself cannot be read."""
+    fmt = contracts.SOURCES[source].format
+    if fmt == "jsonl":
+        repeated: list[bool] = []
+
+        def pairs(items: list[tuple[str, object]]) -> dict:
+            repeated.append(len({k for k, _ in items}) != len(items))
+            return dict(items)
+
+        try:
+            obj = json.loads(text, object_pairs_hook=pairs)
+        except json.JSONDecodeError:
+            return None
+        # One object per line, nothing around it, no key twice (which value would be right?).
+        top = text.strip()
+        if not (isinstance(obj, dict) and top.startswith("{") and top.endswith("}")):
+            return None
+        return None if repeated[-1] else obj
+    if fmt == "csv":
+        try:
+            cells = next(csv.reader([text], strict=True))
+        except csv.Error:
+            return None
+        return dict(zip(header, cells, strict=True)) if len(cells) == len(header) else None
+    m = COMBINED.match(text)
+    if m is None:
+        return None
+    # In a log, "-" stands for an absent value (no ident, no size, no referrer, no cookie).
+    return {k: v for k, v in m.groupdict().items() if v is not None and v != "-"}
+
+
+def is_number(value: object, kind: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return kind == "double" or isinstance(value, int)
+    try:
+        float(value) if kind == "double" else int(str(value))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str | None:
+    """The quarantine reason of one physical line (None: a good record)."""
+    contract = contracts.SOURCES[source]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_encoding"
+    fields = fields_of(source, text, header)
+    if fields is None:
+        return "malformed_record"
+
+    def present(name: str) -> bool:
+        return fields.get(name) is not None and str(fields.get(name)).strip() != ""
+
+    if any(f.required and not present(f.name) for f in contract.fields):
+        return "missing_required_field"
+    times = [f for f in contract.fields if f.type == "timestamp" and present(f.name)]
+    if any(parse_time(str(fields[f.name]), contract.format) is None for f in times):
+        return "invalid_timestamp"
+    for f in contract.fields:
+        if not present(f.name):
+            continue
+        if f.type in ("double", "long") and not is_number(fields[f.name], f.type):
+            return "wrong_type"
+        if f.type == "date" and parse_date(str(fields[f.name])) is None:
+            return "wrong_type"
+    if any(
+        f.values and present(f.name) and fields[f.name] not in f.values for f in contract.fields
+    ):
+        return "invalid_value"
+    texts = [v if isinstance(v, str) else json.dumps(v) for v in fields.values() if v is not None]
+    if any(len(v) > MAX_CHARS for v in texts):
+        return "oversize_field"
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    value = fields[contract.time_field]
+    if contract.time_field == "date":
+        when = dt.datetime.combine(parse_date(str(value)), dt.time(), dt.UTC)  # type: ignore[arg-type]
+    else:
+        when = parse_time(str(value), contract.format)  # type: ignore[assignment]
+    if when > day_end + TOLERANCE:
+        return "future_timestamp"
+    money = QUARANTINE_EXPECTATIONS.get(source)
+    if money and float(fields[money]) < 0:
+        return "expectation_failed"
+    return None
+
+
+def file_lines(f: LandingFile) -> tuple[list[str], list[bytes]]:
+    """(header, data lines) of a landing file; line i of ``data`` is physical line i+1+offset."""
+    raw = f.path.read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw
+    lines = raw[:-1].split(b"\n")
+    if f.is_csv:
+        return next(csv.reader([lines[0].decode()])), lines[1:]
+    return [], lines
