@@ -68,3 +68,27 @@ def ctx(spark, tmp_path: Path):
     from crossdata.ops import Context
 
     return Context.create(make_settings(tmp_path), spark=spark)
+
+
+@pytest.fixture(scope="session")
+def ingested_world(spark, tmp_path_factory: pytest.TempPathFactory):
+    """A generated world with faults, ingested once; stage tests score against its truth."""
+    from crossdata.collect.ingest import run_ingest
+    from crossdata.ops import Context, job_run
+
+    from .world.conftest import make_world
+
+    folder = tmp_path_factory.mktemp("stage")
+    world = make_world(
+        spark,
+        folder,
+        "world.persons=150",
+        "world.days=6",
+        "world.seed=5",
+        "world.fault_rate=0.04",
+        "world.lines_per_file=1500",
+    )
+    ctx = Context.create(make_settings(folder, f"collect.landing={world.root}"), spark=spark)
+    with job_run(ctx, "ingest") as run:
+        summary = run_ingest(ctx, run)
+    return world, ctx, summary

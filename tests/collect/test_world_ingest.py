@@ -1,0 +1,65 @@
+"""Stage test: a generated world with every fault, ingested, scored against its truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from crossdata.collect.scoring import score_ingestion
+
+
+@pytest.fixture(scope="module")
+def score(ingested_world):
+    world, ctx, _ = ingested_world
+    return score_ingestion(ctx.spark, ctx.lake, str(world.root))
+
+
+def test_every_bad_record_is_quarantined_with_its_reason(score):
+    assert score.bad_records > 50  # the world really is faulty
+    assert (score.missed, score.unexpected, score.wrong_reason) == (0, 0, 0), score.examples
+
+
+def test_counts_reconcile_with_every_landing_line(score):
+    assert score.unreconciled_files == 0
+    assert score.read == score.record_lines
+
+
+def test_redelivered_files_are_counted_as_duplicates(score):
+    assert score.duplicate_files == score.redelivered_files
+
+
+def test_duplicate_records_are_removed_exactly_once(score):
+    keyed = {k: v for k, v in score.duplicate_records.items() if k != "crm_customers"}
+    assert keyed, "the world has duplicate records"
+    for source, expected in keyed.items():
+        assert score.removed_duplicates.get(source, 0) == expected, source
+    assert set(score.silver_key_repeats.values()) == {0}
+
+
+def test_late_events_land_on_the_day_they_happened(ingested_world):
+    world, ctx, _ = ingested_world
+    late = {
+        r["record_id"]: r["event_date"]
+        for r in world.truth("late_records")
+        if r["source"] == "events"
+    }
+    assert late, "the world has late events"
+    silver = ctx.lake.read("silver.events").where(F.col("event_id").isin(list(late)))
+    placed = {r["event_id"]: str(r["event_date"]) for r in silver.collect()}
+    bad = {r["record_id"] for r in world.truth("bad_records") if r["record_id"]}
+    assert {k: v for k, v in late.items() if k not in bad} == placed
+
+
+def test_drifted_field_is_kept_from_its_first_day(ingested_world):
+    world, ctx, _ = ingested_world
+    drift = next(
+        d
+        for d in json.loads((world.root / "_truth" / "world.json").read_text())["schema_drift"]
+        if d["source"] == "events"
+    )
+    bronze = ctx.lake.read("bronze.events").where(F.col("_rescued")[drift["field"]].isNotNull())
+    first_day = bronze.agg(F.min(F.to_date("ts"))).collect()[0][0]
+    assert first_day is not None
+    assert str(first_day) >= drift["from_date"]
