@@ -49,24 +49,43 @@ def query_app_id(spark: SparkSession, checkpoint: str) -> str:
     return str(row["id"])
 
 
+class RunningStream:
+    """A started ``availableNow`` query; ``wait`` returns when it is done or raises its error."""
+
+    def __init__(self, stream: DataFrame, body: BatchFn, checkpoint: str, name: str) -> None:
+        self.name = name
+        self.checkpoint = checkpoint
+        self._guarded = _Guarded(body)
+        self._query = None
+        self._start_error: Exception | None = None
+        try:
+            self._query = (
+                stream.writeStream.foreachBatch(self._guarded)
+                .option("checkpointLocation", checkpoint)
+                .queryName(name)
+                .trigger(availableNow=True)
+                .start()
+            )
+        except Exception as exc:  # surfaced by wait(), so concurrent starts all get a chance
+            self._start_error = exc
+
+    def wait(self) -> None:
+        try:
+            if self._start_error is not None:
+                raise self._start_error
+            assert self._query is not None
+            self._query.awaitTermination()
+        except Exception as exc:
+            if self._guarded.error is not None:
+                raise self._guarded.error from None
+            raise _as_crossdata_error(exc, self.name, self.checkpoint) from exc
+        if self._guarded.error is not None:
+            raise self._guarded.error
+
+
 def run_available_now(stream: DataFrame, body: BatchFn, checkpoint: str, name: str) -> None:
     """Process everything available now in micro-batches, then return (or raise)."""
-    guarded = _Guarded(body)
-    try:
-        query = (
-            stream.writeStream.foreachBatch(guarded)
-            .option("checkpointLocation", checkpoint)
-            .queryName(name)
-            .trigger(availableNow=True)
-            .start()
-        )
-        query.awaitTermination()
-    except Exception as exc:
-        if guarded.error is not None:
-            raise guarded.error from None
-        raise _as_crossdata_error(exc, name, checkpoint) from exc
-    if guarded.error is not None:
-        raise guarded.error
+    RunningStream(stream, body, checkpoint, name).wait()
 
 
 # Two processes on one checkpoint: Spark refuses the second (at start, racing to write the

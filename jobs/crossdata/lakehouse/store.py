@@ -62,6 +62,11 @@ def _is_missing_table(exc: BaseException) -> bool:
     )
 
 
+# Paths of Delta tables this process has seen exist. crossdata never drops a table, so the
+# answer cannot go stale, and each micro-batch's fresh Lakehouse object skips the lookup.
+_EXISTING: set[str] = set()
+
+
 def _table_properties(spec: Table) -> str:
     """TBLPROPERTIES for a new table: change data feed, and CHECK constraints set at creation
     (Delta stores them as delta.constraints.* properties: one commit instead of one each)."""
@@ -114,7 +119,8 @@ class Lakehouse:
         self.register_tables = register_tables
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
-        self._known: set[str] = set()
+        self._known: set[str] = set()  # tables seen to exist (they never disappear)
+        self._registered: set[str] = set()  # tables this object put in the catalog
         self._databases_ready = False
 
     @classmethod
@@ -131,11 +137,8 @@ class Lakehouse:
         return f"{self.root}/{spec.layer}/{spec.noun}"
 
     def ident(self, name: str) -> str:
-        """How SQL refers to the table: ``layer.noun`` when registered, else delta.`path`."""
-        if self.register_tables:
-            self.register(name)
-            if name in self._known:
-                return name
+        """How crossdata's own SQL names a table: by path, which needs no catalog lookup and
+        cannot point at another root. People use ``layer.noun`` (see ``register_all``)."""
         return f"delta.`{self.path(name)}`"
 
     # -- catalog -----------------------------------------------------------------------------
@@ -149,7 +152,7 @@ class Lakehouse:
 
     def register(self, name: str) -> bool:
         """Register an existing Delta table in the catalog; False when it has no data yet."""
-        if name in self._known:
+        if name in self._registered:
             return True
         if not self.exists(name):
             return False
@@ -157,7 +160,7 @@ class Lakehouse:
             self.ensure_databases()
             registered = self._catalog_location(name)
             if registered is not None and _same_location(registered, self.path(name)):
-                self._known.add(name)
+                self._registered.add(name)
                 return True
             if registered is not None:
                 # The name points at another root (another lakehouse in this session): re-point
@@ -167,7 +170,7 @@ class Lakehouse:
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{self.path(name)}'"
             )
-        self._known.add(name)
+        self._registered.add(name)
         return True
 
     def _catalog_location(self, name: str) -> str | None:
@@ -181,14 +184,17 @@ class Lakehouse:
         return [name for name in sorted(TABLES) if self.register(name)]
 
     def exists(self, name: str) -> bool:
-        if name in self._known:
+        path = self.path(name)
+        if name in self._known or path in _EXISTING:
             return True
         try:
-            self.spark.read.format("delta").load(self.path(name)).schema  # noqa: B018
+            self.spark.read.format("delta").load(path).schema  # noqa: B018
         except Exception as exc:  # the reader's only way to say "no table here"
             if _is_missing_table(exc):
                 return False
             raise
+        self._known.add(name)
+        _EXISTING.add(path)
         return True
 
     # -- reads ---------------------------------------------------------------------------------
@@ -229,7 +235,6 @@ class Lakehouse:
     def create_if_missing(self, name: str, schema_source: DataFrame | None = None) -> None:
         """Create the table with its layout, properties and constraints if it does not exist."""
         if self.exists(name):
-            self.register(name)
             return
         spec = table(name)
         self.ensure_databases()
@@ -252,9 +257,11 @@ class Lakehouse:
             log.info(
                 "lakehouse: table=%s was created by another writer (%s)", name, type(exc).__name__
             )
-            self.register(name)
             return
         self._known.add(name)
+        _EXISTING.add(self.path(name))
+        if self.register_tables:
+            self._registered.add(name)
         log.info("lakehouse: created table=%s path=%s", name, self.path(name))
 
     def _create(
