@@ -190,6 +190,7 @@ class LinkageSettings:
 
     enabled: bool
     threshold: float  # scored pairs at or above this become edges
+    min_evidence: float  # and only when both records hold this share of the compared weight
     blocking_keys: tuple[str, ...]  # SQL expressions; pairs must agree on one of them
     max_block_size: int  # blocks larger than this are skipped (and counted), never exploded
 
