@@ -26,26 +26,35 @@ def _scipy_min_labels(edges: list[tuple[int, int]], n: int) -> dict[int, int]:
     return {node: smallest[int(label)] for node, label in enumerate(labels)}
 
 
-def test_two_components_and_an_isolated_vertex(spark):
-    edges = spark.createDataFrame([(5, 3), (3, 9), (7, 8)], "src LONG, dst LONG")
-    vertices = spark.createDataFrame([(42,)], "id LONG")
+def test_two_components_an_isolated_vertex_a_self_loop_and_duplicates(spark):
+    edges = spark.createDataFrame(
+        [(5, 3), (3, 9), (7, 8), (8, 7), (7, 8), (11, 11), (None, 4)], "src LONG, dst LONG"
+    )
+    vertices = spark.createDataFrame([(42,), (3,)], "id LONG")
     got = native_components(edges, vertices, ComponentsOptions(engine="native"))
     expected = spark.createDataFrame(
-        [(3, 3), (5, 3), (9, 3), (7, 7), (8, 7), (42, 42)], "id LONG, component LONG"
+        [(3, 3), (5, 3), (9, 3), (7, 7), (8, 7), (11, 11), (4, 4), (42, 42)],
+        "id LONG, component LONG",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_random_graph_matches_scipy_with_checkpoints(spark, seed):
+@pytest.mark.parametrize(("seed", "partition_rows"), [(1, 8_000_000), (2, 60), (3, 400)])
+def test_random_graph_matches_scipy_with_checkpoints(spark, seed, partition_rows):
+    """Small ``partition_rows`` spreads the graph thin: many partitions, many rounds."""
     rng = np.random.default_rng(seed)
     n = 400
-    # A long chain (a worst case for label propagation) plus random sparse edges.
-    edges = [(i, i + 1) for i in range(0, 120)]
+    # A long chain in shuffled order (a worst case for local contraction: each partition sees
+    # short pieces of it) plus random sparse edges.
+    order = rng.permutation(n)
+    edges = [(int(order[i]), int(order[i + 1])) for i in range(0, 150)]
     edges += [tuple(map(int, rng.integers(0, n, 2))) for _ in range(250)]
     df = spark.createDataFrame(edges, "src LONG, dst LONG")
     vertices = spark.range(n).select("id")
-    got = native_components(df, vertices, ComponentsOptions(engine="native", checkpoint_interval=1))
+    options = ComponentsOptions(
+        engine="native", checkpoint_interval=1, partition_rows=partition_rows
+    )
+    got = native_components(df, vertices, options)
     truth = _scipy_min_labels(edges, n)
     expected = spark.createDataFrame(sorted(truth.items()), "id LONG, component LONG")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)

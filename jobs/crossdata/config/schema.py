@@ -209,6 +209,7 @@ class IdentitySettings:
     max_iterations: int
     graphframes_algorithm: Literal["graphframes", "graphx"]  # GraphFrames' CC implementation
     broadcast_threshold: int  # GraphFrames: degree above which a node's edges are broadcast
+    partition_rows: int  # native: edge rows one Python worker solves at once (memory bound)
     blocklist: dict[str, tuple[str, ...]]  # id type (or "*") -> regexes never linked
     shared_limits: dict[str, dict[str, int]]  # node type -> neighbour type -> max distinct
     max_per_person: dict[str, int]  # strong id type -> at most this many per customer
@@ -230,6 +231,8 @@ class IdentitySettings:
                 return f"unknown identifier type {id_type!r}; known: {', '.join(sorted(known))}"
         if self.checkpoint_interval < 0 or self.max_iterations < 1:
             return "checkpoint_interval >= 0 and max_iterations >= 1"
+        if self.partition_rows < 1_000:
+            return "partition_rows: at least 1000 (edge rows one worker solves in memory)"
         if self.broadcast_threshold < -1:
             return "broadcast_threshold: a degree, or -1 to turn skew handling off"
         return None

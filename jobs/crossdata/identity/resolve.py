@@ -93,6 +93,7 @@ def components_options(settings: Settings) -> ComponentsOptions:
         max_iterations=s.max_iterations,
         graphframes_algorithm=s.graphframes_algorithm,
         broadcast_threshold=s.broadcast_threshold,
+        partition_rows=s.partition_rows,
     )
 
 
