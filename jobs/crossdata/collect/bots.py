@@ -41,9 +41,7 @@ def flag_bots(
     ``ip`` where that matters more than cookie-less bots.
     """
     time = F.col(ts)
-    # Counted from epoch seconds, so the day is the UTC day whatever the session time zone.
-    day = F.floor(F.unix_seconds(time) / _SECONDS_PER_DAY)
-    minute = F.floor(F.unix_seconds(time) / 60)
+    seconds = F.unix_seconds(time)
     by_agent = []
     if ua in df.columns and settings.user_agent_patterns:
         found = "(?i)" + "|".join(f"(?:{p})" for p in settings.user_agent_patterns)
@@ -51,31 +49,72 @@ def flag_bots(
     if "ua_is_bot" in df.columns:
         by_agent.append(F.col("ua_is_bot"))
 
-    # Window keys are real columns: a partition expression is re-derived for every window
-    # and then no longer matches the previous shuffle, costing one more.
-    out = df.withColumns({"_bot_day": day, "_bot_minute": minute})
+    # Rates are counted on a narrow copy (actor column, value, UTC day and minute) and only
+    # the keys over a limit (bots: a few) are joined back; adaptive execution broadcasts them
+    # when they are few (no hint: a misconfigured limit must not broadcast millions of keys),
+    # so the wide rows are not shuffled (windows over them cost a shuffle and two sorts of
+    # every column per actor column). Minutes are counted from epoch seconds, so the day is
+    # the UTC day whatever the session time zone.
+    actors = [c for c in actor_cols if c in df.columns]
+    out = df
     too_many_minute: list[Column] = []
     too_many_day: list[Column] = []
-    for i, name in enumerate(c for c in actor_cols if c in df.columns):
-        actor = F.col(name)
-        counted = actor.isNotNull() & time.isNotNull()
-        # Uncounted rows would share one (NULL) partition; a hash spreads them over tasks.
-        spread = f"_bot_spread_{i}"
-        out = out.withColumn(spread, F.when(~counted, F.xxhash64(time, actor)))
-        # The minute window refines the day window's partitioning, so both share one shuffle.
-        day_key = [actor, F.col("_bot_day"), F.col(spread)]
-        per_day = Window.partitionBy(*day_key)
-        per_minute = Window.partitionBy(*day_key, F.col("_bot_minute"))
-        day_n, minute_n = f"_bot_day_n_{i}", f"_bot_minute_n_{i}"
-        out = out.withColumn(day_n, F.when(counted, F.count(F.lit(1)).over(per_day)))
-        out = out.withColumn(minute_n, F.when(counted, F.count(F.lit(1)).over(per_minute)))
-        too_many_day.append(F.col(day_n) > settings.max_events_per_day)
-        too_many_minute.append(F.col(minute_n) > settings.max_events_per_minute)
+    if actors:
+        minute = F.floor(seconds / 60)
+        day = F.floor(seconds / _SECONDS_PER_DAY)
+        # A NULL actor value is nobody: it is never counted (nor joined back).
+        keys = (
+            df.select(
+                F.explode(
+                    F.array(
+                        *[
+                            F.when(
+                                F.col(name).isNotNull() & time.isNotNull(),
+                                F.struct(
+                                    F.lit(i).alias("a"),
+                                    F.col(name).cast("string").alias("k"),
+                                    day.alias("d"),
+                                    minute.alias("m"),
+                                ),
+                            )
+                            for i, name in enumerate(actors)
+                        ]
+                    )
+                ).alias("_x")
+            )
+            .where(F.col("_x").isNotNull())
+            .select("_x.*")
+        )
+        per_minute = keys.groupBy("a", "k", "d", "m").agg(F.count(F.lit(1)).alias("n_minute"))
+        per_minute = per_minute.withColumn(
+            "n_day", F.sum("n_minute").over(Window.partitionBy("a", "k", "d"))
+        )
+        over_minute = F.col("n_minute") > settings.max_events_per_minute
+        over_day = F.col("n_day") > settings.max_events_per_day
+        over = per_minute.where(over_minute | over_day).select(
+            "a", "k", "m", over_minute.alias("bad_minute"), over_day.alias("bad_day")
+        )
+        out = out.withColumn("_bot_minute", minute)
+        for i, name in enumerate(actors):
+            k, m, bm, bd = (f"_bot_k_{i}", f"_bot_m_{i}", f"_bot_bm_{i}", f"_bot_bd_{i}")
+            flagged = over.where(F.col("a") == i).select(
+                F.col("k").alias(k),
+                F.col("m").alias(m),
+                F.col("bad_minute").alias(bm),
+                F.col("bad_day").alias(bd),
+            )
+            out = out.join(
+                flagged,
+                (F.col(name).cast("string") == F.col(k)) & (F.col("_bot_minute") == F.col(m)),
+                "left",
+            )
+            too_many_minute.append(F.col(bm))
+            too_many_day.append(F.col(bd))
 
     reason = (
         F.when(_any(by_agent), F.lit("user_agent"))
         .when(_any(too_many_minute), F.lit("rate_minute"))
         .when(_any(too_many_day), F.lit("rate_day"))
     )
-    temp = [c for c in out.columns if c.startswith("_bot_") and c not in df.columns]
-    return out.withColumns({"is_bot": reason.isNotNull(), "bot_reason": reason}).drop(*temp)
+    flags = {"is_bot": reason.isNotNull(), "bot_reason": reason}
+    return out.select(*[F.col(c) for c in df.columns], *[v.alias(k) for k, v in flags.items()])

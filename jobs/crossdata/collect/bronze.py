@@ -7,16 +7,20 @@ and a batch that crashed is replayed. Every table write in a batch carries Delta
 lost or written twice, even after a kill.
 
 Per batch: files whose content was already ingested under another name are counted as
-duplicates; the rest are split into lines, parsed, checked against the contract; good records
-go to bronze, bad ones to quarantine with a reason; then the ledger and the reconciliation
-(read = loaded + quarantined + duplicates, counted back from the tables) are written, and a
-mismatch fails the job.
+duplicates; the rest are split into lines, parsed, checked against the contract (once, cached:
+the per-file counts and both writes reuse it); good records go to bronze, bad ones to
+quarantine with a reason; then the ledger and the reconciliation (read = loaded + quarantined
++ duplicates per file) are written, and a mismatch fails the job. The loaded and quarantined
+counts are confirmed by the rows Delta reports in the batch's own commits (found by their
+userMetadata); when a commit does not confirm them, they are counted back from the tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -265,7 +269,6 @@ class BronzeBatchWriter:
                 for r in marked.select("path", "sha256", "length", "duplicate_of").collect()
             ]  # one row per file of this micro-batch: bounded by maxFilesPerTrigger
             fresh = marked.where(F.col("duplicate_of").isNull())
-            copies = marked.where(F.col("duplicate_of").isNotNull())
 
             validated = validated_records(fresh, self.source, self.settings).persist()
             try:
@@ -278,24 +281,25 @@ class BronzeBatchWriter:
                     .collect()
                 )  # one row per file of the batch
                 read_counts = {r["_source_file"]: r["n"] for r in per_file}
+                bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
                 good = self._apply_drift(bronze_rows(validated, info))
-                lake.append(
-                    good,
-                    self.table,
-                    merge_schema=self.settings.schema_drift == "add",
-                    txn=self._txn(self.table, info),
-                )
-                if any(r["bad"] for r in per_file):  # most batches have no bad record
+                with _commit_tag(spark, self._tag(self.table, info)):
                     lake.append(
-                        quarantine_rows(validated, info),
-                        QUARANTINE,
-                        txn=self._txn(QUARANTINE, info),
+                        good,
+                        self.table,
+                        merge_schema=self.settings.schema_drift == "add",
+                        txn=self._txn(self.table, info),
                     )
+                if bad_counts:  # most batches have no bad record
+                    with _commit_tag(spark, self._tag(QUARANTINE, info)):
+                        lake.append(
+                            quarantine_rows(validated, info),
+                            QUARANTINE,
+                            txn=self._txn(QUARANTINE, info),
+                        )
             finally:
                 validated.unpersist()
-            dup_counts = {
-                r["_source_file"]: r["records"] for r in record_lines(copies, self.source).collect()
-            }
+            dup_counts = self._duplicate_counts(marked, meta, read_counts)
         finally:
             marked.unpersist()
 
@@ -320,7 +324,66 @@ class BronzeBatchWriter:
             lake.append(
                 spark.createDataFrame(ledger, LEDGER_SCHEMA), LEDGER, txn=self._txn(LEDGER, info)
             )
-        return self._reconcile(spark, meta, read_counts, dup_counts, info)
+        stored = self._committed_counts(read_counts, bad_counts, info)
+        return self._reconcile(spark, meta, read_counts, dup_counts, info, stored)
+
+    def _duplicate_counts(
+        self,
+        marked: DataFrame,
+        meta: list[tuple[str, str, int, str | None]],
+        read_counts: dict[str, int],
+    ) -> dict[str, int]:
+        """Records per duplicate file. A copy has its original's content (same SHA-256), so
+        a copy of a file read in this batch has its count; only copies of files loaded in
+        earlier batches are split into lines (one job, skipped when there are none)."""
+        counts = {
+            path: read_counts.get(dup_of, 0)
+            for path, _sha, _size, dup_of in meta
+            if dup_of and dup_of in read_counts
+        }
+        others = [path for path, _sha, _size, dup_of in meta if dup_of and path not in counts]
+        if others:
+            copies = marked.where(F.col("path").isin(others))
+            counts.update(
+                {
+                    r["_source_file"]: r["records"]
+                    for r in record_lines(copies, self.source).collect()
+                }  # one row per copy
+            )
+        return counts
+
+    def _tag(self, table: str, info: BatchInfo) -> str:
+        """The userMetadata of this batch's commit to ``table`` (found again in its history)."""
+        app_id, version = self._txn(table, info)
+        return f"crossdata:{app_id}:{version}"
+
+    def _committed_counts(
+        self, read_counts: dict[str, int], bad_counts: dict[str, int], info: BatchInfo
+    ) -> tuple[dict[str, int], dict[str, int]] | None:
+        """Per-file loaded and quarantined counts, when the tables' commits confirm them.
+
+        The rows Delta reports it wrote in this batch's commit (``numOutputRows``, found by
+        the commit's userMetadata, also when a replay skipped an already committed write) must
+        equal the rows counted per file before writing, table by table. Anything else (a
+        commit not found, other counts) returns None: the caller then counts the rows back
+        from the tables, file by file, as the reconciliation always did.
+        """
+        good = {path: n - bad_counts.get(path, 0) for path, n in read_counts.items()}
+        expected = [(self.table, sum(good.values()))]
+        if bad_counts:
+            expected.append((QUARANTINE, sum(bad_counts.values())))
+        for table, rows in expected:
+            if _committed_rows(self._lake(), table, self._tag(table, info)) != rows:
+                log.info(
+                    "bronze batch source=%s batch=%d: %s commit does not confirm %d rows; "
+                    "counting back from the tables",
+                    self.source.name,
+                    info.batch_id,
+                    table,
+                    rows,
+                )
+                return None
+        return good, dict(bad_counts)
 
     def _apply_drift(self, good: DataFrame) -> DataFrame:
         policy = self.settings.schema_drift
@@ -360,13 +423,18 @@ class BronzeBatchWriter:
         read_counts: dict[str, int],
         dup_counts: dict[str, int],
         info: BatchInfo,
+        stored: tuple[dict[str, int], dict[str, int]] | None = None,
     ) -> BatchOutcome:
-        """Count back what the tables hold for this batch's files and check the equation."""
+        """Check read = loaded + quarantined + duplicates for every file of the batch.
+
+        ``stored``: the per-file loaded and quarantined counts the batch's commits confirmed
+        (see ``_committed_counts``); without them the tables are counted back for these files.
+        """
         paths = [m[0] for m in meta]
         outcome = BatchOutcome(files=len(paths))
         if not paths:
             return outcome
-        loaded, quarantined = self._stored_counts(paths)
+        loaded, quarantined = stored if stored is not None else self._stored_counts(paths)
         rows = []
         for path, _sha, _size, dup_of in meta:
             dups = dup_counts.get(path, 0) if dup_of else 0
@@ -410,6 +478,36 @@ class BronzeBatchWriter:
                 f"see {RECONCILIATION} for run {info.run_id}"
             )
         return outcome
+
+
+# How far back a batch's own commit is looked for in a table's history (newest first): a
+# replayed batch finds the commit its first attempt made, unless many commits came since.
+HISTORY_LOOKBACK = 20
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@contextmanager
+def _commit_tag(spark: SparkSession, tag: str) -> Iterator[None]:
+    """Delta commits made inside carry ``tag`` as their userMetadata (batch session only)."""
+    previous = spark.conf.get(_USER_METADATA, None)
+    spark.conf.set(_USER_METADATA, tag)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(_USER_METADATA)
+        else:
+            spark.conf.set(_USER_METADATA, previous)
+
+
+def _committed_rows(lake: Lakehouse, table: str, tag: str) -> int | None:
+    """Rows written by the newest append tagged ``tag`` (Delta's operationMetrics), or None."""
+    history = lake.spark.sql(f"DESCRIBE HISTORY {lake.ident(table)} LIMIT {HISTORY_LOOKBACK}")
+    for r in history.select("userMetadata", "operation", "operationMetrics").collect():
+        if r["userMetadata"] == tag and r["operation"] == "WRITE":
+            rows = (r["operationMetrics"] or {}).get("numOutputRows")
+            return None if rows is None else int(rows)
+    return None
 
 
 def _counts_by_file(df: DataFrame, column: str, paths: list[str]) -> DataFrame:

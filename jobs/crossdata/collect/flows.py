@@ -23,7 +23,7 @@ from crossdata.collect.identifiers import (
     normalize_phone,
     null_placeholders,
 )
-from crossdata.collect.sessions import sessions_table, with_sessions
+from crossdata.collect.sessions import LANDING_FIELDS, sessions_table, with_sessions
 from crossdata.collect.silver import Flow, SilverBatch
 from crossdata.collect.user_agents import with_user_agent_fields
 from crossdata.config.schema import CollectSettings
@@ -83,6 +83,25 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("session_seq", "bigint"),
 )
 SESSION_COLUMNS = ("session_id", "session_start", "session_seq")
+# A stored row is updated when one of these differs from the recomputed value (session_start
+# follows from session_id, which hashes the actor and the start).
+CHANGED_WHEN = ("session_id", "session_seq")
+# The silver.events columns re-sessionising reads: with_sessions' keys and order, the days,
+# and what sessions_table takes from the events (others are left out of the sort and cache).
+SESSION_INPUTS = frozenset(
+    {
+        "actor_id",
+        "event_ts",
+        "event_id",
+        "event_date",
+        "utm_campaign",
+        *(src for src, _ in LANDING_FIELDS),
+        "user_id",
+        "is_bot",
+        "event_type",
+        "revenue",
+    }
+)
 _STATIC = r"(?i)\.(css|js|mjs|map|png|jpe?g|gif|svg|webp|ico|woff2?|ttf|eot|txt|xml)$"
 _MATCH_SECONDS = 5
 
@@ -221,28 +240,36 @@ def resessionize(rows: DataFrame, batch: SilverBatch) -> None:
     lake = batch.lake
     actors = rows.where(F.col("actor_id").isNotNull()).select("actor_id").distinct()
     window = (F.col("event_date") >= F.lit(context_day)) & (F.col("event_date") <= F.lit(last_day))
+    stored = lake.read("silver.events")
+    # Only what sessions and the sessions table read: the sort and the cache stay narrow.
+    needed = [c for c in stored.columns if c in SESSION_INPUTS]
     events = (
-        lake.read("silver.events")
-        .where(window & F.col("actor_id").isNotNull())
+        stored.where(window & F.col("actor_id").isNotNull())
         .join(actors, "actor_id", "left_semi")
-        .drop(*SESSION_COLUMNS)
+        .select(*needed, *[F.col(c).alias(f"_old_{c}") for c in CHANGED_WHEN])
     )
     sessioned = with_sessions(events, batch.settings.sessions).persist()
     try:
         days = _date_list(first_day, last_day)
-        updates = sessioned.where(F.col("event_date") >= F.lit(first_day)).select(
+        # Only rows whose session changed are merged: most of a later run's rows keep theirs.
+        changed = F.lit(False)
+        for c in CHANGED_WHEN:
+            changed = changed | ~F.col(c).eqNullSafe(F.col(f"_old_{c}"))
+        updates = sessioned.where((F.col("event_date") >= F.lit(first_day)) & changed).select(
             "event_date", "event_id", *SESSION_COLUMNS
         )
-        lake.merge_sql(
-            updates,
-            "silver.events",
-            f"t.event_date = s.event_date AND t.event_id = s.event_id AND t.event_date IN ({days})",
-            [
-                "WHEN MATCHED AND (t.session_id IS DISTINCT FROM s.session_id OR "
-                "t.session_seq IS DISTINCT FROM s.session_seq) THEN UPDATE SET "
-                + ", ".join(f"t.{c} = s.{c}" for c in SESSION_COLUMNS)
-            ],
-        )
+        if not updates.isEmpty():
+            lake.merge_sql(
+                updates,
+                "silver.events",
+                f"t.event_date = s.event_date AND t.event_id = s.event_id "
+                f"AND t.event_date IN ({days})",
+                [
+                    "WHEN MATCHED AND (t.session_id IS DISTINCT FROM s.session_id OR "
+                    "t.session_seq IS DISTINCT FROM s.session_seq) THEN UPDATE SET "
+                    + ", ".join(f"t.{c} = s.{c}" for c in SESSION_COLUMNS)
+                ],
+            )
         fresh = (
             sessions_table(sessioned)
             .withColumn("session_date", F.to_date("session_start"))
