@@ -66,6 +66,18 @@ def test_write_read_and_sql_by_name(spark, lake, people_table):
     assert [tuple(r) for r in by_sql.collect()] == [("p2", 41)]
 
 
+def test_idempotent_append_is_found_again_by_its_txn(spark, lake, people_table):
+    txn = ("test-app", 7)
+    lake.append(_people(spark, [("p1", "Ann", 30), ("p2", "Bo", 41)]), people_table.name, txn=txn)
+    lake.append(_people(spark, [("p3", "Cy", 52)]), people_table.name, txn=("test-app", 8))
+    # A replay of version 7: Delta skips the write, and its first commit is still found.
+    lake.append(_people(spark, [("p1", "Ann", 30), ("p2", "Bo", 41)]), people_table.name, txn=txn)
+    assert lake.read(people_table.name).count() == 3
+    assert lake.txn_rows(people_table.name, txn) == 2
+    assert lake.txn_rows(people_table.name, ("test-app", 8)) == 1
+    assert lake.txn_rows(people_table.name, ("test-app", 9)) is None
+
+
 def test_merge_updates_matches_and_inserts_new_keys(spark, lake, people_table):
     lake.merge(_people(spark, [("p1", "Ann", 30), ("p2", "Bo", 41)]), people_table.name)
     lake.merge(_people(spark, [("p2", "Bo", 42), ("p3", "Cy", 25)]), people_table.name)

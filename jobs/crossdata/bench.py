@@ -6,12 +6,14 @@ A benchmark measures crossdata beside a reference run on the same data in the sa
 
 from __future__ import annotations
 
+import re
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def parse_size(text: str) -> int:
@@ -47,6 +49,24 @@ def timed() -> Iterator[Timer]:
         yield t
     finally:
         t.seconds = time.perf_counter() - start
+
+
+def proc_status_kb(pid: int | str, key: str) -> int | None:
+    """A ``kB`` field of ``/proc/PID/status`` (``VmHWM``: peak RSS); None where unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    found = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def jvm_pid(spark: Any) -> int | None:
+    """The local Spark JVM's process id (None over Spark Connect: no JVM within reach)."""
+    try:
+        return int(spark._jvm.java.lang.ProcessHandle.current().pid())
+    except Exception:
+        return None
 
 
 def driver_peak_rss_mb() -> float:

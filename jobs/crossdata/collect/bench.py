@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crossdata.bench import Table, human, parse_sizes, timed
+from crossdata.bench import Table, human, jvm_pid, parse_sizes, proc_status_kb, timed
 from crossdata.config import Loaded, load_settings
 from crossdata.world.bench import DAYS, persons_for
 
@@ -323,15 +322,6 @@ def warm_up_delta(spark, out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-def _status_kb(pid: int | str, key: str) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
-        return None
-    found = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(found.group(1)) if found else None
-
-
 def _reset_peak(pid: int | str) -> bool:
     """Reset a process's peak RSS (Linux >= 4.0); False when not possible here."""
     try:
@@ -339,13 +329,6 @@ def _reset_peak(pid: int | str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _jvm_pid(spark) -> int | None:
-    try:
-        return int(spark._jvm.java.lang.ProcessHandle.current().pid())
-    except Exception:  # Spark Connect: no JVM in this process's reach
-        return None
 
 
 def _jvm_heap_mb(spark) -> tuple[float | None, float | None]:
@@ -401,7 +384,7 @@ def measure(spec: Mapping[str, Any]) -> Measure:
     events_dir = f"{to_uri(landing).rstrip('/')}/{SOURCE}"
 
     # Peaks from here on belong to the measured steps, not to the generation.
-    jvm = _jvm_pid(spark)
+    jvm = jvm_pid(spark)
     reset = _reset_peak("self") and (jvm is None or _reset_peak(jvm))
     if not reset:
         log.warning("bench ingest: cannot reset peak RSS; peaks include the generation")
@@ -431,8 +414,8 @@ def measure(spec: Mapping[str, Any]) -> Measure:
     ref_schema = reference_seconds(spark, events_dir, folder / "reference", events_ddl())
     load_after = os.getloadavg()[0]
 
-    driver_rss = _status_kb("self", "VmHWM")
-    jvm_rss = _status_kb(jvm, "VmHWM") if jvm is not None else None
+    driver_rss = proc_status_kb("self", "VmHWM")
+    jvm_rss = proc_status_kb(jvm, "VmHWM") if jvm is not None else None
     heap_live, heap_max = _jvm_heap_mb(spark)
     outcome = summary.bronze.get(SOURCE)
     bronze_batches, bronze_ms = _progress_ms(bronze)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -283,20 +281,18 @@ class BronzeBatchWriter:
                 read_counts = {r["_source_file"]: r["n"] for r in per_file}
                 bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
                 good = self._apply_drift(bronze_rows(validated, info))
-                with _commit_tag(spark, self._tag(self.table, info)):
-                    lake.append(
-                        good,
-                        self.table,
-                        merge_schema=self.settings.schema_drift == "add",
-                        txn=self._txn(self.table, info),
-                    )
+                lake.append(
+                    good,
+                    self.table,
+                    merge_schema=self.settings.schema_drift == "add",
+                    txn=self._txn(self.table, info),
+                )
                 if bad_counts:  # most batches have no bad record
-                    with _commit_tag(spark, self._tag(QUARANTINE, info)):
-                        lake.append(
-                            quarantine_rows(validated, info),
-                            QUARANTINE,
-                            txn=self._txn(QUARANTINE, info),
-                        )
+                    lake.append(
+                        quarantine_rows(validated, info),
+                        QUARANTINE,
+                        txn=self._txn(QUARANTINE, info),
+                    )
             finally:
                 validated.unpersist()
             dup_counts = self._duplicate_counts(marked, meta, read_counts)
@@ -352,11 +348,6 @@ class BronzeBatchWriter:
             )
         return counts
 
-    def _tag(self, table: str, info: BatchInfo) -> str:
-        """The userMetadata of this batch's commit to ``table`` (found again in its history)."""
-        app_id, version = self._txn(table, info)
-        return f"crossdata:{app_id}:{version}"
-
     def _committed_counts(
         self, read_counts: dict[str, int], bad_counts: dict[str, int], info: BatchInfo
     ) -> tuple[dict[str, int], dict[str, int]] | None:
@@ -373,7 +364,7 @@ class BronzeBatchWriter:
         if bad_counts:
             expected.append((QUARANTINE, sum(bad_counts.values())))
         for table, rows in expected:
-            if _committed_rows(self._lake(), table, self._tag(table, info)) != rows:
+            if self._lake().txn_rows(table, self._txn(table, info)) != rows:
                 log.info(
                     "bronze batch source=%s batch=%d: %s commit does not confirm %d rows; "
                     "counting back from the tables",
@@ -478,36 +469,6 @@ class BronzeBatchWriter:
                 f"see {RECONCILIATION} for run {info.run_id}"
             )
         return outcome
-
-
-# How far back a batch's own commit is looked for in a table's history (newest first): a
-# replayed batch finds the commit its first attempt made, unless many commits came since.
-HISTORY_LOOKBACK = 20
-_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-
-
-@contextmanager
-def _commit_tag(spark: SparkSession, tag: str) -> Iterator[None]:
-    """Delta commits made inside carry ``tag`` as their userMetadata (batch session only)."""
-    previous = spark.conf.get(_USER_METADATA, None)
-    spark.conf.set(_USER_METADATA, tag)
-    try:
-        yield
-    finally:
-        if previous is None:
-            spark.conf.unset(_USER_METADATA)
-        else:
-            spark.conf.set(_USER_METADATA, previous)
-
-
-def _committed_rows(lake: Lakehouse, table: str, tag: str) -> int | None:
-    """Rows written by the newest append tagged ``tag`` (Delta's operationMetrics), or None."""
-    history = lake.spark.sql(f"DESCRIBE HISTORY {lake.ident(table)} LIMIT {HISTORY_LOOKBACK}")
-    for r in history.select("userMetadata", "operation", "operationMetrics").collect():
-        if r["userMetadata"] == tag and r["operation"] == "WRITE":
-            rows = (r["operationMetrics"] or {}).get("numOutputRows")
-            return None if rows is None else int(rows)
-    return None
 
 
 def _counts_by_file(df: DataFrame, column: str, paths: list[str]) -> DataFrame:

@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossdata.bench import Table, driver_peak_rss_mb, human, parse_sizes, timed
+from crossdata.bench import (
+    Table,
+    driver_peak_rss_mb,
+    human,
+    jvm_pid,
+    parse_sizes,
+    proc_status_kb,
+    timed,
+)
 from crossdata.config import Loaded
 
 if TYPE_CHECKING:
@@ -230,14 +238,9 @@ def spark_components(
 
 def jvm_peak_rss_mb(spark: SparkSession) -> float | None:
     """Peak resident memory of the local JVM (driver and executors in local mode), in MiB."""
-    try:
-        pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except Exception:  # Spark Connect, not Linux, ...
-        return None
-    return None
+    pid = jvm_pid(spark)
+    kb = proc_status_kb(pid, "VmHWM") if pid is not None else None
+    return None if kb is None else kb / 1024
 
 
 def checkpoint_files(spark: SparkSession) -> set[Path]:

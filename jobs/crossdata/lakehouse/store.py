@@ -330,14 +330,31 @@ class Lakehouse:
         txn: tuple[str, int] | None = None,
     ) -> None:
         """Append rows. ``txn=(app_id, version)`` makes the append idempotent: Delta skips a
-        write whose version it has already committed for that app id (streaming replays)."""
+        write whose version it has already committed for that app id (streaming replays). The
+        commit also carries the txn as its userMetadata, so ``txn_rows`` can find it again."""
         self.create_if_missing(name, df)
         writer = df.write.format("delta").mode("append")
         if merge_schema:
             writer = writer.option("mergeSchema", "true")
         if txn is not None:
-            writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+            writer = (
+                writer.option("txnAppId", txn[0])
+                .option("txnVersion", txn[1])
+                .option("userMetadata", _txn_tag(txn))
+            )
         self._retrying(name, lambda: writer.save(self.path(name)))
+
+    def txn_rows(self, name: str, txn: tuple[str, int], lookback: int = 20) -> int | None:
+        """Rows the append made with ``txn`` wrote (Delta's ``numOutputRows``), or None when
+        that commit is not among the table's last ``lookback`` commits. A replay whose write
+        Delta skipped finds the commit of its first attempt."""
+        history = self.spark.sql(f"DESCRIBE HISTORY {self.ident(name)} LIMIT {lookback}")
+        tag = _txn_tag(txn)
+        for r in history.select("userMetadata", "operation", "operationMetrics").collect():
+            if r["userMetadata"] == tag and r["operation"] == "WRITE":
+                rows = (r["operationMetrics"] or {}).get("numOutputRows")
+                return None if rows is None else int(rows)
+        return None
 
     def overwrite(self, df: DataFrame, name: str, replace_where: str | None = None) -> None:
         """Replace the table's rows (or only those matching ``replace_where``)."""
@@ -443,3 +460,8 @@ class Lakehouse:
                 )
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _txn_tag(txn: tuple[str, int]) -> str:
+    """The userMetadata of an idempotent append: its txn app id and version."""
+    return f"crossdata:{txn[0]}:{txn[1]}"
