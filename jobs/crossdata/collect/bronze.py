@@ -260,44 +260,42 @@ class BronzeBatchWriter:
             if lake.exists(LEDGER)
             else None
         )
-        marked = mark_duplicate_files(files, before).persist()
-        try:
-            meta = [
-                (r["path"], r["sha256"], r["length"], r["duplicate_of"])
-                for r in marked.select("path", "sha256", "length", "duplicate_of").collect()
-            ]  # one row per file of this micro-batch: bounded by maxFilesPerTrigger
-            fresh = marked.where(F.col("duplicate_of").isNull())
+        # Duplicates are found on one narrow row per file: the files' content is never shuffled.
+        marks = mark_duplicate_files(files.select("path", "sha256", "length"), before)
+        meta = [
+            (r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marks.collect()
+        ]  # one row per file of this micro-batch: bounded by maxFilesPerTrigger
+        fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
+        fresh = files.where(F.col("path").isin(fresh_paths))
 
-            validated = validated_records(fresh, self.source, self.settings).persist()
-            try:
-                per_file = (
-                    validated.groupBy("_source_file")
-                    .agg(
-                        F.count(F.lit(1)).alias("n"),
-                        F.count("_reason").alias("bad"),
-                    )
-                    .collect()
-                )  # one row per file of the batch
-                read_counts = {r["_source_file"]: r["n"] for r in per_file}
-                bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
-                good = self._apply_drift(bronze_rows(validated, info))
-                lake.append(
-                    good,
-                    self.table,
-                    merge_schema=self.settings.schema_drift == "add",
-                    txn=self._txn(self.table, info),
+        validated = validated_records(fresh, self.source, self.settings).persist()
+        try:
+            per_file = (
+                validated.groupBy("_source_file")
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.count("_reason").alias("bad"),
                 )
-                if bad_counts:  # most batches have no bad record
-                    lake.append(
-                        quarantine_rows(validated, info),
-                        QUARANTINE,
-                        txn=self._txn(QUARANTINE, info),
-                    )
-            finally:
-                validated.unpersist()
-            dup_counts = self._duplicate_counts(marked, meta, read_counts)
+                .collect()
+            )  # one row per file of the batch
+            read_counts = {r["_source_file"]: r["n"] for r in per_file}
+            bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
+            good = self._apply_drift(bronze_rows(validated, info))
+            lake.append(
+                good,
+                self.table,
+                merge_schema=self.settings.schema_drift == "add",
+                txn=self._txn(self.table, info),
+            )
+            if bad_counts:  # most batches have no bad record
+                lake.append(
+                    quarantine_rows(validated, info),
+                    QUARANTINE,
+                    txn=self._txn(QUARANTINE, info),
+                )
         finally:
-            marked.unpersist()
+            validated.unpersist()
+        dup_counts = self._duplicate_counts(files, meta, read_counts)
 
         ledger = []
         for path, sha, size, dup_of in meta:
@@ -325,7 +323,7 @@ class BronzeBatchWriter:
 
     def _duplicate_counts(
         self,
-        marked: DataFrame,
+        files: DataFrame,
         meta: list[tuple[str, str, int, str | None]],
         read_counts: dict[str, int],
     ) -> dict[str, int]:
@@ -339,7 +337,7 @@ class BronzeBatchWriter:
         }
         others = [path for path, _sha, _size, dup_of in meta if dup_of and path not in counts]
         if others:
-            copies = marked.where(F.col("path").isin(others))
+            copies = files.where(F.col("path").isin(others))
             counts.update(
                 {
                     r["_source_file"]: r["records"]

@@ -2,15 +2,22 @@
 
 Files arrive as ``binaryFile`` rows (path, content). ``file_lines`` splits them into physical
 lines with their 1-based line numbers, keeping the exact bytes of lines that are not valid
-UTF-8. Each format parser then turns a line into ``_fields: map<string,string>`` (the raw text
-of every field, unknown ones included) and ``_malformed: boolean``. Typing and validation
-against the contract happen later, the same way for every format (see ``records``).
+UTF-8. ``parse_lines`` then turns a line of a source into ``_fields`` (a struct with the raw
+text of each field the source's contract lists), ``_rescued`` (a map of the fields it does not
+list, empty when there are none) and ``_malformed``. Typing and validation against the
+contract happen later, the same way for every format (see ``records``).
+
+The contract's fields are a struct, not a map: reading one is a field access, where a map
+lookup scans the keys. JSON lines are parsed straight into that struct; their keys are listed
+by a second, lighter scan (``json_object_keys``) that also decides whether the line is one
+well-formed object, and the whole line is read into a map only when it holds unknown keys.
 """
 
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from crossdata.contracts import Source
 
@@ -71,7 +78,11 @@ def file_lines(files: DataFrame) -> DataFrame:
         valid_file,
         F.posexplode(parts).alias("_pos", "_part"),
     )
-    line = F.regexp_replace("_part", "\r$", "")
+    part = F.col("_part")
+    # A CRLF file leaves a carriage return at the end of each line (no regex: once per line).
+    line = F.when(part.endswith("\r"), F.expr("substring(_part, 1, length(_part) - 1)")).otherwise(
+        part
+    )
     latin_bytes = F.encode(line, "ISO-8859-1")
     text = F.when(F.col("_valid_file"), line).otherwise(
         F.try_validate_utf8(latin_bytes.cast("string"))
@@ -99,24 +110,65 @@ def raw_text(lines: DataFrame) -> Column:
     return F.coalesce(F.col("_text"), F.make_valid_utf8(F.col("_raw_bytes").cast("string")))
 
 
-def parse_jsonl(lines: DataFrame) -> DataFrame:
-    """JSON lines -> _fields (top-level keys, nested values as JSON text) and _malformed."""
+def _text_struct(source: Source) -> T.StructType:
+    return T.StructType([T.StructField(n, T.StringType()) for n in source.field_names])
+
+
+def _known_names(source: Source) -> Column:
+    return F.array(*[F.lit(n) for n in source.field_names])
+
+
+def _no_fields() -> Column:
+    return F.create_map().cast("map<string,string>")
+
+
+def parse_jsonl(lines: DataFrame, source: Source) -> DataFrame:
+    """JSON lines -> the contract's fields (nested values as JSON text), the others, _malformed.
+
+    A line is one well-formed object: valid JSON (every nested value included), nothing
+    after the closing brace (Spark's parser stops after the first object, so "{...} garbage"
+    would otherwise pass), and no key twice (which one would be right is unknowable).
+    """
     text = F.trim("_text")
-    parsed = F.from_json(text, "map<string,string>")
-    keys = F.map_keys(parsed)
-    # Spark's JSON reader stops after the first object; requiring the line to end where the
-    # object ends refuses "{...} garbage" as the truncated or corrupt line it is. Duplicate
-    # keys are refused too: which one would be right is unknowable.
+    keys = F.json_object_keys(text)
     well_formed = (
-        parsed.isNotNull()
+        keys.isNotNull()
         & text.startswith("{")
         & text.endswith("}")
         & (F.size(F.array_distinct(keys)) == F.size(keys))
     )
+    known = _known_names(source)
+    unknown = F.size(F.array_except(keys, known)) > 0
+    # Only lines with unknown keys pay for a second parse into a map (CASE evaluates lazily).
+    rescued = F.when(
+        unknown,
+        F.map_filter(
+            F.from_json(text, "map<string,string>"),
+            lambda k, _v: ~F.array_contains(known, k),
+        ),
+    ).otherwise(_no_fields())
     return lines.select(
         "*",
-        F.when(well_formed, parsed).alias("_fields"),
+        F.when(well_formed, F.from_json(text, _text_struct(source))).alias("_fields"),
+        F.when(well_formed, rescued).alias("_rescued"),
         (F.col("_text").isNotNull() & ~F.coalesce(well_formed, F.lit(False))).alias("_malformed"),
+    )
+
+
+def _from_map(parsed: DataFrame, source: Source) -> DataFrame:
+    """``_fields`` as a map of every field -> the contract's struct and ``_rescued``."""
+    fields = F.col("_fields")
+    known = _known_names(source)
+    return parsed.withColumns(
+        {
+            "_rescued": F.when(
+                fields.isNotNull(),
+                F.map_filter(fields, lambda k, _v: ~F.array_contains(known, k)),
+            ),
+            "_fields": F.when(
+                fields.isNotNull(), F.struct(*[fields[n].alias(n) for n in source.field_names])
+            ),
+        }
     )
 
 
@@ -165,8 +217,8 @@ def parse_csv(lines: DataFrame) -> DataFrame:
     )
 
 
-def parse_combined_log(lines: DataFrame, with_cookie: bool) -> DataFrame:
-    """Combined log lines -> _fields named as the contract, '-' read as absent."""
+def parse_combined_log(lines: DataFrame, source: Source, with_cookie: bool) -> DataFrame:
+    """Combined log lines -> the contract's fields, '-' read as absent (no unknown fields)."""
     matches = F.col("_text").rlike(COMBINED_LOG)
     groups = dict(_LOG_GROUPS)
     if not with_cookie:
@@ -176,21 +228,25 @@ def parse_combined_log(lines: DataFrame, with_cookie: bool) -> DataFrame:
     sep = "\u001f"
     joined = F.regexp_replace("_text", COMBINED_LOG, sep.join(f"${i}" for i in groups.values()))
     parts = F.split(joined, sep)
-    pairs = []
+    values = {}
     for i, name in enumerate(groups):
         value = F.regexp_replace(parts[i], r'\\"', '"')
-        pairs += [F.lit(name), F.when((value != "-") & (value != ""), value)]
+        values[name] = F.when((value != "-") & (value != ""), value)
+    fields = F.struct(
+        *[values.get(n, F.lit(None).cast("string")).alias(n) for n in source.field_names]
+    )
     return lines.select(
         "*",
-        F.when(matches, F.create_map(*pairs)).alias("_fields"),
+        F.when(matches, fields).alias("_fields"),
+        F.when(matches, _no_fields()).alias("_rescued"),
         (F.col("_text").isNotNull() & ~F.coalesce(matches, F.lit(False))).alias("_malformed"),
     )
 
 
 def parse_lines(lines: DataFrame, source: Source, log_with_cookie: bool = True) -> DataFrame:
-    """Dispatch on the source's format."""
+    """Dispatch on the format: ``_fields`` (the contract's struct), ``_rescued``, ``_malformed``."""
     if source.format == "jsonl":
-        return parse_jsonl(lines)
+        return parse_jsonl(lines, source)
     if source.format == "csv":
-        return parse_csv(lines)
-    return parse_combined_log(lines, with_cookie=log_with_cookie)
+        return _from_map(parse_csv(lines), source)
+    return parse_combined_log(lines, source, with_cookie=log_with_cookie)
