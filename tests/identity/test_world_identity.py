@@ -5,21 +5,13 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from crossdata.identity.resolve import run_identity
-from crossdata.identity.scoring import score_identity
-from crossdata.ops import job_run
-
 
 @pytest.fixture(scope="module")
-def resolved(ingested_world):
-    world, ctx, _ = ingested_world
-    with job_run(ctx, "identity") as run:
-        summary = run_identity(ctx, run)
+def resolved(resolved_world):
+    # The identity job and score_identity, run once for the identity tests (conftest.py).
+    world, ctx, accuracy = resolved_world
     truth = ctx.spark.read.option("header", True).csv(str(world.root / "_truth" / "identifiers"))
-    score = score_identity(
-        ctx.lake.read("gold.identity_map"), truth, ctx.lake.read("silver.identity_edges")
-    )
-    return ctx, summary, score, truth
+    return ctx, accuracy.summary, accuracy.score, truth
 
 
 def test_pairwise_precision_and_recall_reach_the_floor(resolved) -> None:

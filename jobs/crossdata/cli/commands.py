@@ -105,7 +105,10 @@ BENCHMARKS = {
     # measured in the same run. Heavy: never part of `make test`.
     "generate": ("crossdata.world.bench:run", "generation speed of the sample world"),
     "ingest": ("crossdata.collect.bench:run", "raw -> bronze -> silver against a plain copy"),
-    "identity": ("crossdata.identity.bench:run", "connected components against scipy"),
+    "identity": (
+        "crossdata.identity.bench:run",
+        "connected components against scipy; --world: accuracy on a generated world",
+    ),
 }
 
 
@@ -119,6 +122,15 @@ def _bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> 
         )
         b.add_argument("--workdir", default=".cache/bench", help="scratch folder for the runs")
         b.add_argument("--output", default=None, help="also append the table to this markdown file")
+        if name == "identity":
+            b.add_argument(
+                "--world",
+                default=None,
+                metavar="EVENTS",
+                help="score identity resolution on generated worlds of about EVENTS site/app "
+                "events each, e.g. 200k,1M: generate (or reuse), ingest every source, resolve, "
+                "score against the truth (the edge timings then run only with --sizes)",
+            )
         b.set_defaults(handler=bench, bench_target=target)
 
 

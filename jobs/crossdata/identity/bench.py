@@ -16,11 +16,27 @@ In the same run both engines read that file:
 
 Both results are compared node by node (component = smallest id of the component); a mismatch
 is printed and the command exits 1.
+
+``--world EVENTS`` (e.g. ``200k,1M``) adds the accuracy report: for each size a world of 28 days
+with enough people for about EVENTS site/app events (``crossdata.world.bench.persons_for``),
+generated with the configured ``world.*`` settings into ``<workdir>/identity-world-<size>/world``
+and reused by later runs while its settings and the generator's source are unchanged
+(``_bench.json`` beside the landing folders). Every run then starts from an empty lakehouse in
+that folder (the previous run's is deleted, this one's is kept for inspection), ingests every
+source with the ``crossdata ingest`` job, runs the ``crossdata identity resolve`` job, and
+scores ``gold.identity_map`` against ``_truth/identifiers`` (``crossdata.identity.scoring``).
+A precision under 0.995 or a reachable recall under 0.98 is printed and the command exits 1.
+
+With ``--world`` the edge-size timings run only when ``--sizes`` is given too: the two answer
+different questions (speed of one step on synthetic edges, correctness of the whole stage on
+realistic data), and a world run is long enough on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import gc
 import json
 import logging
@@ -29,7 +45,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crossdata.bench import (
     Table,
@@ -46,7 +62,11 @@ if TYPE_CHECKING:
     import numpy as np
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from crossdata.config.schema import WorldSettings
     from crossdata.identity.engine import ComponentsOptions
+    from crossdata.identity.resolve import IdentitySummary
+    from crossdata.identity.scoring import IdentityScore
+    from crossdata.ops import Context
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +372,17 @@ def warm_up(spark: SparkSession, options: ComponentsOptions) -> None:
 
 
 def run(args: argparse.Namespace, loaded: Loaded) -> int:
+    """The edge-size timings, the world accuracy report, or both (see the module docstring)."""
+    worlds = parse_sizes(args.world, ()) if getattr(args, "world", None) else []
+    status = 0
+    if not worlds or args.sizes:
+        status = max(status, run_edges(args, loaded))
+    if worlds:
+        status = max(status, run_worlds(args, loaded, worlds))
+    return status
+
+
+def run_edges(args: argparse.Namespace, loaded: Loaded) -> int:
     """Resolve graphs of the requested sizes with Spark and scipy; print the table."""
     from crossdata.identity.engine import graphframes_available
     from crossdata.identity.resolve import components_options
@@ -431,5 +462,251 @@ def run(args: argparse.Namespace, loaded: Loaded) -> int:
     print(
         "ratio = Spark s / scipy s (load+cc); driver peak RSS is this Python process "
         "(includes scipy's arrays); JVM peak RSS is the local Spark JVM"
+    )
+    return status
+
+
+# -- accuracy on a generated world --------------------------------------------------------------
+PRECISION_FLOOR = 0.995
+RECALL_FLOOR = 0.98  # on reachable pairs (see crossdata.identity.scoring)
+
+ACCURACY_COLUMNS = [
+    "events",
+    "persons",
+    "identifiers scored",
+    "identity edges",
+    "true pairs",
+    "reachable pairs",
+    "predicted pairs",
+    "precision",
+    "reachable recall",
+    "raw recall",
+    "shared kept apart",
+    "largest customer",
+    "giant components",
+    "ingest s",
+    "identity job s",
+    "floors met",
+]
+
+
+@dataclass(frozen=True)
+class WorldAccuracy:
+    """One world: the resolution's scores against the truth, and what it cost."""
+
+    events: int  # landing lines of the events source (originals)
+    persons: int
+    days: int
+    summary: IdentitySummary  # the identity job's own counts
+    score: IdentityScore
+    ingest_seconds: float | None  # None: the lakehouse was ingested before
+    identity_seconds: float
+
+    def missed_floors(self) -> list[str]:
+        """The floors this resolution misses (empty when both are met)."""
+        missed = []
+        if self.score.precision < PRECISION_FLOOR:
+            missed.append(f"precision {self.score.precision:.4f} < {PRECISION_FLOOR}")
+        if self.score.reachable_recall < RECALL_FLOOR:
+            missed.append(f"reachable recall {self.score.reachable_recall:.4f} < {RECALL_FLOOR}")
+        return missed
+
+
+def accuracy_row(a: WorldAccuracy) -> list[str]:
+    """The table row of one world (ACCURACY_COLUMNS)."""
+    s = a.score
+    # The job alerts on (and lists) at most 20 components above identity.giant_component_size.
+    giant = a.summary.giant_components
+    giants = str(len(giant)) if len(giant) < 20 else f"{len(giant)}+"
+    if giant:
+        giants += f" (largest {max(giant)})"
+    missed = a.missed_floors()
+    return [
+        human(a.events),
+        f"{a.persons:,}",
+        f"{s.scored_identifiers:,}",
+        f"{a.summary.evidence_edges:,}",
+        f"{s.true_pairs:,}",
+        f"{s.reachable_pairs:,}",
+        f"{s.predicted_pairs:,}",
+        f"{s.precision:.4f}",
+        f"{s.reachable_recall:.4f}",
+        f"{s.recall:.4f}",
+        f"{s.shared_detected}/{s.shared_in_truth}",
+        str(s.largest_customer),
+        giants,
+        "-" if a.ingest_seconds is None else f"{a.ingest_seconds:.1f}",
+        f"{a.identity_seconds:.1f}",
+        "yes" if not missed else "NO: " + ", ".join(missed),
+    ]
+
+
+def world_facts(world_root: Path) -> dict[str, Any]:
+    """The generator's ``_truth/world.json`` (parameters and line counts)."""
+    data: dict[str, Any] = json.loads((world_root / "_truth" / "world.json").read_text("utf-8"))
+    return data
+
+
+def score_world(ctx: Context, world_root: Path) -> IdentityScore:
+    """Score the lakehouse's ``gold.identity_map`` against ``<world>/_truth/identifiers``."""
+    from crossdata.identity.scoring import score_identity
+
+    truth = ctx.spark.read.option("header", True).csv(str(world_root / "_truth" / "identifiers"))
+    return score_identity(
+        ctx.lake.read("gold.identity_map"), truth, ctx.lake.read("silver.identity_edges")
+    )
+
+
+def world_accuracy(ctx: Context, world_root: Path, ingest: bool = True) -> WorldAccuracy:
+    """Ingest every source of the world (unless already done), run the identity job, score it.
+
+    The same code paths as ``crossdata ingest`` and ``crossdata identity resolve``: each is
+    one job with its row in ``ops.job_runs``; their times include that row.
+    """
+    from crossdata.collect.ingest import run_ingest
+    from crossdata.identity.resolve import run_identity
+    from crossdata.ops import job_run
+
+    ingest_seconds = None
+    if ingest:
+        with timed() as t, job_run(ctx, "ingest") as run:
+            log.info("bench identity world: %s", run_ingest(ctx, run).describe())
+        ingest_seconds = t.seconds
+    with timed() as t, job_run(ctx, "identity") as run:
+        summary = run_identity(ctx, run)
+    log.info("bench identity world: %s", summary.describe())
+    score = score_world(ctx, world_root)
+    log.info("bench identity world: %s", score.describe())
+    facts = world_facts(world_root)
+    return WorldAccuracy(
+        events=int(facts["files"].get("lines:events", 0)),
+        persons=int(facts["persons"]),
+        days=int(facts["days"]),
+        summary=summary,
+        score=score,
+        ingest_seconds=ingest_seconds,
+        identity_seconds=t.seconds,
+    )
+
+
+def generator_fingerprint() -> str:
+    """A hash of the world generator's source: a cached world is stale when it changes."""
+    import hashlib
+
+    import crossdata.world as world_package
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(world_package.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def world_spec(settings: WorldSettings) -> dict[str, Any]:
+    """What makes a world: every generator setting but the folder it is written to."""
+    spec = {k: v for k, v in dataclasses.asdict(settings).items() if k != "out"}
+    return {**spec, "generator": generator_fingerprint()}
+
+
+def ensure_world(spark: SparkSession, settings: WorldSettings) -> tuple[Path, float | None]:
+    """The world ``settings`` describe, in ``settings.out``: reused when the same spec was
+    generated there before, else generated. Returns its root and the generation time (None
+    when reused)."""
+    from crossdata.ops.runs import JobRun, new_run_id
+    from crossdata.world.generate import generate_world
+
+    root = Path(settings.out)
+    marker = root / "_bench.json"
+    spec = world_spec(settings)
+    # The marker is written once the generation has returned: with it the world is complete.
+    if marker.is_file() and json.loads(marker.read_text("utf-8")) == spec:
+        log.info("bench identity world: reusing %s", root)
+        return root, None
+    shutil.rmtree(root, ignore_errors=True)
+    job = JobRun(new_run_id("bench-identity-generate"), "bench identity", dt.datetime.now(dt.UTC))
+    log.info(
+        "bench identity world: generating %s persons x %s days", settings.persons, settings.days
+    )
+    with timed() as t:
+        generate_world(spark, settings, job)
+    marker.write_text(json.dumps(spec, indent=2), "utf-8")
+    return root, t.seconds
+
+
+def world_settings(loaded: Loaded, folder: Path, persons: int, days: int) -> Loaded:
+    """The caller's settings (``--set`` included) pointed at this world, its own lakehouse and
+    stream checkpoints under ``folder``."""
+    from crossdata.collect.bench import cli_overrides
+    from crossdata.config import load_settings
+
+    world = folder / "world"
+    return load_settings(
+        profile=loaded.profile,
+        conf_dir=loaded.conf_dir,
+        overrides=[
+            *cli_overrides(loaded),
+            f"world.out={world}",
+            f"world.persons={persons}",
+            f"world.days={days}",
+            f"collect.landing={world}",
+            f"lakehouse.root={folder / 'lakehouse'}",
+            f"collect.checkpoint_dir={folder / 'checkpoints'}",
+        ],
+    )
+
+
+def run_worlds(args: argparse.Namespace, loaded: Loaded, sizes: list[int]) -> int:
+    """For each size: a world (generated or reused), ingested afresh, resolved and scored."""
+    from crossdata.ops import Context
+    from crossdata.spark import get_spark
+    from crossdata.world.bench import DAYS, persons_for
+
+    days = int(getattr(args, "world_days", DAYS))
+    spark = get_spark(loaded.settings)
+    workdir = Path(args.workdir).expanduser().resolve()
+    table = Table("Identity resolution: accuracy on a generated world", ACCURACY_COLUMNS)
+    notes = []
+    status = 0
+    before = checkpoint_files(spark)
+    for size in sizes:
+        folder = workdir / f"identity-world-{human(size)}"
+        sized = world_settings(loaded, folder, persons_for(size, days), days)
+        load_before = os.getloadavg()[0]
+        root, generated = ensure_world(spark, sized.settings.world)
+        # Ingestion is measured from an empty lakehouse: the previous run's tables go.
+        for name in ("lakehouse", "checkpoints"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        accuracy = world_accuracy(Context.create(sized, spark=spark), root)
+        load_after = os.getloadavg()[0]
+        for stale in checkpoint_files(spark) - before:
+            shutil.rmtree(stale, ignore_errors=True)
+        table.add(*accuracy_row(accuracy))
+        missed = accuracy.missed_floors()
+        if missed:
+            status = 1
+            log.error("bench identity world: floors MISSED at %s events: %s", human(size), missed)
+            print(
+                f"FAILED: identity floors missed at {human(accuracy.events)} events: "
+                + "; ".join(missed)
+            )
+        where = "reused" if generated is None else f"generated in {generated:.1f}s"
+        notes.append(
+            f"{human(accuracy.events)} events: world {accuracy.persons} persons x "
+            f"{accuracy.days} days {where} ({root}); lakehouse {folder / 'lakehouse'}; "
+            f"load average {load_before:.1f} -> {load_after:.1f}"
+        )
+    table.emit(args.output)
+    for note in notes:
+        print(note)
+    s, ident = loaded.settings.spark, loaded.settings.identity
+    print(
+        f"machine: {os.cpu_count()} cores, master={s.master}, driver_memory={s.driver_memory}, "
+        f"shuffle_partitions={s.shuffle_partitions}; world.seed={loaded.settings.world.seed}, "
+        f"world.fault_rate={loaded.settings.world.fault_rate}; "
+        f"identity.giant_component_size={ident.giant_component_size}"
+    )
+    print(
+        f"floors: precision >= {PRECISION_FLOOR}, reachable recall >= {RECALL_FLOOR}; pairs are "
+        "identifiers of one person in the truth (shared identifiers excluded) seen by crossdata"
     )
     return status
