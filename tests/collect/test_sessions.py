@@ -1,14 +1,33 @@
-"""Sessions cut by inactivity and campaign, and the one-row-per-session table."""
+"""Sessions cut by inactivity and campaign, the one-row-per-session table, and sessions set
+in the silver batch: once per event, late events, replays, the catch-up of older tables."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
+import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
-from crossdata.collect.sessions import sessions_table, with_sessions
+from crossdata.collect import flows
+from crossdata.collect.flows import (
+    EVENT_COLUMNS,
+    FLOWS,
+    SESSION_COLUMNS,
+    SessionDays,
+    with_batch_sessions,
+)
+from crossdata.collect.ingest import build_sessions, run_ingest, start_bronze
+from crossdata.collect.sessions import session_changes, sessions_table, with_sessions
+from crossdata.collect.silver import SilverBatch, SilverBatchWriter, SilverOutcome
 from crossdata.config.schema import SessionSettings
+from crossdata.contracts import SOURCES
+from crossdata.ops import Context, job_run
+
+from ..conftest import make_settings
+from ..helpers import deliver, event
 
 SETTINGS = SessionSettings(inactivity_minutes=30, new_on_campaign_change=True)
 EVENTS = "event_id string, actor_id string, event_ts timestamp, utm_campaign string"
@@ -281,3 +300,274 @@ def test_sessions_table_without_optional_columns_has_typed_nulls(spark):
         "converted boolean, revenue double",
     )
     assert_df_equality(sessions_table(events), expected, ignore_nullable=True)
+
+
+# -- sessions in the silver batch ---------------------------------------------------------------
+def day(n: int) -> dt.date:
+    return dt.date(2026, 3, n)
+
+
+def test_session_days_reach_the_visits_a_batch_day_can_move():
+    around = SessionDays.around([day(5), day(9)])
+    assert around.read == tuple(day(n) for n in (3, 4, 5, 6, 7, 8, 9, 10, 11))
+    assert around.events == (day(5), day(6), day(9), day(10))
+    assert around.sessions == (day(4), day(5), day(6), day(8), day(9), day(10))
+
+
+CHANGES = "session_id string, n_events long, revenue double"
+
+
+def test_session_changes_upsert_new_and_changed_visits_and_delete_stale_ones(spark):
+    fresh = spark.createDataFrame([("same", 2, 0.0), ("more", 3, 0.0), ("new", 1, None)], CHANGES)
+    stored = spark.createDataFrame([("same", 2, 0.0), ("more", 2, 0.0), ("gone", 1, 5.0)], CHANGES)
+    expected = spark.createDataFrame(
+        [("more", 3, 0.0, "upsert"), ("new", 1, None, "upsert"), ("gone", 1, 5.0, "delete")],
+        CHANGES + ", _op string",
+    )
+    _check(session_changes(fresh, stored), expected, key="session_id")
+
+
+BATCH = "event_id string, actor_id string, event_ts timestamp, event_date date, utm_campaign string"
+CONTEXT = BATCH + ", _old_session_id string, _old_session_seq bigint"
+
+
+def test_a_late_event_moves_only_the_stored_events_whose_session_changes(spark):
+    # Stored: visits at 10:00 and 10:50, and one at 12:00; e2 at 10:25 bridges the first two.
+    stored = [
+        ("e1", "a", at(10, 0), day(5), None, sid("a", at(10, 0)), 1),
+        ("e3", "a", at(10, 50), day(5), None, sid("a", at(10, 50)), 1),
+        ("e6", "a", at(12, 0), day(5), None, sid("a", at(12, 0)), 1),
+    ]
+    new = spark.createDataFrame([("e2", "a", at(10, 25), day(5), None)], BATCH)
+    context = spark.createDataFrame(stored, CONTEXT)
+    out = with_batch_sessions(new, context, SessionDays.around([day(5)]), SETTINGS)
+    actual = out.select("event_id", "session_id", "session_seq", "_new", "_changed")
+    expected = spark.createDataFrame(
+        [
+            ("e1", sid("a", at(10, 0)), 1, False, False),
+            ("e2", sid("a", at(10, 0)), 2, True, False),
+            ("e3", sid("a", at(10, 0)), 3, False, True),
+            ("e6", sid("a", at(12, 0)), 1, False, False),
+        ],
+        "event_id string, session_id string, session_seq int, _new boolean, _changed boolean",
+    )
+    _check(actual, expected)
+
+
+def test_stored_events_outside_the_days_a_batch_can_move_are_context_only(spark):
+    # Read two days back, e0's visit seems to start at its first event read: it is context,
+    # never rewritten, even though its recomputed session differs from the stored one.
+    stored = [("e0", "a", at(10, 0) - dt.timedelta(days=2), day(3), None, "older", 7)]
+    new = spark.createDataFrame([("e1", "a", at(10, 0), day(5), None)], BATCH)
+    context = spark.createDataFrame(stored, CONTEXT)
+    out = with_batch_sessions(new, context, SessionDays.around([day(5)]), SETTINGS)
+    assert out.where("_changed").count() == 0
+
+
+SILVER_EVENTS = flows.EVENTS
+SILVER_SESSIONS = flows.SESSIONS
+
+
+@dataclass
+class Batches:
+    """Three silver batches of events written through the events flow, then replays."""
+
+    ctx: Context
+    versions: dict[str, int]  # silver.events / silver.sessions version after each step
+    outcomes: list[SilverOutcome]
+    replay: SilverOutcome
+
+
+def _versions(ctx: Context, step: str, into: dict[str, int]) -> None:
+    for name in (SILVER_EVENTS, SILVER_SESSIONS):
+        into[f"{name}@{step}"] = ctx.lake.version(name) or -1
+
+
+def _process(ctx: Context, bronze, batch_id: int, app: str = "test-query") -> SilverOutcome:
+    writer = SilverBatchWriter(
+        ctx.lake.location, FLOWS["events"], ctx.settings.collect, "run-test", "unused"
+    )
+    now = dt.datetime.now(dt.UTC)
+    batch = SilverBatch(ctx.settings.collect, ctx.lake, "run-test", batch_id, now, app)
+    return writer.process(bronze, batch)
+
+
+@pytest.fixture(scope="module")
+def batches(spark, tmp_path_factory) -> Batches:
+    tmp = tmp_path_factory.mktemp("sessions")
+    landing = tmp / "landing"
+    ctx = Context.create(make_settings(tmp, f"collect.landing={landing}"), spark=spark)
+    deliver(
+        landing,
+        "2026-03-05",
+        "a.jsonl",
+        [
+            event("e1", "2026-03-05T10:00:00Z"),
+            event("e3", "2026-03-05T10:50:00Z"),
+            event("e6", "2026-03-05T12:00:00Z"),
+            event("m1", "2026-03-05T23:50:00Z", cookie="ck_m"),
+        ],
+    )
+    deliver(landing, "2026-03-06", "b.jsonl", [event("m2", "2026-03-06T00:10:00Z", cookie="ck_m")])
+    # Two days late, the event between e1 and e3, and e1 again.
+    deliver(
+        landing,
+        "2026-03-07",
+        "late.jsonl",
+        [event("e2", "2026-03-05T10:25:00Z"), event("e1", "2026-03-05T10:00:00Z")],
+    )
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, SOURCES["events"], str(landing)).wait()
+    bronze = ctx.lake.read("bronze.events")
+    files = [bronze.where(F.col("_source_file").endswith(n)) for n in ("/a.jsonl", "/b.jsonl")]
+    files.append(bronze.where(F.col("_source_file").endswith("/late.jsonl")))
+    versions: dict[str, int] = {}
+    outcomes = []
+    for batch_id, rows in enumerate(files):
+        outcomes.append(_process(ctx, rows, batch_id))
+        _versions(ctx, f"batch{batch_id}", versions)
+    # The last batch again, as a restarted stream replays it.
+    replay = _process(ctx, files[2], 2)
+    _versions(ctx, "replay", versions)
+    # A crash after the events were written, before silver.sessions: the batch replayed.
+    ctx.spark.sql(
+        f"RESTORE TABLE delta.`{ctx.lake.path(SILVER_SESSIONS)}` "
+        f"TO VERSION AS OF {versions[f'{SILVER_SESSIONS}@batch1']}"
+    )
+    _versions(ctx, "crashed", versions)
+    _process(ctx, files[2], 2)
+    _versions(ctx, "recovered", versions)
+    return Batches(ctx, versions, outcomes, replay)
+
+
+def _changes(b: Batches, after: str, upto: str) -> list[tuple[str, str]]:
+    """(change type, event_id) of silver.events between two steps."""
+    lo, hi = b.versions[f"{SILVER_EVENTS}@{after}"] + 1, b.versions[f"{SILVER_EVENTS}@{upto}"]
+    if hi < lo:
+        return []
+    rows = (
+        b.ctx.lake.read_changes(SILVER_EVENTS, lo, hi).select("_change_type", "event_id").collect()
+    )
+    return sorted((r[0], r[1]) for r in rows)
+
+
+def _visits(b: Batches, actor: str, version: int | None = None) -> list[tuple]:
+    """(start, end, events, day) of an actor's visits, times as UTC text."""
+    rows = b.ctx.lake.read(SILVER_SESSIONS, version=version).where(F.col("actor_id") == actor)
+    cols = ("session_start", "session_end", "n_events", "session_date")
+    return sorted(tuple(r) for r in rows.select(*[F.col(c).cast("string") for c in cols]).collect())
+
+
+def test_new_events_are_written_once_with_their_session(batches):
+    first = batches.ctx.lake.read_changes(
+        SILVER_EVENTS, 0, batches.versions[f"{SILVER_EVENTS}@batch0"]
+    )
+    assert sorted(r[0] for r in first.select("_change_type").collect()) == ["insert"] * 4
+    silver = batches.ctx.lake.read(
+        SILVER_EVENTS, version=batches.versions[f"{SILVER_EVENTS}@batch0"]
+    )
+    rows = {r["event_id"]: (r["session_id"], r["session_seq"]) for r in silver.collect()}
+    assert rows["e1"] == (sid("ck_a", at(10, 0)), 1)
+    assert rows["e6"] == (sid("ck_a", at(12, 0)), 1)
+
+
+def test_a_visit_across_midnight_is_completed_by_the_next_days_events(batches):
+    assert _changes(batches, "batch0", "batch1") == [("insert", "m2")]
+    started = dt.datetime(2026, 3, 5, 23, 50, tzinfo=dt.UTC)
+    silver = batches.ctx.lake.read(SILVER_EVENTS).where("actor_id = 'ck_m'")
+    assert {(r["session_id"], r["session_seq"]) for r in silver.collect()} == {
+        (sid("ck_m", started), 1),
+        (sid("ck_m", started), 2),
+    }
+    assert _visits(batches, "ck_m") == [
+        ("2026-03-05 23:50:00", "2026-03-06 00:10:00", "2", "2026-03-05")
+    ]
+
+
+def test_a_late_event_is_inserted_and_only_the_event_it_moves_is_updated(batches):
+    assert _changes(batches, "batch1", "batch2") == [
+        ("insert", "e2"),
+        ("update_postimage", "e3"),
+        ("update_preimage", "e3"),
+    ]
+    assert _visits(batches, "ck_a") == [
+        ("2026-03-05 10:00:00", "2026-03-05 10:50:00", "3", "2026-03-05"),
+        ("2026-03-05 12:00:00", "2026-03-05 12:00:00", "1", "2026-03-05"),
+    ]
+
+
+def test_batch_counts_leave_session_updates_out_of_updated(batches):
+    late = batches.outcomes[2]
+    assert (late.rows_in, late.inserted, late.updated, late.duplicates) == (2, 1, 0, 1)
+
+
+def test_a_replayed_batch_writes_nothing_again_and_counts_the_same(batches):
+    v = batches.versions
+    assert v[f"{SILVER_EVENTS}@replay"] == v[f"{SILVER_EVENTS}@batch2"]
+    assert v[f"{SILVER_SESSIONS}@replay"] == v[f"{SILVER_SESSIONS}@batch2"]
+    # Its counts are those of the first attempt (found in the commit Delta kept).
+    assert batches.replay == batches.outcomes[2]
+
+
+def test_a_replay_after_a_crash_before_the_sessions_write_completes_them(batches):
+    v = batches.versions
+    assert _visits(batches, "ck_a", v[f"{SILVER_SESSIONS}@crashed"]) != _visits(batches, "ck_a")
+    assert v[f"{SILVER_EVENTS}@recovered"] == v[f"{SILVER_EVENTS}@batch2"]  # events were complete
+    recovered = batches.ctx.lake.read(SILVER_SESSIONS)
+    clean = batches.ctx.lake.read(SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@batch2"])
+    assert_df_equality(recovered, clean, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_catch_up_sessions_the_events_an_older_version_inserted_without_one(batches, tmp_path):
+    # An older version's state: silver.events rows inserted without their session.
+    ctx = Context.create(make_settings(tmp_path), spark=batches.ctx.spark)
+    done = batches.ctx.lake.read(SILVER_EVENTS)
+    bare = done.withColumns(
+        {c: F.lit(None).cast(t) for c, t in EVENT_COLUMNS if c in SESSION_COLUMNS}
+    )
+    ctx.lake.append(bare, SILVER_EVENTS)
+    with job_run(ctx, "ingest") as run:
+        build_sessions(ctx, run)
+    assert_df_equality(
+        ctx.lake.read(SILVER_EVENTS).select("event_id", *SESSION_COLUMNS),
+        done.select("event_id", *SESSION_COLUMNS),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    assert_df_equality(
+        ctx.lake.read(SILVER_SESSIONS),
+        batches.ctx.lake.read(SILVER_SESSIONS),
+        ignore_row_order=True,
+    )
+    version = ctx.lake.version(SILVER_EVENTS)
+    with job_run(ctx, "ingest") as run:
+        build_sessions(ctx, run)  # nothing left without a session: nothing written
+    assert ctx.lake.version(SILVER_EVENTS) == version
+
+
+def _hit(ts: str, path: str, cookie: str) -> str:
+    return (
+        f'203.0.113.9 - - [{ts}] "GET {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11)" "{cookie}"'
+    )
+
+
+def test_server_hits_join_sessions_and_tag_duplicates_are_left_out(ctx, tmp_path):
+    landing = tmp_path / "landing"
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    hits = [
+        _hit("05/Mar/2026:10:00:02 +0000", "/p/1", "ck_a"),  # the tag's e1 again
+        _hit("05/Mar/2026:10:20:00 +0000", "/p/2", "ck_a"),  # a page the tag missed
+    ]
+    deliver(landing, "2026-03-05", "a.log", hits, source="access_log")
+    with job_run(ctx, "ingest") as run:
+        summary = run_ingest(ctx, run, ["events", "access_log"], str(landing))
+    assert (summary.silver["access_log"].inserted, summary.silver["access_log"].duplicates) == (
+        1,
+        1,
+    )
+    rows = ctx.lake.read(SILVER_EVENTS).orderBy("event_ts").collect()
+    assert [(r["origin"], r["session_id"], r["session_seq"]) for r in rows] == [
+        ("events", sid("ck_a", at(10, 0)), 1),
+        ("access_log", sid("ck_a", at(10, 0)), 2),
+    ]
+    assert [(r["n_events"]) for r in ctx.lake.read(SILVER_SESSIONS).collect()] == [2]

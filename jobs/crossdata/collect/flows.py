@@ -2,15 +2,18 @@
 
 ``events`` and ``access_log`` both feed ``silver.events`` (one event model, ``origin`` tells
 them apart); server hits that duplicate a tag page view are not inserted. Every other source
-feeds its own table. Sessions follow from the events inserted since the last run (the change
-feed of silver.events): the actors they touch are re-sessionised over the days around them, so
-late events join the visit they belong to.
+feeds its own table. Sessions are set in the same batch: the batch's new events are
+sessioned together with the stored events of their actors on the days around them, so each
+event is written once with its session, late events join the visit they belong to, stored
+events are updated only when a late one moves their session, and silver.sessions follows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -23,11 +26,21 @@ from crossdata.collect.identifiers import (
     normalize_phone,
     null_placeholders,
 )
-from crossdata.collect.sessions import LANDING_FIELDS, sessions_table, with_sessions
+from crossdata.collect.sessions import (
+    LANDING_FIELDS,
+    session_changes,
+    sessions_table,
+    with_sessions,
+)
 from crossdata.collect.silver import Flow, SilverBatch
 from crossdata.collect.user_agents import with_user_agent_fields
-from crossdata.config.schema import CollectSettings
+from crossdata.config.schema import CollectSettings, SessionSettings
 from crossdata.contracts import IDENTIFIER_TYPES
+
+log = logging.getLogger(__name__)
+
+EVENTS = "silver.events"
+SESSIONS = "silver.sessions"
 
 LINEAGE = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id")
 FIRST_SEEN = ("_ingested_at", "_source_file", "_line")
@@ -197,13 +210,13 @@ def _drop_removed_bots(df: DataFrame, s: CollectSettings) -> DataFrame:
 def without_tag_duplicates(hits: DataFrame, batch: SilverBatch) -> DataFrame:
     """Drop server hits the tag recorded too (same cookie and path within a few seconds)."""
     lake = batch.lake
-    if not lake.exists("silver.events"):
+    if not lake.exists(EVENTS):
         return hits
     days = [r[0] for r in hits.select("event_date").distinct().collect()]  # a few days
     if not days:
         return hits
     tagged = (
-        lake.read("silver.events")
+        lake.read(EVENTS)
         .where(
             F.col("event_date").isin(days)
             & (F.col("origin") == "events")
@@ -224,100 +237,216 @@ def without_tag_duplicates(hits: DataFrame, batch: SilverBatch) -> DataFrame:
     return hits.join(matched, "event_id", "left_anti")
 
 
-def resessionize(rows: DataFrame, batch: SilverBatch) -> None:
-    """Recompute sessions of the actors in ``rows`` (new events) over their days, with one
-    day of context before, and update silver.events and silver.sessions where they changed."""
-    bounds = (
-        rows.where(F.col("actor_id").isNotNull())
-        .agg(F.min("event_date").alias("lo"), F.max("event_date").alias("hi"))
-        .first()
-    )
-    if bounds is None or bounds["lo"] is None:
-        return
-    first_day: dt.date = bounds["lo"]
-    last_day: dt.date = bounds["hi"] + dt.timedelta(days=1)
-    context_day = first_day - dt.timedelta(days=1)
-    lake = batch.lake
-    actors = rows.where(F.col("actor_id").isNotNull()).select("actor_id").distinct()
-    window = (F.col("event_date") >= F.lit(context_day)) & (F.col("event_date") <= F.lit(last_day))
-    stored = lake.read("silver.events")
-    # Only what sessions and the sessions table read: the sort and the cache stay narrow.
+@dataclass(frozen=True)
+class SessionDays:
+    """The days around a batch's events that sessions read and may rewrite.
+
+    A new event can only change sessions at or after it, and a session is cut after
+    ``inactivity_minutes`` without an event, so (visits shorter than a day) events of day ``d``
+    move only rows of ``d`` and ``d + 1``, and only visits that start on ``d - 1`` (one that
+    the event continues past midnight) to ``d + 1``. A visit or row is recomputed right when
+    the day before it is read too (nothing earlier can belong to it), and a visit is counted
+    whole when the day after it is read as well.
+    """
+
+    read: tuple[dt.date, ...]  # the stored events read as context: d - 2 .. d + 2
+    events: tuple[dt.date, ...]  # stored events whose session may be rewritten: d, d + 1
+    sessions: tuple[dt.date, ...]  # silver.sessions days replaced: d - 1 .. d + 1
+
+    @classmethod
+    def around(cls, days: Sequence[dt.date]) -> SessionDays:
+        def spread(lo: int, hi: int) -> tuple[dt.date, ...]:
+            return tuple(
+                sorted({d + dt.timedelta(days=k) for d in days for k in range(lo, hi + 1)})
+            )
+
+        return cls(read=spread(-2, 2), events=spread(0, 1), sessions=spread(-1, 1))
+
+
+def session_context(stored: DataFrame, touched: DataFrame, days: SessionDays) -> DataFrame:
+    """The stored events of the actors in ``touched`` on the days read, narrowed to what
+    sessions need, with their current session as ``_old_<column>``."""
+    actors = touched.where(F.col("actor_id").isNotNull()).select("actor_id").distinct()
     needed = [c for c in stored.columns if c in SESSION_INPUTS]
-    events = (
-        stored.where(window & F.col("actor_id").isNotNull())
+    return (
+        stored.where(F.col("event_date").isin(list(days.read)) & F.col("actor_id").isNotNull())
         .join(actors, "actor_id", "left_semi")
         .select(*needed, *[F.col(c).alias(f"_old_{c}") for c in CHANGED_WHEN])
     )
-    sessioned = with_sessions(events, batch.settings.sessions).persist()
+
+
+def with_batch_sessions(
+    new: DataFrame | None, context: DataFrame | None, days: SessionDays, settings: SessionSettings
+) -> DataFrame:
+    """New events (all their columns) and stored context events, sessioned together.
+
+    ``_new`` marks the new events; ``_changed`` marks stored events on a day that may be
+    rewritten whose session (id or position) is no longer the stored one. Other stored rows
+    are context: they shape the sessions and the sessions table, and are never written.
+    """
+    parts = []
+    if new is not None:
+        parts.append(new.withColumn("_new", F.lit(True)))
+    if context is not None:
+        parts.append(context.withColumn("_new", F.lit(False)))
+    if not parts:
+        raise ValueError("with_batch_sessions needs new events or context")
+    rows = parts[0]
+    for part in parts[1:]:
+        rows = rows.unionByName(part, allowMissingColumns=True)
+    for c in CHANGED_WHEN:
+        if f"_old_{c}" not in rows.columns:
+            rows = rows.withColumn(f"_old_{c}", F.lit(None).cast(dict(EVENT_COLUMNS)[c]))
+    moved = F.lit(False)
+    for c in CHANGED_WHEN:
+        moved = moved | ~F.col(c).eqNullSafe(F.col(f"_old_{c}"))
+    sessioned = with_sessions(rows, settings)
+    return sessioned.withColumn(
+        "_changed", ~F.col("_new") & F.col("event_date").isin(list(days.events)) & moved
+    )
+
+
+def merge_events_with_sessions(
+    rows: DataFrame, batch: SilverBatch, days: list[dt.date]
+) -> dict[str, int]:
+    """The silver.events write of the events and access_log flows: new events once, with
+    their session; stored events only where a new one moved their session; silver.sessions
+    for the visits around them.
+
+    One job dedupes, sessions and appends the new events (sessioned with the stored events of
+    their actors around them; the append is idempotent per batch); then ``resessionize``
+    reads back the narrow columns of those actors' events and writes only what differs.
+    Replays are safe in any state a crash leaves: events already stored are not new, and the
+    second step depends only on what is stored.
+    """
+    lake = batch.lake
+    around = SessionDays.around(days)
+    if lake.exists(EVENTS):
+        stored = lake.read(EVENTS)
+        # New: not stored on the batch's days (what the MERGE on keys used to insert).
+        known = stored.where(F.col("event_date").isin(days)).select("event_id")
+        new = rows.join(known, "event_id", "left_anti")
+        context = session_context(stored, rows, around)
+    else:
+        new, context = rows, None
+    sessioned = with_batch_sessions(new, context, around, batch.settings.sessions)
+    types = dict(EVENT_COLUMNS)
+    inserts = sessioned.where("_new").select(
+        *[F.col(c).cast(types[c]).alias(c) if c in types else F.col(c) for c in rows.columns]
+    )
+    txn = batch.txn(EVENTS)
+    if txn is None:  # outside a stream (no idempotent write id): count, then append
+        inserted = inserts.count()
+        lake.append(inserts, EVENTS)
+    else:
+        lake.append(inserts, EVENTS, txn=txn)
+        # The rows of this batch's commit (of its first attempt, when Delta skipped a replay).
+        inserted = lake.txn_rows(EVENTS, txn) or 0
+    moved = resessionize(rows, batch, days)
+    return {"inserted": inserted, "updated": 0, "session_updates": moved}
+
+
+def resessionize(
+    touched: DataFrame, batch: SilverBatch, days: Sequence[dt.date] | None = None
+) -> int:
+    """Recompute, from what silver.events holds, the sessions of the actors in ``touched``
+    around ``days`` (the days of ``touched`` by default); write the stored events whose
+    session moved and the silver.sessions rows that differ. Returns the events moved."""
+    if days is None:
+        found = [r[0] for r in touched.select("event_date").distinct().collect()]  # a few days
+        days = sorted(d for d in found if d is not None)
+    if not days:
+        return 0
+    around = SessionDays.around(days)
+    context = session_context(batch.lake.read(EVENTS), touched, around)
+    sessioned = with_batch_sessions(None, context, around, batch.settings.sessions).persist()
     try:
-        days = _date_list(first_day, last_day)
-        # Only rows whose session changed are merged: most of a later run's rows keep theirs.
-        changed = F.lit(False)
-        for c in CHANGED_WHEN:
-            changed = changed | ~F.col(c).eqNullSafe(F.col(f"_old_{c}"))
-        updates = sessioned.where((F.col("event_date") >= F.lit(first_day)) & changed).select(
-            "event_date", "event_id", *SESSION_COLUMNS
-        )
-        if not updates.isEmpty():
-            lake.merge_sql(
-                updates,
-                "silver.events",
-                f"t.event_date = s.event_date AND t.event_id = s.event_id "
-                f"AND t.event_date IN ({days})",
-                [
-                    "WHEN MATCHED AND (t.session_id IS DISTINCT FROM s.session_id OR "
-                    "t.session_seq IS DISTINCT FROM s.session_seq) THEN UPDATE SET "
-                    + ", ".join(f"t.{c} = s.{c}" for c in SESSION_COLUMNS)
-                ],
-            )
-        fresh = (
-            sessions_table(sessioned)
-            .withColumn("session_date", F.to_date("session_start"))
-            .where(F.col("session_date") >= F.lit(first_day))
-        )
-        _replace_sessions(fresh, actors, first_day, last_day, batch)
+        moved = sessioned.where("_changed")
+        n_moved = moved.count()
+        if n_moved:
+            _update_event_sessions(moved, around, batch)
+        written = _write_sessions(sessioned, around, batch)
     finally:
         sessioned.unpersist()
+    log.info(
+        "sessions batch=%d days=%d moved_events=%d sessions_written=%d",
+        batch.batch_id,
+        len(days),
+        n_moved,
+        written,
+    )
+    return n_moved
 
 
-def _replace_sessions(
-    fresh: DataFrame, actors: DataFrame, first_day: dt.date, last_day: dt.date, batch: SilverBatch
-) -> None:
-    lake = batch.lake
-    days = _date_list(first_day, last_day)
-    columns = fresh.columns
-    upserts = fresh.withColumn("_op", F.lit("upsert"))
-    if lake.exists("silver.sessions"):
-        stale = (
-            lake.read("silver.sessions")
-            .where(F.col("session_date").between(F.lit(first_day), F.lit(last_day)))
-            .join(actors, "actor_id", "left_semi")
-            .join(fresh.select("session_id"), "session_id", "left_anti")
-            .select(*columns)
-            .withColumn("_op", F.lit("delete"))
-        )
-        source = upserts.unionByName(stale)
-    else:
-        lake.create_if_missing("silver.sessions", fresh)
-        source = upserts
-    sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
-    cols = ", ".join(f"`{c}`" for c in columns)
-    vals = ", ".join(f"s.`{c}`" for c in columns)
-    lake.merge_sql(
-        source,
-        "silver.sessions",
-        f"t.session_id = s.session_id AND t.session_date IN ({days})",
+def _update_event_sessions(moved: DataFrame, days: SessionDays, batch: SilverBatch) -> None:
+    """Set the recomputed session of stored events (only those whose session moved)."""
+    updates = moved.select(
+        "event_date",
+        "event_id",
+        *[F.col(c).cast(dict(EVENT_COLUMNS)[c]).alias(c) for c in SESSION_COLUMNS],
+    )
+    batch.lake.merge_sql(
+        updates,
+        EVENTS,
+        "t.event_date = s.event_date AND t.event_id = s.event_id "
+        f"AND t.event_date IN ({_date_list(days.events)})",
         [
-            "WHEN MATCHED AND s._op = 'delete' THEN DELETE",
-            f"WHEN MATCHED THEN UPDATE SET {sets}",
-            f"WHEN NOT MATCHED AND s._op = 'upsert' THEN INSERT ({cols}) VALUES ({vals})",
+            "WHEN MATCHED AND (t.session_id IS DISTINCT FROM s.session_id OR "
+            "t.session_seq IS DISTINCT FROM s.session_seq) THEN UPDATE SET "
+            + ", ".join(f"t.{c} = s.{c}" for c in SESSION_COLUMNS)
         ],
     )
 
 
-def _date_list(first: dt.date, last: dt.date) -> str:
-    n = (last - first).days
-    return ", ".join(f"DATE'{first + dt.timedelta(days=i)}'" for i in range(n + 1))
+def _write_sessions(sessioned: DataFrame, days: SessionDays, batch: SilverBatch) -> int:
+    """Bring silver.sessions in line with the recomputed visits of the batch's actors on the
+    days whose visits are whole; only rows that differ are written. Returns rows written."""
+    lake = batch.lake
+    fresh = (
+        sessions_table(sessioned)
+        .withColumn("session_date", F.to_date("session_start"))
+        .where(F.col("session_date").isin(list(days.sessions)))
+    )
+    if not lake.exists(SESSIONS):
+        # The first visits: appended once (a replay finds the table and writes no difference).
+        txn = batch.txn(SESSIONS)
+        if txn is None:
+            n = fresh.count()
+            lake.append(fresh, SESSIONS)
+            return n
+        lake.append(fresh, SESSIONS, txn=txn)
+        return lake.txn_rows(SESSIONS, txn) or 0
+    actors = sessioned.where(F.col("actor_id").isNotNull()).select("actor_id").distinct()
+    stored = (
+        lake.read(SESSIONS)
+        .where(F.col("session_date").isin(list(days.sessions)))
+        .join(actors, "actor_id", "left_semi")
+    )
+    changes = session_changes(fresh, stored).persist()
+    try:
+        n = changes.count()
+        if n:
+            columns = fresh.columns
+            sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+            cols = ", ".join(f"`{c}`" for c in columns)
+            vals = ", ".join(f"s.`{c}`" for c in columns)
+            lake.merge_sql(
+                changes,
+                SESSIONS,
+                f"t.session_id = s.session_id AND t.session_date IN ({_date_list(days.sessions)})",
+                [
+                    "WHEN MATCHED AND s._op = 'delete' THEN DELETE",
+                    f"WHEN MATCHED AND s._op = 'upsert' THEN UPDATE SET {sets}",
+                    f"WHEN NOT MATCHED AND s._op = 'upsert' THEN INSERT ({cols}) VALUES ({vals})",
+                ],
+            )
+        return n
+    finally:
+        changes.unpersist()
+
+
+def _date_list(days: Sequence[dt.date]) -> str:
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in days)
 
 
 # -- ads, email ------------------------------------------------------------------------------
@@ -598,18 +727,20 @@ FLOWS: dict[str, Flow] = {
     for f in (
         Flow(
             "events",
-            "silver.events",
+            EVENTS,
             shape_events,
             FIRST_SEEN,
             counters=("is_bot", "placeholder_fields"),
+            write=merge_events_with_sessions,
         ),
         Flow(
             "access_log",
-            "silver.events",
+            EVENTS,
             shape_access_log,
             FIRST_SEEN,
             counters=("is_bot", "placeholder_fields"),
             pre_merge=without_tag_duplicates,
+            write=merge_events_with_sessions,
         ),
         Flow(
             "ad_impressions",

@@ -162,3 +162,30 @@ def sessions_table(
             "revenue",
         )
     return table
+
+
+def session_changes(fresh: DataFrame, stored: DataFrame, key: str = "session_id") -> DataFrame:
+    """What turns ``stored`` into ``fresh`` (two sets of rows with ``fresh``'s columns).
+
+    Rows of ``fresh`` that ``stored`` lacks or holds with another value get ``_op`` =
+    ``upsert``; rows of ``stored`` that ``fresh`` lacks get ``_op`` = ``delete``; rows equal in
+    both are left out, so writing the result changes nothing when nothing changed.
+    """
+    columns = fresh.columns
+    f = fresh.withColumn("_in_fresh", F.lit(True)).alias("f")
+    s = stored.select(*columns).withColumn("_in_stored", F.lit(True)).alias("s")
+    same: Column = F.lit(True)
+    for c in columns:
+        same = same & F.col(f"f.{c}").eqNullSafe(F.col(f"s.{c}"))
+    op = (
+        F.when(F.col("s._in_stored").isNull(), F.lit("upsert"))
+        .when(F.col("f._in_fresh").isNull(), F.lit("delete"))
+        .when(~same, F.lit("upsert"))
+    )
+    deleted = op == "delete"
+    values = [F.when(deleted, F.col(f"s.{c}")).otherwise(F.col(f"f.{c}")).alias(c) for c in columns]
+    return (
+        f.join(s, F.col(f"f.{key}") == F.col(f"s.{key}"), "full_outer")
+        .select(*values, op.alias("_op"))
+        .where(F.col("_op").isNotNull())
+    )

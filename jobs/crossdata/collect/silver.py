@@ -3,8 +3,9 @@
 Each bronze table is read as a Delta stream (``availableNow``, own checkpoint). A micro-batch
 is shaped by the source's flow (``flows``), deduplicated within itself, checked against the
 configured expectations, and merged on the table's keys, so a record seen again (in a later
-batch, a replayed batch or a copy of a file) is never inserted twice. What each step removed
-or changed is counted in ``ops.data_quality``.
+batch, a replayed batch or a copy of a file) is never inserted twice. A flow may write its rows
+itself with the same guarantee (``Flow.write``: silver.events appends its new events with
+their sessions). What each step removed or changed is counted in ``ops.data_quality``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class SilverBatch:
     run_id: str
     batch_id: int
     checked_at: dt.datetime
+    app_id: str | None = None  # the stream's query id: idempotent appends are keyed by it
+
+    def txn(self, table: str) -> tuple[str, int] | None:
+        """The idempotent-write id of this batch's append to ``table`` (None without a query)."""
+        return None if self.app_id is None else (f"{self.app_id}/{table}", self.batch_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class SilverOutcome:
 
 
 Shape = Callable[[DataFrame, SilverBatch], DataFrame]
+# Writes a batch's deduplicated rows in place of the MERGE on keys; gets the days the batch
+# touches and returns Delta-style counts (inserted, updated: records replaced, not derived
+# columns such as sessions).
+Write = Callable[[DataFrame, SilverBatch, list[dt.date]], dict[str, int]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Flow:
     compare: tuple[str, ...] = ()  # with "update": replace only when one of these differs
     counters: tuple[str, ...] = ()  # boolean/array columns counted into ops.data_quality
     pre_merge: Callable[[DataFrame, SilverBatch], DataFrame] | None = None
+    write: Write | None = None  # instead of the MERGE on keys (silver.events: with sessions)
 
 
 def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...]) -> DataFrame:
@@ -126,6 +137,7 @@ class SilverBatchWriter:
             self.run_id,
             batch_id,
             dt.datetime.now(dt.UTC),
+            self._app_id,
         )
         outcome = self.process(batch, ctx)
         log.info(
@@ -142,7 +154,7 @@ class SilverBatchWriter:
         )
 
     def _txn(self, table: str, ctx: SilverBatch) -> tuple[str, int]:
-        return (f"{self._app_id}/{table}", ctx.batch_id)
+        return (f"{ctx.app_id or self._app_id}/{table}", ctx.batch_id)
 
     def process(self, batch: DataFrame, ctx: SilverBatch) -> SilverOutcome:
         flow = self.flow
@@ -211,7 +223,11 @@ class SilverBatchWriter:
             rows = deduplicate(kept.drop(*exp_cols), spec.keys, flow.prefer)
             if flow.pre_merge is not None:
                 rows = flow.pre_merge(rows, ctx)
-            metrics = self._merge(ctx, rows, part, counts["_parts"])
+            if flow.write is not None:
+                days = sorted(d for d in (counts["_parts"] or []) if d is not None)
+                metrics = flow.write(rows, ctx, days)
+            else:
+                metrics = self._merge(ctx, rows, part, counts["_parts"])
             outcome.inserted = metrics["inserted"]
             outcome.updated = metrics["updated"]
             outcome.duplicates = (
