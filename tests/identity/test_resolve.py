@@ -81,6 +81,20 @@ def crm_row(number: str, first: str, birth: str, **ids: str) -> tuple:
     )
 
 
+ORDERS = (
+    "order_id string, order_ts timestamp, order_date date, channel string, user_id string, cookie_id string, device_id string, "
+    "email string, phone string, loyalty_card string"
+)
+
+
+ORDER_IDS = ("user_id", "cookie_id", "device_id", "email", "phone", "loyalty_card")
+
+
+def order(n: int, **ids: str) -> tuple:
+    ts = T0 + dt.timedelta(hours=n)
+    return (f"o{n}", ts, ts.date(), "web", *[ids.get(c) for c in ORDER_IDS])
+
+
 def add_events(ctx: Context, rows: list[tuple]) -> None:
     ctx.lake.append(ctx.spark.createDataFrame(rows, EVENTS), "silver.events")
 
@@ -134,7 +148,20 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         ),
         crm_row("C200", "Paul", "1977-06-21", email="famille.martin@example.fr", loyalty_card="L2"),
     ]
+    # A family tablet: Eve logs in on it (and on her phone); Frank, who has no account, orders
+    # on it with his own email and phone, which his CRM record carries too.
+    rows = [event(60 + i, device="dev-family", user="eve", kind="login") for i in range(3)]
+    rows.append(event(63, device="dev-eve", user="eve", kind="login"))
+    add_events(ctx, rows)
+    crm.append(crm_row("C300", "Frank", "1975-02-11", email="frank@example.org", phone="+33611"))
     ctx.lake.append(ctx.spark.createDataFrame(crm, CRM), "silver.crm_customers")
+    orders = [
+        order(1, device_id="dev-family", email="frank@example.org", phone="+33611"),
+        # Grace orders logged in on her own browser: the order ties her account and email.
+        order(2, user_id="grace", cookie_id="ck-grace", email="grace@example.org"),
+    ]
+    add_events(ctx, [event(64, cookie="ck-grace", user="grace", kind="login")])
+    ctx.lake.append(ctx.spark.createDataFrame(orders, ORDERS), "silver.orders")
     summary, run_id = resolve(ctx)
     return ctx, summary, run_id, customers(ctx)
 
@@ -184,6 +211,26 @@ def test_shared_family_email_keeps_parents_apart(hard_cases) -> None:
     )
     assert family is not None and family["customer_id"] is None and family["is_shared"]
     assert "household" in family["shared_reason"]
+
+
+def test_a_family_tablet_alone_joining_two_people_is_shared(hard_cases) -> None:
+    ctx, _, _, ids = hard_cases
+    eve, frank = ids[("user_id", "eve")], ids[("email", "frank@example.org")]
+    assert None not in (eve, frank) and eve != frank
+    assert ids[("device_id", "dev-eve")] == eve
+    assert ids[("phone", "+33611")] == ids[("customer_number", "C300")] == frank
+    tablet = (
+        ctx.lake.read("gold.identity_map")
+        .where((F.col("id_type") == "device_id") & (F.col("id_value") == "dev-family"))
+        .first()
+    )
+    assert tablet is not None and tablet["customer_id"] is None and tablet["is_shared"]
+    assert (
+        tablet["shared_reason"] == "the only link between 2 people's identifiers (email, user_id)"
+    )
+    # Logged in and ordering on her own browser, Grace stays one customer.
+    grace = {ids[("user_id", "grace")], ids[("cookie_id", "ck-grace")]}
+    assert grace == {ids[("email", "grace@example.org")]} and None not in grace
 
 
 def test_one_person_many_identifiers_is_one_customer(hard_cases) -> None:

@@ -212,6 +212,8 @@ class IdentitySettings:
     partition_rows: int  # native: edge rows one Python worker solves at once (memory bound)
     blocklist: dict[str, tuple[str, ...]]  # id type (or "*") -> regexes never linked
     shared_limits: dict[str, dict[str, int]]  # node type -> neighbour type -> max distinct
+    bridge_types: tuple[str, ...]  # shared when alone joining different people's identifiers
+    bridge_evidence: tuple[str, ...]  # the kinds of evidence that count for bridge_types
     max_per_person: dict[str, int]  # strong id type -> at most this many per customer
     evidence_priority: tuple[str, ...]  # strongest first; repairs cut from the end
     repair_rounds: int
@@ -226,9 +228,13 @@ class IdentitySettings:
             bad = [t for t in (node, *limits) if t not in known]
             if bad:
                 return f"shared_limits: unknown identifier type {bad[0]!r}"
-        for id_type in (*self.max_per_person, *[t for t in self.blocklist if t != "*"]):
+        ids = (*self.max_per_person, *self.bridge_types, *[t for t in self.blocklist if t != "*"])
+        for id_type in ids:
             if id_type not in known:
                 return f"unknown identifier type {id_type!r}; known: {', '.join(sorted(known))}"
+        unknown = [k for k in self.bridge_evidence if k not in self.evidence_priority]
+        if unknown:
+            return f"bridge_evidence: {unknown[0]!r} is not a kind in evidence_priority"
         if self.checkpoint_interval < 0 or self.max_iterations < 1:
             return "checkpoint_interval >= 0 and max_iterations >= 1"
         if self.partition_rows < 1_000:

@@ -191,13 +191,9 @@ def with_node_ids(edges: DataFrame, dictionary: DataFrame) -> DataFrame:
     )
 
 
-def shared_nodes(edges: DataFrame, limits: Mapping[str, Mapping[str, int]]) -> DataFrame:
-    """Nodes linked to more distinct neighbours of a type than ``shared_limits`` allows.
-
-    Returns ``(node_id, id_type, reason)``; e.g. a kiosk device seen with 300 user_ids. Such a
-    node keeps its edges as evidence but merges nobody.
-    """
-    both = edges.select(
+def neighbours(edges: DataFrame) -> DataFrame:
+    """Each edge seen from both ends: ``(node_id, id_type, nbr_id, nbr_type)``."""
+    return edges.select(
         F.col("src_id").alias("node_id"),
         F.col("src_type").alias("id_type"),
         F.col("dst_id").alias("nbr_id"),
@@ -210,6 +206,15 @@ def shared_nodes(edges: DataFrame, limits: Mapping[str, Mapping[str, int]]) -> D
             F.col("src_type").alias("nbr_type"),
         )
     )
+
+
+def shared_nodes(edges: DataFrame, limits: Mapping[str, Mapping[str, int]]) -> DataFrame:
+    """Nodes linked to more distinct neighbours of a type than ``shared_limits`` allows.
+
+    Returns ``(node_id, id_type, reason)``; e.g. a kiosk device seen with 300 user_ids. Such a
+    node keeps its edges as evidence but merges nobody.
+    """
+    both = neighbours(edges)
     checks = [
         (node_type, nbr_type, limit)
         for node_type, per in limits.items()
@@ -264,6 +269,47 @@ def mark_merging(edges: DataFrame, shared: DataFrame) -> DataFrame:
         )
         .withColumn("merges", F.col("_s1").isNull() & F.col("_s2").isNull())
         .drop("_s1", "_s2")
+    )
+
+
+def bridging_identifiers(
+    edges: DataFrame, anchors: DataFrame, bridge_types: Sequence[str]
+) -> DataFrame:
+    """Browsers and devices that alone join different people's accounts: ``(node_id, id_type,
+    reason)``.
+
+    ``edges`` are the merging edges; ``anchors`` (``node_id, component``) groups the
+    person-level identifiers (every type not in ``bridge_types``) by the merging edges between
+    them, so each group is what an account, an order or a CRM record ties together. A node of
+    ``bridge_types`` directly linked to identifiers of two or more groups is the only thing
+    joining them: a family tablet on which one parent logs in and the other places an order
+    with their own email. Such a node is shared. Identifiers no anchor edge reaches form a group
+    of their own.
+    """
+    both = neighbours(edges)
+    kinds = list(bridge_types)
+    groups = anchors.select(F.col("node_id").alias("nbr_id"), F.col("component"))
+    return (
+        both.where(F.col("id_type").isin(kinds) & ~F.col("nbr_type").isin(kinds))
+        .join(groups, "nbr_id", "left")
+        .withColumn("group", F.coalesce(F.col("component"), F.col("nbr_id")))
+        .groupBy("node_id", "id_type")
+        .agg(
+            F.countDistinct("group").alias("groups"),
+            F.array_sort(F.collect_set("nbr_type")).alias("types"),
+        )
+        .where(F.col("groups") > 1)
+        .select(
+            "node_id",
+            "id_type",
+            F.concat(
+                F.lit("the only link between "),
+                F.col("groups").cast("string"),
+                F.lit(" people's identifiers ("),
+                F.array_join("types", ", "),
+                F.lit(")"),
+            ).alias("reason"),
+        )
     )
 
 

@@ -27,6 +27,7 @@ from crossdata.identity.golden import golden_records
 from crossdata.identity.graph import (
     aggregate_evidence,
     aggregate_nodes,
+    bridging_identifiers,
     household_identifiers,
     mark_merging,
     new_identifiers,
@@ -97,6 +98,22 @@ def components_options(settings: Settings) -> ComponentsOptions:
     )
 
 
+def anchor_groups(
+    live: DataFrame, bridge_types: tuple[str, ...], options: ComponentsOptions
+) -> DataFrame:
+    """``(node_id, component)``: person-level identifiers (types not in ``bridge_types``)
+    grouped by the merging edges ``live`` between them (see ``bridging_identifiers``)."""
+    kinds = list(bridge_types)
+    anchor_edges = (
+        live.where(~F.col("src_type").isin(kinds) & ~F.col("dst_type").isin(kinds))
+        .select(F.col("src_id").alias("src"), F.col("dst_id").alias("dst"))
+        .distinct()
+    )
+    return connected_components(anchor_edges, None, options).select(
+        F.col("id").alias("node_id"), "component"
+    )
+
+
 def resolve_graph(
     dictionary: DataFrame, edges: DataFrame, settings: Settings, crm: DataFrame | None = None
 ) -> Resolution:
@@ -109,6 +126,16 @@ def resolve_graph(
     if crm is not None:
         households = household_identifiers(edges, crm).join(shared, "node_id", "left_anti")
         shared = shared.unionByName(households)
+    options = components_options(settings)
+    if s.bridge_types:
+        shared = shared.localCheckpoint()
+        live = mark_merging(edges, shared).where("merges")
+        anchors = anchor_groups(live, s.bridge_types, options)
+        acts = live.where(F.col("source").isin(list(s.bridge_evidence)))
+        bridges = bridging_identifiers(acts, anchors, s.bridge_types).join(
+            shared, "node_id", "left_anti"
+        )
+        shared = shared.unionByName(bridges)
     shared = shared.persist()
     marked = mark_merging(edges, shared).persist()
     vertices = dictionary.select("node_id").join(shared.select("node_id"), "node_id", "left_anti")
@@ -117,7 +144,6 @@ def resolve_graph(
         .select(F.col("src_id").alias("src"), F.col("dst_id").alias("dst"))
         .distinct()
     )
-    options = components_options(settings)
     components = (
         connected_components(merging, vertices.select(F.col("node_id").alias("id")), options)
         .select(F.col("id").alias("node_id"), "component")
