@@ -60,12 +60,12 @@ def event(
     )
 
 
-def crm_row(number: str, first: str, birth: str, **ids: str) -> tuple:
+def crm_row(number: str, first: str, birth: str | None, **ids: str) -> tuple:
     return (
         number,
         first,
         "Martin",
-        dt.date.fromisoformat(birth),
+        dt.date.fromisoformat(birth) if birth else None,
         ids.get("email"),
         ids.get("phone"),
         None,
@@ -82,8 +82,8 @@ def crm_row(number: str, first: str, birth: str, **ids: str) -> tuple:
 
 
 ORDERS = (
-    "order_id string, order_ts timestamp, order_date date, channel string, user_id string, cookie_id string, device_id string, "
-    "email string, phone string, loyalty_card string"
+    "order_id string, order_ts timestamp, order_date date, channel string, user_id string, "
+    "cookie_id string, device_id string, email string, phone string, loyalty_card string"
 )
 
 
@@ -154,6 +154,17 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
     rows.append(event(63, device="dev-eve", user="eve", kind="login"))
     add_events(ctx, rows)
     crm.append(crm_row("C300", "Frank", "1975-02-11", email="frank@example.org", phone="+33611"))
+    # Mother and daughter on the household email, their names alike: the daughter's record
+    # there has no birth date, her store record (same mobile) has one, not her mother's.
+    crm += [
+        crm_row("C400", "Anaïs", "1976-06-08", email="famille.blanc@example.fr", phone="+33640"),
+        crm_row("C500", "Ana", None, email="famille.blanc@example.fr", phone="+33650"),
+        crm_row("C501", "Ana", "1998-12-18", phone="+33650"),
+        # Léa's records on the household landline: her brother's birth date is not hers.
+        crm_row("C600", "Léa", None, email="lea@example.org", phone="+33160"),
+        crm_row("C601", "Léa", "2001-03-03", email="lea@example.org"),
+        crm_row("C602", "Hugo", "1999-09-09", phone="+33160"),
+    ]
     ctx.lake.append(ctx.spark.createDataFrame(crm, CRM), "silver.crm_customers")
     orders = [
         order(1, device_id="dev-family", email="frank@example.org", phone="+33611"),
@@ -231,6 +242,17 @@ def test_a_family_tablet_alone_joining_two_people_is_shared(hard_cases) -> None:
     # Logged in and ordering on her own browser, Grace stays one customer.
     grace = {ids[("user_id", "grace")], ids[("cookie_id", "ck-grace")]}
     assert grace == {ids[("email", "grace@example.org")]} and None not in grace
+
+
+def test_a_household_email_on_alike_names_is_told_apart_by_other_records(hard_cases) -> None:
+    _, _, _, ids = hard_cases
+    mother, daughter = ids[("customer_number", "C400")], ids[("customer_number", "C500")]
+    assert None not in (mother, daughter) and mother != daughter
+    assert ids[("customer_number", "C501")] == ids[("phone", "+33650")] == daughter
+    assert ids[("email", "famille.blanc@example.fr")] is None
+    # Only a neighbour under the same first name lends its birth date: Léa's email stays hers.
+    lea = {ids[("customer_number", "C600")], ids[("customer_number", "C601")]}
+    assert lea == {ids[("email", "lea@example.org")]} and None not in lea
 
 
 def test_one_person_many_identifiers_is_one_customer(hard_cases) -> None:

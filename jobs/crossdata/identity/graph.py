@@ -327,6 +327,12 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     An email, phone or card on two CRM records whose first names are unrelated (neither equal,
     nor sounding alike, nor a close spelling) or whose birth dates differ is a household's,
     not a person's: a family email on both parents' loyalty accounts. Such a node is shared.
+
+    A record often lacks a birth date, so each side also brings the birth dates of the CRM
+    records under the same first name it shares another contact point with (its owner's
+    other accounts: the same mobile on the store and web records), the other side's record
+    excepted. The sides differ when
+    both know a birth date and none of one side's matches one of the other's.
     """
     crm_links = edges.where(F.col("source") == "crm_record")
     links = crm_links.select(
@@ -353,28 +359,86 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
         & (F.col("a.customer_number") < F.col("b.customer_number")),
     )
     fa, fb = F.col("a.first_name"), F.col("b.first_name")
-    longest = F.greatest(F.length(fa), F.length(fb))
-    names_unrelated = (
-        fa.isNotNull()
-        & fb.isNotNull()
-        & (fa != fb)
-        & (F.soundex(fa) != F.soundex(fb))
-        & (F.levenshtein(fa, fb) > longest / 2)
-    )
-    da, db = F.col("a.birth_date"), F.col("b.birth_date")
-    swapped = (
-        (F.year(da) == F.year(db))
-        & (F.month(da) == F.dayofmonth(db))
-        & (F.dayofmonth(da) == F.month(db))
-    )
-    births_differ = da.isNotNull() & db.isNotNull() & (da != db) & ~swapped
+    names_unrelated = fa.isNotNull() & fb.isNotNull() & ~_names_related(fa, fb)
+    births_differ = _births_differ(pairs, who)
     return (
-        pairs.where(names_unrelated | births_differ)
-        .groupBy(F.col("a.node_id").alias("node_id"), F.col("a.id_type").alias("id_type"))
-        .agg(F.count(F.lit(1)).alias("_n"))
+        pairs.where(names_unrelated)
+        .select(F.col("a.node_id").alias("node_id"), F.col("a.id_type").alias("id_type"))
+        .unionByName(births_differ)
+        .distinct()
         .select(
             "node_id",
             "id_type",
             F.lit("on CRM records of different people (a household's)").alias("reason"),
         )
+    )
+
+
+def _names_related(fa: Column, fb: Column) -> Column:
+    """Equal, sounding alike, or a close spelling (at most half the longer name apart)."""
+    longest = F.greatest(F.length(fa), F.length(fb))
+    return (fa == fb) | (F.soundex(fa) == F.soundex(fb)) | (F.levenshtein(fa, fb) <= longest / 2)
+
+
+def _births_differ(pairs: DataFrame, who: DataFrame) -> DataFrame:
+    """``(node_id, id_type)`` of the record pairs (``a``, ``b`` on one node) whose known birth
+    dates, each side's own and its neighbouring records' (see ``household_identifiers``),
+    never agree (equal, or day and month swapped)."""
+    births = who.where(F.col("birth_date").isNotNull())
+    own = births.select(
+        "customer_number",
+        F.lit(None).cast("long").alias("via"),
+        F.col("customer_number").alias("from_record"),
+        "birth_date",
+    )
+    n1, n2 = who.alias("n1"), births.alias("n2")
+    # A neighbour counts only under the same first name: a household landline or email must
+    # not lend the daughter ("Ana") her mother's ("Anaïs") birth date.
+    near = n1.join(
+        n2,
+        (F.col("n1.node_id") == F.col("n2.node_id"))
+        & (F.col("n1.customer_number") != F.col("n2.customer_number"))
+        & (F.col("n1.first_name") == F.col("n2.first_name")),
+    ).select(
+        F.col("n1.customer_number").alias("customer_number"),
+        F.col("n1.node_id").alias("via"),
+        F.col("n2.customer_number").alias("from_record"),
+        F.col("n2.birth_date").alias("birth_date"),
+    )
+    known = own.unionByName(near).distinct()
+    keys = pairs.select(
+        F.col("a.node_id").alias("node_id"),
+        F.col("a.id_type").alias("id_type"),
+        F.col("a.customer_number").alias("rec_a"),
+        F.col("b.customer_number").alias("rec_b"),
+    )
+
+    def side(record: str, other: str, name: str) -> DataFrame:
+        k = known.select(
+            F.col("customer_number").alias(record),
+            F.col("via").alias(f"via_{name}"),
+            F.col("from_record").alias(f"from_{name}"),
+            F.col("birth_date").alias(f"birth_{name}"),
+        )
+        # Not through the node in question, and nothing the other side's record says.
+        return keys.join(k, record).where(
+            F.col(f"via_{name}").isNull()
+            | ((F.col(f"via_{name}") != F.col("node_id")) & (F.col(f"from_{name}") != F.col(other)))
+        )
+
+    da, db = F.col("birth_a"), F.col("birth_b")
+    swapped = (
+        (F.year(da) == F.year(db))
+        & (F.month(da) == F.dayofmonth(db))
+        & (F.dayofmonth(da) == F.month(db))
+    )
+    sides = side("rec_a", "rec_b", "a").join(
+        side("rec_b", "rec_a", "b").select("node_id", "rec_a", "rec_b", "birth_b"),
+        ["node_id", "rec_a", "rec_b"],
+    )
+    return (
+        sides.groupBy("node_id", "id_type", "rec_a", "rec_b")
+        .agg(F.max((da == db) | swapped).alias("agree"))
+        .where(~F.col("agree"))
+        .select("node_id", "id_type")
     )
