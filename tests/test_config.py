@@ -75,6 +75,14 @@ def test_cross_field_validation_runs_before_spark():
         load_settings(conf_dir=CONF_DIR, overrides=["spark.remote=localhost:15002"])
 
 
+def test_byte_budget_per_batch_is_optional_and_positive():
+    assert load_settings(conf_dir=CONF_DIR).settings.collect.max_bytes_per_trigger is None
+    loaded = load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=1048576"])
+    assert loaded.settings.collect.max_bytes_per_trigger == 1048576
+    with pytest.raises(ConfigError, match=r"max_bytes_per_trigger: must be at least 1"):
+        load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=0"])
+
+
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"--profile nope: .*profiles here: cluster, local"):
         load_settings(profile="nope", conf_dir=CONF_DIR)

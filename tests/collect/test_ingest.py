@@ -189,3 +189,25 @@ def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):
         _ingest(ctx)
     failed = ctx.lake.read("ops.job_runs").where("status = 'failed'").collect()
     assert [r["job"] for r in failed] == ["ingest"]
+
+
+def test_byte_budget_splits_the_landing_into_batches(spark, tmp_path):
+    # Four files that one batch would take by count (max_files_per_trigger=20); a byte budget
+    # smaller than a file gives each file its own batch (Spark admits at least one file).
+    landing = tmp_path / "landing"
+    ctx = Context.create(
+        make_settings(tmp_path, f"collect.landing={landing}", "collect.max_bytes_per_trigger=100"),
+        spark=spark,
+    )
+    for day, name, ids in [
+        ("2026-03-05", "a.jsonl", ["e1", "e2"]),
+        ("2026-03-05", "b.jsonl", ["e3"]),
+        ("2026-03-06", "c.jsonl", ["e4", "e5", "e6"]),
+        ("2026-03-06", "d.jsonl", ["e7"]),
+    ]:
+        deliver(landing, day, name, [event(i, f"{day}T10:00:00Z") for i in ids])
+    summary = _ingest(ctx)
+    assert summary.bronze["events"].loaded == 7
+    batches = ctx.lake.read("ops.ingest_reconciliation").groupBy("batch_id").count().collect()
+    assert sorted(r["count"] for r in batches) == [1, 1, 1, 1]
+    assert ctx.lake.read("bronze.events").count() == 7

@@ -178,11 +178,18 @@ def run(args: argparse.Namespace, loaded: Loaded) -> int:
     print(
         f"machine: {os.cpu_count()} cores, master={loaded.settings.spark.master}, "
         f"driver_memory={loaded.settings.spark.driver_memory}, "
-        f"collect.max_files_per_trigger={first.max_files_per_trigger}, "
+        f"collect.{_trigger_limit_text(loaded, first)}, "
         f"world.lines_per_file={first.lines_per_file}; ratios divide by the plain copy with "
         "the schema inferred, timed after the ingestion"
     )
     return 0
+
+
+def _trigger_limit_text(loaded: Loaded, m: Measure) -> str:
+    budget = loaded.settings.collect.max_bytes_per_trigger
+    if budget is not None:
+        return f"max_bytes_per_trigger={budget}"
+    return f"max_files_per_trigger={m.max_files_per_trigger}"
 
 
 def where_time_goes(m: Measure) -> str:

@@ -100,6 +100,14 @@ def _landing_exists(path: str) -> bool:
     return Path(path.removeprefix("file:")).is_dir()
 
 
+def trigger_limit(s: CollectSettings) -> dict[str, int]:
+    """How much of the landing one bronze micro-batch takes: a byte budget when one is set
+    (the memory a batch needs follows bytes, not files), else a number of files."""
+    if s.max_bytes_per_trigger is not None:
+        return {"maxBytesPerTrigger": s.max_bytes_per_trigger}
+    return {"maxFilesPerTrigger": s.max_files_per_trigger}
+
+
 def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> RunningStream:
     """Start the stream of one source's new files -> bronze, quarantine, ledger, reconciliation."""
     folder = f"{to_uri(landing).rstrip('/')}/{source.name}"
@@ -107,14 +115,15 @@ def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> Run
     writer = BronzeBatchWriter(
         ctx.lake.location, source, ctx.settings.collect, run.run_id, checkpoint
     )
-    stream = (
+    reader = (
         ctx.spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", f"*{source.extension}")
-        .option("maxFilesPerTrigger", ctx.settings.collect.max_files_per_trigger)
-        .load(folder)
     )
+    for option, value in trigger_limit(ctx.settings.collect).items():
+        reader = reader.option(option, value)
+    stream = reader.load(folder)
     return RunningStream(stream, writer, checkpoint, f"bronze_{source.name}")
 
 

@@ -156,6 +156,9 @@ class CollectSettings:
     sources: tuple[str, ...]
     checkpoint_dir: str | None  # streaming checkpoints; default <lakehouse.root>/_checkpoints
     max_files_per_trigger: int
+    # Landing bytes per bronze micro-batch; when set, used instead of max_files_per_trigger
+    # (Spark's file source takes one limit or the other, never both).
+    max_bytes_per_trigger: int | None
     max_field_chars: int
     future_tolerance_hours: int
     schema_drift: Literal["add", "rescue", "fail"]
@@ -179,6 +182,8 @@ class CollectSettings:
             return f"sources: unknown {', '.join(unknown)}; known: {', '.join(SOURCES)}"
         if self.max_files_per_trigger < 1 or self.max_field_chars < 1:
             return "max_files_per_trigger/max_field_chars: must be at least 1"
+        if self.max_bytes_per_trigger is not None and self.max_bytes_per_trigger < 1:
+            return "max_bytes_per_trigger: must be at least 1 (or null: count files instead)"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         return None
