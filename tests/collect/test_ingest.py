@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
 from crossdata.collect.ingest import IngestSummary, run_ingest
@@ -191,23 +192,31 @@ def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):
     assert [r["job"] for r in failed] == ["ingest"]
 
 
-def test_byte_budget_splits_the_landing_into_batches(spark, tmp_path):
-    # Four files that one batch would take by count (max_files_per_trigger=20); a byte budget
-    # smaller than a file gives each file its own batch (Spark admits at least one file).
+def test_byte_budgets_split_bronze_and_silver_into_batches(spark, tmp_path):
+    # Two files that one batch would take by count (max_files_per_trigger=20); byte budgets
+    # smaller than a file give each landing file its own bronze batch and each bronze file
+    # its own silver batch (both sources admit at least one file per batch).
     landing = tmp_path / "landing"
     ctx = Context.create(
-        make_settings(tmp_path, f"collect.landing={landing}", "collect.max_bytes_per_trigger=100"),
+        make_settings(
+            tmp_path,
+            f"collect.landing={landing}",
+            "collect.max_bytes_per_trigger=100",
+            "collect.silver_max_bytes_per_trigger=1",
+        ),
         spark=spark,
     )
     for day, name, ids in [
         ("2026-03-05", "a.jsonl", ["e1", "e2"]),
-        ("2026-03-05", "b.jsonl", ["e3"]),
-        ("2026-03-06", "c.jsonl", ["e4", "e5", "e6"]),
-        ("2026-03-06", "d.jsonl", ["e7"]),
+        ("2026-03-06", "b.jsonl", ["e3"]),
     ]:
         deliver(landing, day, name, [event(i, f"{day}T10:00:00Z") for i in ids])
     summary = _ingest(ctx)
-    assert summary.bronze["events"].loaded == 7
+    assert summary.bronze["events"].loaded == 3
     batches = ctx.lake.read("ops.ingest_reconciliation").groupBy("batch_id").count().collect()
-    assert sorted(r["count"] for r in batches) == [1, 1, 1, 1]
-    assert ctx.lake.read("bronze.events").count() == 7
+    assert sorted(r["count"] for r in batches) == [1, 1]
+    bronze_files = ctx.lake.read("bronze.events").select(F.input_file_name()).distinct().count()
+    silver = ctx.lake.read("ops.silver_batches").where("table = 'silver.events'")
+    assert silver.count() == bronze_files == 2
+    assert sorted(r["rows_in"] for r in silver.collect()) == [1, 2]
+    assert _silver_ids(ctx) == ["e1", "e2", "e3"]

@@ -136,7 +136,11 @@ def start_silver(ctx: Context, run: JobRun, source: Source) -> RunningStream | N
     writer = SilverBatchWriter(
         ctx.lake.location, FLOWS[source.name], ctx.settings.collect, run.run_id, checkpoint
     )
-    stream = ctx.spark.readStream.format("delta").load(ctx.lake.path(bronze))
+    stream = (
+        ctx.spark.readStream.format("delta")
+        .option("maxBytesPerTrigger", ctx.settings.collect.silver_max_bytes_per_trigger)
+        .load(ctx.lake.path(bronze))
+    )
     return RunningStream(stream, writer, checkpoint, f"silver_{source.name}")
 
 

@@ -159,6 +159,9 @@ class CollectSettings:
     # Landing bytes per bronze micro-batch; when set, used instead of max_files_per_trigger
     # (Spark's file source takes one limit or the other, never both).
     max_bytes_per_trigger: int | None
+    # Bronze bytes (Parquet, as stored) per silver micro-batch: a soft limit, a batch takes
+    # whole files and at least one. Bounds the memory of the batch's joins, windows and cache.
+    silver_max_bytes_per_trigger: int
     max_field_chars: int
     future_tolerance_hours: int
     schema_drift: Literal["add", "rescue", "fail"]
@@ -184,6 +187,8 @@ class CollectSettings:
             return "max_files_per_trigger/max_field_chars: must be at least 1"
         if self.max_bytes_per_trigger is not None and self.max_bytes_per_trigger < 1:
             return "max_bytes_per_trigger: must be at least 1 (or null: count files instead)"
+        if self.silver_max_bytes_per_trigger < 1:
+            return "silver_max_bytes_per_trigger: must be at least 1"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         return None
