@@ -162,6 +162,8 @@ def row(m: Measure) -> list[str]:
 # -- the parent: one child process per size ------------------------------------------------------
 def run(args: argparse.Namespace, loaded: Loaded) -> int:
     """Measure every requested size, each in its own process, and print the table."""
+    from crossdata.collect.ingest import trigger_limit
+
     sizes = parse_sizes(args.sizes, DEFAULT_SIZES)
     workdir = Path(args.workdir).expanduser().resolve()
     keep = bool(getattr(args, "keep", False))  # keep worlds and tables (tests read them)
@@ -178,18 +180,15 @@ def run(args: argparse.Namespace, loaded: Loaded) -> int:
     print(
         f"machine: {os.cpu_count()} cores, master={loaded.settings.spark.master}, "
         f"driver_memory={loaded.settings.spark.driver_memory}, "
-        f"collect.{_trigger_limit_text(loaded, first)}, "
+        f"bronze {_limit_text(trigger_limit(loaded.settings.collect))}, "
         f"world.lines_per_file={first.lines_per_file}; ratios divide by the plain copy with "
         "the schema inferred, timed after the ingestion"
     )
     return 0
 
 
-def _trigger_limit_text(loaded: Loaded, m: Measure) -> str:
-    budget = loaded.settings.collect.max_bytes_per_trigger
-    if budget is not None:
-        return f"max_bytes_per_trigger={budget}"
-    return f"max_files_per_trigger={m.max_files_per_trigger}"
+def _limit_text(options: Mapping[str, int]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in options.items())
 
 
 def where_time_goes(m: Measure) -> str:

@@ -281,7 +281,7 @@ class BronzeBatchWriter:
         marks = mark_duplicate_files(hashed, before)
         meta = [
             (r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marks.collect()
-        ]  # one row per file of this micro-batch: bounded by maxFilesPerTrigger
+        ]  # one row per file of this micro-batch: bounded by the stream's trigger limit
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
         fresh = files.where(F.col("path").isin(fresh_paths))
 

@@ -115,15 +115,14 @@ def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> Run
     writer = BronzeBatchWriter(
         ctx.lake.location, source, ctx.settings.collect, run.run_id, checkpoint
     )
-    reader = (
+    stream = (
         ctx.spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", f"*{source.extension}")
+        .options(**trigger_limit(ctx.settings.collect))
+        .load(folder)
     )
-    for option, value in trigger_limit(ctx.settings.collect).items():
-        reader = reader.option(option, value)
-    stream = reader.load(folder)
     return RunningStream(stream, writer, checkpoint, f"bronze_{source.name}")
 
 
