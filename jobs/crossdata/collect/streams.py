@@ -7,9 +7,14 @@ the checkpoint itself so a fresh checkpoint can never be mistaken for an old one
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 from crossdata.errors import (
     ConcurrentWriteError,
@@ -49,6 +54,43 @@ def query_app_id(spark: SparkSession, checkpoint: str) -> str:
     return str(row["id"])
 
 
+def _local_dir(location: str) -> Path | None:
+    """The folder of a ``file:`` URI or plain path; None on any other file system."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path if parsed.scheme else location))
+    return None
+
+
+def claim_query_id(checkpoint: str) -> str | None:
+    """Write ``<checkpoint>/metadata`` (the query id) before Spark does, atomically.
+
+    Two jobs starting the same stream at once both find no metadata and both write it. On a
+    local disk Hadoop renames the file and its checksum one after the other, so the two
+    writers can leave one job's id beside the other's checksum: every later read of the
+    checkpoint then fails on a checksum error, and the stream cannot run again. Here the file
+    is linked into place in one step that fails when it exists, so exactly one id is written
+    (without a checksum file, which Hadoop then does not check) and Spark reads it instead of
+    writing its own. Returns the id in the file; None for checkpoints on other file systems,
+    where Spark writes the metadata itself.
+    """
+    folder = _local_dir(checkpoint)
+    if folder is None:
+        return None
+    target = folder / "metadata"
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = folder / f".metadata.{uuid.uuid4()}.tmp"
+        staged.write_text(json.dumps({"id": str(uuid.uuid4())}, separators=(",", ":")))
+        try:
+            os.link(staged, target)  # atomic; the job that loses keeps the winner's id
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink(missing_ok=True)
+    return str(json.loads(target.read_text(encoding="utf-8"))["id"])
+
+
 class RunningStream:
     """A started ``availableNow`` query; ``wait`` returns when it is done or raises its error."""
 
@@ -59,6 +101,7 @@ class RunningStream:
         self._query = None
         self._start_error: Exception | None = None
         try:
+            claim_query_id(checkpoint)
             self._query = (
                 stream.writeStream.foreachBatch(self._guarded)
                 .option("checkpointLocation", checkpoint)
