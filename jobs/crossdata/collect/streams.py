@@ -12,9 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
 
 from crossdata.errors import (
     ConcurrentWriteError,
@@ -22,6 +20,7 @@ from crossdata.errors import (
     InputContractError,
     ReconciliationError,
 )
+from crossdata.spark.session import local_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -48,18 +47,13 @@ class _Guarded:
 
 def query_app_id(spark: SparkSession, checkpoint: str) -> str:
     """The streaming query id stored in ``<checkpoint>/metadata`` (written before batch 0)."""
+    folder = local_path(checkpoint)
+    if folder is not None:  # a local file: read it here rather than in a Spark job
+        return str(json.loads((folder / "metadata").read_text(encoding="utf-8"))["id"])
     row = spark.read.json(f"{checkpoint.rstrip('/')}/metadata").select("id").first()
     if row is None or not row["id"]:
         raise RuntimeError(f"no query id in {checkpoint}/metadata")
     return str(row["id"])
-
-
-def _local_dir(location: str) -> Path | None:
-    """The folder of a ``file:`` URI or plain path; None on any other file system."""
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path if parsed.scheme else location))
-    return None
 
 
 def claim_query_id(checkpoint: str) -> str | None:
@@ -74,7 +68,7 @@ def claim_query_id(checkpoint: str) -> str | None:
     writing its own. Returns the id in the file; None for checkpoints on other file systems,
     where Spark writes the metadata itself.
     """
-    folder = _local_dir(checkpoint)
+    folder = local_path(checkpoint)
     if folder is None:
         return None
     target = folder / "metadata"

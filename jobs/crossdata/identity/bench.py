@@ -271,9 +271,10 @@ def checkpoint_files(spark: SparkSession) -> set[Path]:
         return set()
     if not folder or not folder.startswith("file:"):
         return set()
-    from urllib.parse import urlparse
+    from crossdata.spark.session import local_path
 
-    path = Path(urlparse(folder).path)
+    path = local_path(folder)
+    assert path is not None  # a file: URI
     return set(path.iterdir()) if path.is_dir() else set()
 
 

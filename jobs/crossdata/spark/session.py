@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
 from crossdata import stack
 from crossdata.config.schema import Settings, SparkSettings
@@ -39,6 +40,15 @@ def to_uri(path: str) -> str:
     if "://" in path or path.startswith("file:"):
         return path
     return Path(path).expanduser().resolve().as_uri()
+
+
+def local_path(location: str) -> Path | None:
+    """The local path of a ``file:`` URI or plain path (``to_uri``'s inverse); None for a
+    location on any other file system."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path if parsed.scheme else location))
+    return None
 
 
 def cached_jars(cache_dir: str) -> list[Path]:
