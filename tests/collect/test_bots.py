@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from crossdata.collect.bots import flag_bots
 from crossdata.config import load_settings
@@ -121,3 +122,20 @@ def test_user_agent_reason_comes_before_rate(spark, bots):
     rows = [("c1", None, at(5, 10, 0, s), "Googlebot/2.1") for s in range(4)]
     expected = _expected(spark, rows, ["user_agent"] * 4)
     _check(_flag(spark, rows, bots), expected)
+
+
+def test_rates_are_counted_in_one_pass_over_the_rows(spark, bots, tmp_path):
+    # Three actor columns share one count of the rows: the joins' right sides are the same
+    # plan, so the source is scanned once for the counts (and once for the rows themselves),
+    # not once per actor column.
+    rows = [(f"ck_{i % 4}", f"10.0.0.{i % 3}", at(2, 10, i % 5), BROWSER) for i in range(40)]
+    source = tmp_path / "hits"
+    spark.createDataFrame(rows, HITS).withColumn(
+        "device_id", F.concat(F.lit("dev_"), F.col("ip"))
+    ).write.parquet(str(source))
+    flagged = flag_bots(spark.read.parquet(str(source)), bots)
+    got = flagged.collect()
+    # Every cookie makes 10 events on the day (the limit is 5).
+    assert len(got) == 40 and all(r["is_bot"] for r in got)
+    final = flagged._jdf.queryExecution().executedPlan().executedPlan().toString()
+    assert final.count("FileScan parquet") == 2

@@ -15,6 +15,11 @@ BOT_REASONS: tuple[str, ...] = ("user_agent", "rate_minute", "rate_day")
 _SECONDS_PER_DAY = 86_400
 
 
+def _actor_key(index: int, column: str) -> Column:
+    """An actor as one join key: the column's place in ``actor_cols`` and its value."""
+    return F.concat(F.lit(f"{index}:"), F.col(column).cast("string"))
+
+
 def _any(tests: Sequence[Column]) -> Column:
     return F.coalesce(reduce(lambda a, b: a | b, tests), F.lit(False)) if tests else F.lit(False)
 
@@ -71,8 +76,7 @@ def flag_bots(
                             F.when(
                                 F.col(name).isNotNull() & time.isNotNull(),
                                 F.struct(
-                                    F.lit(i).alias("a"),
-                                    F.col(name).cast("string").alias("k"),
+                                    _actor_key(i, name).alias("k"),
                                     day.alias("d"),
                                     minute.alias("m"),
                                 ),
@@ -85,19 +89,23 @@ def flag_bots(
             .where(F.col("_x").isNotNull())
             .select("_x.*")
         )
-        per_minute = keys.groupBy("a", "k", "d", "m").agg(F.count(F.lit(1)).alias("n_minute"))
+        per_minute = keys.groupBy("k", "d", "m").agg(F.count(F.lit(1)).alias("n_minute"))
         per_minute = per_minute.withColumn(
-            "n_day", F.sum("n_minute").over(Window.partitionBy("a", "k", "d"))
+            "n_day", F.sum("n_minute").over(Window.partitionBy("k", "d"))
         )
         over_minute = F.col("n_minute") > settings.max_events_per_minute
         over_day = F.col("n_day") > settings.max_events_per_day
         over = per_minute.where(over_minute | over_day).select(
-            "a", "k", "m", over_minute.alias("bad_minute"), over_day.alias("bad_day")
+            "k", "m", over_minute.alias("bad_minute"), over_day.alias("bad_day")
         )
         out = out.withColumn("_bot_minute", minute)
+        # Every actor column joins the same ``over`` (the key carries the column's index, no
+        # filter on it), so the plans of the joins' right sides are identical and the counts
+        # are computed once and reused; a filter per column was pushed below the aggregate,
+        # and each of its joins scanned and counted the whole batch again.
         for i, name in enumerate(actors):
             k, m, bm, bd = (f"_bot_k_{i}", f"_bot_m_{i}", f"_bot_bm_{i}", f"_bot_bd_{i}")
-            flagged = over.where(F.col("a") == i).select(
+            flagged = over.select(
                 F.col("k").alias(k),
                 F.col("m").alias(m),
                 F.col("bad_minute").alias(bm),
@@ -105,7 +113,7 @@ def flag_bots(
             )
             out = out.join(
                 flagged,
-                (F.col(name).cast("string") == F.col(k)) & (F.col("_bot_minute") == F.col(m)),
+                (_actor_key(i, name) == F.col(k)) & (F.col("_bot_minute") == F.col(m)),
                 "left",
             )
             too_many_minute.append(F.col(bm))
