@@ -269,13 +269,10 @@ def checkpoint_files(spark: SparkSession) -> set[Path]:
         folder = spark.sparkContext.getCheckpointDir()
     except Exception:
         return set()
-    if not folder or not folder.startswith("file:"):
-        return set()
     from crossdata.spark.session import local_path
 
-    path = local_path(folder)
-    assert path is not None  # a file: URI
-    return set(path.iterdir()) if path.is_dir() else set()
+    path = local_path(folder) if folder and folder.startswith("file:") else None
+    return set(path.iterdir()) if path is not None and path.is_dir() else set()
 
 
 def spark_summary(spark: SparkSession, result_path: Path) -> tuple[int, int, int]:
