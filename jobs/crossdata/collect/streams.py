@@ -132,6 +132,8 @@ _CONCURRENT_STREAM = (
     "concurrently using",
     "CONCURRENT_QUERY",
     "CONCURRENT_STREAM_LOG_UPDATE",  # both wrote the same batch id to the offset log
+    # The same, once the query fails: STREAM_FAILED quotes the message without the condition.
+    "Multiple streaming jobs detected for",
     # Both found an empty checkpoint and started at batch 0; the later one finds offsets there.
     "STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY",
     "FileAlreadyExistsException",
