@@ -70,6 +70,16 @@ def ctx(spark, tmp_path: Path):
     return Context.create(make_settings(tmp_path), spark=spark)
 
 
+# The stage tests' world: small, with every fault (also profiled by infra/profile).
+STAGE_WORLD = (
+    "world.persons=150",
+    "world.days=6",
+    "world.seed=5",
+    "world.fault_rate=0.04",
+    "world.lines_per_file=1500",
+)
+
+
 @pytest.fixture(scope="session")
 def ingested_world(spark, tmp_path_factory: pytest.TempPathFactory):
     """A generated world with faults, ingested once; stage tests score against its truth."""
@@ -79,15 +89,7 @@ def ingested_world(spark, tmp_path_factory: pytest.TempPathFactory):
     from .world.conftest import make_world
 
     folder = tmp_path_factory.mktemp("stage")
-    world = make_world(
-        spark,
-        folder,
-        "world.persons=150",
-        "world.days=6",
-        "world.seed=5",
-        "world.fault_rate=0.04",
-        "world.lines_per_file=1500",
-    )
+    world = make_world(spark, folder, *STAGE_WORLD)
     ctx = Context.create(make_settings(folder, f"collect.landing={world.root}"), spark=spark)
     with job_run(ctx, "ingest") as run:
         summary = run_ingest(ctx, run)

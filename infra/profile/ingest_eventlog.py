@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import make_settings  # noqa: E402
+from tests.conftest import STAGE_WORLD, make_settings  # noqa: E402
 from tests.world.conftest import make_world  # noqa: E402
 
 from crossdata.collect.ingest import run_ingest  # noqa: E402
@@ -33,18 +33,10 @@ from crossdata.spark import get_spark  # noqa: E402
 
 
 def read_event_log(folder: Path) -> list[dict]:
-    """Every event of the (possibly rolled, zstd-compressed) logs under ``folder``."""
-    import subprocess
-
+    """Every event of the (uncompressed, possibly rolled) logs under ``folder``."""
     events = []
     for f in sorted(folder.glob("*/events_*")):
-        if f.suffix == ".zstd":
-            text = subprocess.run(
-                ["zstd", "-dc", str(f)], capture_output=True, text=True, check=True
-            ).stdout
-        else:
-            text = f.read_text()
-        events.extend(json.loads(line) for line in text.splitlines() if line)
+        events.extend(json.loads(line) for line in f.read_text().splitlines() if line)
     return events
 
 
@@ -70,18 +62,11 @@ def main() -> None:
     loaded = make_settings(work)
     loaded.settings.spark.conf["spark.eventLog.enabled"] = "true"
     loaded.settings.spark.conf["spark.eventLog.dir"] = logs.as_uri()
+    loaded.settings.spark.conf["spark.eventLog.compress"] = "false"  # read back as plain JSON
     spark = get_spark(loaded.settings)
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        world = make_world(
-            spark,
-            work / "world",
-            "world.persons=150",
-            "world.days=6",
-            "world.seed=5",
-            "world.fault_rate=0.04",
-            "world.lines_per_file=1500",
-        )
+        world = make_world(spark, work / "world", *STAGE_WORLD)
         ctx = Context.create(
             make_settings(work / "ingest", f"collect.landing={world.root}"), spark=spark
         )

@@ -131,8 +131,8 @@ _CONCURRENT_STREAM = (
     "ConcurrentModificationException",
     "concurrently using",
     "CONCURRENT_QUERY",
-    "CONCURRENT_STREAM_LOG_UPDATE",  # both wrote the same batch id to the offset log
-    # The same, once the query fails: STREAM_FAILED quotes the message without the condition.
+    # Both wrote the same batch id to the offset log (CONCURRENT_STREAM_LOG_UPDATE). Matched on
+    # its message: a failed query's STREAM_FAILED text quotes it without the condition's name.
     "Multiple streaming jobs detected for",
     # Both found an empty checkpoint and started at batch 0; the later one finds offsets there.
     "STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY",
