@@ -102,6 +102,20 @@ def test_empty_parameter_is_null(spark):
     assert_df_equality(actual, expected, ignore_nullable=True)
 
 
+def test_click_ids_are_the_present_ones_decoded_and_first_wins(spark):
+    urls = [
+        ("/?GCLID=g1&yclid=%20&sccid=s%2F1&gclid=second", None),  # names are case-insensitive
+        ("/?utm_source=x", None),
+        (None, None),
+    ]
+    actual = _parts(spark, urls, (), "click_ids")
+    expected = spark.createDataFrame(
+        [(*urls[0], {"gclid": "g1", "sccid": "s/1"}), (*urls[1], {}), (*urls[2], {})],
+        HITS + ", click_ids map<string,string>",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
 def test_referrer_host_is_lower_cased_without_user_port_or_dot_and_keeps_www(spark):
     rows = [
         ("/", "https://user:pw@WWW.Google.FR.:443/search?q=x"),

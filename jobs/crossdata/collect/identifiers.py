@@ -81,9 +81,13 @@ def null_placeholders(
         name: F.when(hit | (_trimmed(F.col(name)) == ""), None).otherwise(F.col(name))
         for name, hit in hits.items()
     }
-    # The typed NULL keeps the array's type array<string> when no column is listed.
+    # Placeholders are rare: the list is built (array_compact takes a lambda, interpreted row
+    # by row) only on rows that hold one. The typed NULL keeps the type array<string>.
     listed = [F.when(hit, F.lit(name)) for name, hit in hits.items()]
-    found = F.array_compact(F.array(F.lit(None).cast("string"), *listed))
+    found = F.when(
+        reduce(lambda a, b: a | b, hits.values(), F.lit(False)),
+        F.array_compact(F.array(F.lit(None).cast("string"), *listed)),
+    ).otherwise(F.array().cast("array<string>"))
     if PLACEHOLDER_FIELDS in df.columns:
         found = F.concat(
             F.coalesce(F.col(PLACEHOLDER_FIELDS), F.array().cast("array<string>")), found
