@@ -83,6 +83,15 @@ def test_byte_budget_per_batch_is_optional_and_positive():
         load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=0"])
 
 
+def test_bot_patterns_are_checked_as_regexes_before_spark():
+    with pytest.raises(ConfigError, match=r"user_agent_patterns: '\(unclosed' is not a valid"):
+        load_settings(
+            conf_dir=CONF_DIR, overrides=['collect.bots.user_agent_patterns=[bot, "(unclosed"]']
+        )
+    with pytest.raises(ConfigError, match=r"an empty pattern would match every user agent"):
+        load_settings(conf_dir=CONF_DIR, overrides=['collect.bots.user_agent_patterns=[bot, ""]'])
+
+
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(ConfigError, match=r"--profile nope: .*profiles here: cluster, local"):
         load_settings(profile="nope", conf_dir=CONF_DIR)

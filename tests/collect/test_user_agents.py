@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+import pytest
 from chispa import assert_df_equality
 
 from crossdata.collect.user_agents import (
@@ -148,3 +151,41 @@ def test_each_distinct_user_agent_is_parsed_once_per_batch():
     classify_series(pd.Series([MAC_SAFARI, MAC_SAFARI, GOOGLEBOT, MAC_SAFARI, None]))
     info = classify_user_agent.cache_info()
     assert (info.misses, info.hits) == (2, 0)
+
+
+def test_configured_bot_patterns_make_a_bot_once_per_distinct_agent(spark):
+    # Case-insensitive, anywhere in the agent, Python regex syntax; NULL and blank never match.
+    monitor = "SiteMonitor-42 (+https://example.org)"
+    uptime = "Mozilla/5.0 (compatible; UPTIMEcheck/1.0)"
+    patterns = (r"sitemonitor-\d+", "uptime")
+    df = spark.createDataFrame(
+        [(ua,) for ua in (monitor, uptime, WINDOWS_CHROME, None, " ")], "user_agent string"
+    )
+    actual = with_user_agent_fields(df, bot_patterns=patterns)
+    expected = _expected(
+        spark,
+        [
+            (monitor, "bot", None, None, True),
+            (uptime, "bot", None, None, True),
+            (WINDOWS_CHROME, "desktop", "Windows", "Chrome", False),
+            (None, "other", None, None, False),
+            (" ", "other", None, None, False),
+        ],
+    )
+    assert_df_equality(
+        actual.drop("os_family", "browser_family"),
+        expected.drop("os_family", "browser_family"),
+        ignore_nullable=True,
+    )
+    # Without the patterns the same agents are not bots: the patterns did it.
+    plain = {r["user_agent"]: r["ua_is_bot"] for r in with_user_agent_fields(df).collect()}
+    assert plain[monitor] is False and plain[uptime] is False
+    classify_user_agent.cache_clear()
+    classify_series(pd.Series([monitor, monitor, WINDOWS_CHROME, monitor]), patterns)
+    assert classify_user_agent.cache_info().misses == 2
+
+
+def test_a_pattern_python_cannot_compile_fails_before_any_row_is_read(spark):
+    df = spark.createDataFrame([(MAC_SAFARI,)], "user_agent string")
+    with pytest.raises(re.error):
+        with_user_agent_fields(df, bot_patterns=("bot", "(unclosed"))

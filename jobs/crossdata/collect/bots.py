@@ -8,6 +8,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.user_agents import bot_pattern_found
 from crossdata.config.schema import BotSettings
 
 BOT_REASONS: tuple[str, ...] = ("user_agent", "rate_minute", "rate_day")
@@ -33,8 +34,10 @@ def flag_bots(
 ) -> DataFrame:
     """Add is_bot and bot_reason (user_agent, rate_minute or rate_day, the first that applies).
 
-    ``user_agent``: the user agent contains one of ``settings.user_agent_patterns``
-    (case-insensitive), or ``ua_is_bot`` (from ``with_user_agent_fields``) is true.
+    ``user_agent``: one of ``settings.user_agent_patterns`` (Python regexes, case-insensitive)
+    is found in the user agent, or ``ua_is_bot`` (from ``with_user_agent_fields``) is true.
+    When ``with_user_agent_fields`` was given the same patterns, pass settings without them
+    (its ``ua_is_bot`` already covers them, tested once per distinct user agent).
     ``rate_minute`` / ``rate_day``: some value of one of ``actor_cols`` has more than
     ``max_events_per_minute`` rows in that minute, or ``max_events_per_day`` in that UTC day.
     A NULL actor value is nobody: it is never counted as one actor. Actor columns the frame
@@ -49,8 +52,7 @@ def flag_bots(
     seconds = F.unix_seconds(time)
     by_agent = []
     if ua in df.columns and settings.user_agent_patterns:
-        found = "(?i)" + "|".join(f"(?:{p})" for p in settings.user_agent_patterns)
-        by_agent.append(F.col(ua).rlike(found))
+        by_agent.append(bot_pattern_found(ua, settings.user_agent_patterns))
     if "ua_is_bot" in df.columns:
         by_agent.append(F.col("ua_is_bot"))
 

@@ -10,6 +10,7 @@ events are updated only when a late one moves their session, and silver.sessions
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
@@ -147,11 +148,14 @@ def _identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSettings) 
 
 
 def _web_context(df: DataFrame, s: CollectSettings, url: str) -> DataFrame:
-    out = with_user_agent_fields(df, "user_agent")
+    # The bot patterns are tested with the user agent's parse, once per distinct agent, and
+    # come back in ua_is_bot: flag_bots then only adds the rates.
+    out = with_user_agent_fields(df, "user_agent", s.bots.user_agent_patterns)
     out = with_url_parts(out, url, "referrer", s.site_hosts)
     out = with_channel(out, s.channels)
     out = out.withColumn("actor_id", F.coalesce("cookie_id", "device_id"))
-    return flag_bots(out, s.bots, ("cookie_id", "device_id", "ip"), "event_ts", "user_agent")
+    rates_only = dataclasses.replace(s.bots, user_agent_patterns=())
+    return flag_bots(out, rates_only, ("cookie_id", "device_id", "ip"), "event_ts", "user_agent")
 
 
 # -- events ------------------------------------------------------------------------------------

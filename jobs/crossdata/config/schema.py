@@ -122,10 +122,24 @@ class ChannelRule:
 
 @dataclass(frozen=True)
 class BotSettings:
-    user_agent_patterns: tuple[str, ...]  # case-insensitive regexes found anywhere in the UA
+    user_agent_patterns: tuple[str, ...]  # Python regexes, case-insensitive, anywhere in the UA
     max_events_per_minute: int  # more from one cookie/device/IP in a minute: a bot
     max_events_per_day: int  # more from one cookie/device/IP in a day: a bot
     action: Literal["flag", "remove"]  # remove: kept out of silver, counted in ops.data_quality
+
+    def validate(self) -> str | None:
+        import re
+
+        for pattern in self.user_agent_patterns:
+            if not pattern.strip():
+                return "user_agent_patterns: an empty pattern would match every user agent"
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"user_agent_patterns: {pattern!r} is not a valid regular expression: {exc}"
+        if self.max_events_per_minute < 1 or self.max_events_per_day < 1:
+            return "max_events_per_minute/max_events_per_day: must be at least 1"
+        return None
 
 
 @dataclass(frozen=True)
