@@ -139,3 +139,33 @@ def test_rates_are_counted_in_one_pass_over_the_rows(spark, bots, tmp_path):
     assert len(got) == 40 and all(r["is_bot"] for r in got)
     final = flagged._jdf.queryExecution().executedPlan().executedPlan().toString()
     assert final.count("FileScan parquet") == 2
+
+
+def test_silver_web_context_flags_agents_first_then_rates(spark, bots):
+    # The silver flows join the rate counts before parsing user agents and put the
+    # user-agent reason back in front: same precedence as flag_bots.
+    from crossdata.collect.flows import web_context
+
+    base = load_settings(conf_dir=REPO / "conf").settings.collect
+    s = dataclasses.replace(base, bots=bots)
+    busy = [("busy", "2.2.2.2", at(5, 10, 0, k), BROWSER) for k in range(4)]  # 4 in a minute
+    crawler = [("crawl", "3.3.3.3", at(5, 10, 0), "Mozilla/5.0 (compatible; AhrefsBot/7.0)")]
+    noisy_crawler = [("robot", "4.4.4.4", at(5, 11, 0, k), "my-CRAWLER 1.0") for k in range(4)]
+    calm = [("calm", "5.5.5.5", at(5, 12, 0), BROWSER)]
+    rows = busy + crawler + noisy_crawler + calm
+    hits = spark.createDataFrame(rows, HITS).select(
+        "*",
+        F.lit(None).cast("string").alias("device_id"),
+        F.lit("https://shop.example/p?utm_source=x").alias("page_url"),
+        F.lit(None).cast("string").alias("referrer"),
+    )
+    got = {
+        (r["cookie_id"], r["is_bot"], r["bot_reason"])
+        for r in web_context(hits, s, "page_url").collect()
+    }
+    assert got == {
+        ("busy", True, "rate_minute"),
+        ("crawl", True, "user_agent"),
+        ("robot", True, "user_agent"),
+        ("calm", False, None),
+    }
