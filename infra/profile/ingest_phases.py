@@ -67,7 +67,10 @@ def main() -> None:
 
     info = bronze.BatchInfo(source, "profile", 0, "profile", dt.datetime.now(dt.UTC))
     table = str(work / "bronze")
-    bronze.bronze_rows(validated(), info).write.format("delta").save(table)
+    # Cached, as the bronze batch does: see bronze.bronze_rows.
+    checked = validated().persist()
+    bronze.bronze_rows(checked, info).write.format("delta").save(table)
+    checked.unpersist()
     batch = SilverBatch(collect, None, "profile", 0, dt.datetime.now(dt.UTC))  # type: ignore[arg-type]
 
     def events() -> DataFrame:

@@ -221,6 +221,47 @@ def test_named_actor_and_time_columns_are_used(spark):
     _check(actual, expected, key="ts")
 
 
+def test_other_columns_pass_through_in_order_and_old_sessions_are_replaced(spark):
+    # Columns the cuts do not read (a dotted name, a map, a struct) come back unchanged and
+    # in place; a stale session_id is overwritten where it stands, the missing fields added.
+    schema = (
+        "`page.url` string, event_id string, attributes map<string,string>, "
+        "session_id string, actor_id string, geo struct<city:string>, event_ts timestamp"
+    )
+    df = spark.createDataFrame(
+        [
+            ("/a", "e1", {"k": "v"}, "stale", "a", ("Lyon",), at(10, 0)),
+            ("/b", "e2", None, None, "a", None, at(10, 5)),
+        ],
+        schema,
+    )
+    actual = with_sessions(df, SETTINGS)
+    assert actual.columns == [*df.columns, "session_start", "session_seq"]
+    rows = {r["event_id"]: r for r in actual.collect()}  # two rows
+    assert rows["e1"]["page.url"] == "/a" and rows["e2"]["page.url"] == "/b"
+    assert rows["e1"]["attributes"] == {"k": "v"} and rows["e2"]["attributes"] is None
+    assert rows["e1"]["geo"]["city"] == "Lyon" and rows["e2"]["geo"] is None
+    assert rows["e1"]["session_id"] == rows["e2"]["session_id"] == sid("a", at(10, 0))
+    assert [rows["e1"]["session_seq"], rows["e2"]["session_seq"]] == [1, 2]
+    # The window operators carry the columns they read and one packed struct, not every column.
+    windows = [n for n in _plan_nodes(actual) if n.nodeName() == "Window"]
+    assert windows
+    for node in windows:
+        out = node.output()
+        names = {out.apply(i).name() for i in range(out.size())}
+        assert names.isdisjoint({"page.url", "attributes", "geo"}), names
+
+
+def _plan_nodes(df):
+    """Every node of ``df``'s optimized logical plan (through py4j: small plans only)."""
+    stack = [df._jdf.queryExecution().optimizedPlan()]
+    while stack:
+        node = stack.pop()
+        yield node
+        children = node.children()
+        stack.extend(children.apply(i) for i in range(children.size()))
+
+
 SESSION_EVENTS = (
     "session_id string, session_seq int, actor_id string, session_start timestamp, "
     "event_ts timestamp, channel string, channel_group string, utm_campaign string, "

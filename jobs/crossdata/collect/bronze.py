@@ -109,7 +109,13 @@ def _meta(info: BatchInfo) -> list:
 
 
 def bronze_rows(validated: DataFrame, info: BatchInfo) -> DataFrame:
-    """Good records: metadata first (so Delta keeps statistics on it), typed fields, _rescued."""
+    """Good records: metadata first (so Delta keeps statistics on it), typed fields, _rescued.
+
+    Give it the cached ``validated`` frame, as the batch does (``quarantine_rows`` too). Over
+    an uncached validation, the optimizer pushes the filter on ``_reason`` below the
+    projections and inlines every check into it, each re-parsing the line: written to Delta
+    that way, the 1M-event world's bronze took 335 s; cached, counted, then written, 43 s.
+    """
     return validated.where(F.col("_reason").isNull()).select(
         *_meta(info), *info.source.field_names, "_rescued"
     )
