@@ -75,8 +75,10 @@ def test_cross_field_validation_runs_before_spark():
         load_settings(conf_dir=CONF_DIR, overrides=["spark.remote=localhost:15002"])
 
 
-def test_byte_budget_per_batch_is_optional_and_positive():
-    assert load_settings(conf_dir=CONF_DIR).settings.collect.max_bytes_per_trigger is None
+def test_byte_budget_per_batch_is_the_default_optional_and_positive():
+    assert load_settings(conf_dir=CONF_DIR).settings.collect.max_bytes_per_trigger == 2**30
+    counted = load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=null"])
+    assert counted.settings.collect.max_bytes_per_trigger is None  # files are counted instead
     loaded = load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=1048576"])
     assert loaded.settings.collect.max_bytes_per_trigger == 1048576
     with pytest.raises(ConfigError, match=r"max_bytes_per_trigger: must be at least 1"):

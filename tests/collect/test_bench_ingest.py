@@ -40,7 +40,9 @@ def _table(markdown: str) -> tuple[list[str], list[list[str]]]:
 @pytest.mark.slow
 def test_bench_ingest_at_a_tiny_size(tmp_path: Path) -> None:
     # One micro-batch per stream keeps the run short; the setting must reach the child.
-    loaded = make_settings(tmp_path, "collect.max_files_per_trigger=1000")
+    loaded = make_settings(
+        tmp_path, "collect.max_bytes_per_trigger=null", "collect.max_files_per_trigger=1000"
+    )
     output = tmp_path / "bench.md"
     workdir = tmp_path / "bench"
     args = argparse.Namespace(sizes="5k", workdir=str(workdir), output=str(output), keep=True)

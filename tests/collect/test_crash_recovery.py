@@ -48,6 +48,8 @@ def _command(tmp: Path, landing: Path) -> list[str]:
         "--set",
         "spark.shuffle_partitions=2",
         "--set",
+        "collect.max_bytes_per_trigger=null",  # count files instead of bytes:
+        "--set",
         "collect.max_files_per_trigger=1",  # one file per batch: many commits
     ]
 
