@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
@@ -135,3 +137,20 @@ def test_a_new_session_catalog_finds_tables_again(spark, lake, people_table):
 def test_exists_is_false_for_a_missing_table(lake):
     assert not lake.exists(RUNS)
     assert lake.version(RUNS) is None
+
+
+def test_a_name_registered_at_another_root_is_re_pointed_and_its_files_kept(spark, tmp_path):
+    first = Lakehouse(spark, str(tmp_path / "first"))
+    first.create_if_missing("ops.alerts")
+    second = Lakehouse(spark, str(tmp_path / "second"))
+    second.create_if_missing("ops.alerts")
+    location = spark.sql("DESCRIBE DETAIL ops.alerts").first()["location"]
+    assert location.rstrip("/").endswith("/second/ops/alerts")
+    assert first.read("ops.alerts").count() == 0  # the other root's table is still there
+    # A registration whose files are gone is stale too: the next root takes the name.
+    shutil.rmtree(tmp_path / "second")
+    third = Lakehouse(spark, str(tmp_path / "third"))
+    third.create_if_missing("ops.alerts")
+    location = spark.sql("DESCRIBE DETAIL ops.alerts").first()["location"]
+    assert location.rstrip("/").endswith("/third/ops/alerts")
+    assert third.register("ops.alerts")

@@ -17,7 +17,7 @@ from ..helpers import deliver, event
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-DAYS = 6  # one file per day and per micro-batch: enough batches to kill mid-run
+DAYS = 4  # one file per day and per micro-batch: the kill lands after two, before the last
 EVENTS_PER_DAY = 30
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,13 +153,20 @@ def test_reconciliation_gap_fails_loudly_and_is_recorded(scenario):
 
 
 def test_new_field_becomes_a_column_with_drift_add(spark, tmp_path):
+    # Two files, one bronze batch each (a byte budget smaller than a file): the field
+    # appears in the second, after the first made the table without it.
     landing = tmp_path / "landing"
     ctx = Context.create(
-        make_settings(tmp_path, f"collect.landing={landing}", "collect.schema_drift=add"),
+        make_settings(
+            tmp_path,
+            f"collect.landing={landing}",
+            "collect.schema_drift=add",
+            "collect.max_bytes_per_trigger=100",
+        ),
         spark=spark,
     )
-    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
-    _ingest(ctx)
+    first = deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    os.utime(first, (first.stat().st_mtime - 60,) * 2)  # the stream takes older files first
     deliver(
         landing,
         "2026-03-06",
@@ -168,8 +176,9 @@ def test_new_field_becomes_a_column_with_drift_add(spark, tmp_path):
         ],
     )
     _ingest(ctx)
-    rows = {r["event_id"]: r["network"] for r in ctx.lake.read("bronze.events").collect()}
-    assert rows == {"e1": None, "e2": "wifi"}
+    bronze = ctx.lake.read("bronze.events")
+    rows = {r["event_id"]: (r["network"], r["_batch_id"]) for r in bronze.collect()}
+    assert rows == {"e1": (None, 0), "e2": ("wifi", 1)}
 
 
 def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):

@@ -8,13 +8,14 @@ Spark and Delta, the same code the pipeline runs.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from crossdata.identity.resolve import run_identity
+from crossdata.identity.resolve import IdentitySummary, run_identity
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -303,54 +304,71 @@ def _key_table(ctx: Context) -> DataFrame:
     return ctx.lake.read("gold.customer_keys")
 
 
-def test_keys_stay_stable_merge_keeps_the_oldest_and_splits_keep_the_largest_part(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    ctx = lake_for(spark, tmp_path)
-    # Run 1: erin (user, two cookies) and frank (user, cookie).
+@dataclass
+class History:
+    """Three incremental identity runs on one lakehouse, with what each left behind.
+
+    Two stories share the runs (their people never meet): erin, frank, gina and henry test
+    that keys stay put, that a merge keeps the oldest key and that a shared cookie leaves its
+    owner; ivy and jack test a split. Sharing them saves two runs of the whole identity job.
+    """
+
+    ctx: Context
+    first: dict[tuple[str, str], str | None]
+    second: dict[tuple[str, str], str | None]
+    third: dict[tuple[str, str], str | None]
+    node_ids_first: dict[tuple[str, str], int]
+    node_ids_second: dict[tuple[str, str], int]
+    summary2: IdentitySummary
+    summary3: IdentitySummary
+    run2: str
+    run3: str
+    cut_sources_after_second: set[str]
+
+
+IVY = [("user_id", "ivy"), ("cookie_id", "ck-ivy1"), ("cookie_id", "ck-ivy2")]
+IVY.append(("email", "ivy@example.org"))
+
+
+def _node_ids(ctx: Context) -> dict[tuple[str, str], int]:
+    rows = ctx.lake.read("silver.identity_dictionary").select("id_type", "id_value", "node_id")
+    return {(r[0], r[1]): r[2] for r in rows.collect()}  # a handful of test identifiers
+
+
+@pytest.fixture(scope="module")
+def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> History:
+    ctx = lake_for(spark, tmp_path_factory.mktemp("identity-history"))
+    # Run 1: erin (user, two cookies) and frank (user, cookie); ivy (user on two cookies, a
+    # newsletter email signed up on both) is one customer.
     add_events(
         ctx,
         [
             event(1, cookie="ck-erin1", user="erin", kind="login"),
             event(2, cookie="ck-erin2", user="erin", kind="login"),
             event(3, cookie="ck-frank", user="frank", kind="login"),
+            event(4, cookie="ck-ivy1", user="ivy", kind="login"),
+            event(5, cookie="ck-ivy1", email="ivy@example.org", kind="email_signup"),
+            event(6, cookie="ck-ivy2", email="ivy@example.org", kind="email_signup"),
         ],
     )
     resolve(ctx)
-    first = customers(ctx)
-    erin, frank = first[("user_id", "erin")], first[("user_id", "frank")]
-    assert erin == first[("cookie_id", "ck-erin2")] and erin != frank
-    node_ids = {
-        (r[0], r[1]): r[2]
-        for r in ctx.lake.read("silver.identity_dictionary")
-        .select("id_type", "id_value", "node_id")
-        .collect()
-    }
-
+    first, node_ids_first = customers(ctx), _node_ids(ctx)
     # Run 2: new evidence for erin (an app device), a new person, and an anonymous newsletter
-    # signup; nothing already known moves.
+    # signup; and jack logs in on ck-ivy2, which puts two user_ids in ivy's component, over
+    # identity.max_per_person.user_id=1: the weakest evidence (an email signup) is cut.
     add_events(
         ctx,
         [
             event(1, device="dev-erin", user="erin", kind="login", day=1),
             event(2, cookie="ck-gina", user="gina", kind="login", day=1),
             event(3, cookie="ck-news", email="news@example.org", kind="email_signup", day=1),
+            event(4, cookie="ck-ivy2", user="jack", kind="login", day=1),
         ],
     )
-    resolve(ctx)
-    second = customers(ctx)
-    for key, customer in first.items():
-        assert second[key] == customer, key
-    assert second[("device_id", "dev-erin")] == erin
-    news = second[("email", "news@example.org")]
-    assert len({erin, frank, news, second[("user_id", "gina")]}) == 4
-    dictionary = ctx.lake.read("silver.identity_dictionary").select(
-        "id_type", "id_value", "node_id"
-    )
-    assert {(r[0], r[1]): r[2] for r in dictionary.collect() if (r[0], r[1]) in node_ids} == (
-        node_ids
-    )
-
+    summary2, run2 = resolve(ctx)
+    second, node_ids_second = customers(ctx), _node_ids(ctx)
+    cut = ctx.lake.read("silver.identity_edges").where(F.col("cut_reason").isNotNull())
+    cut_sources = {r["source"] for r in cut.collect()}
     # Run 3: frank logs in on the newsletter cookie: that login bridges frank's customer (key
     # from run 1) and the newsletter's (key from run 2); they merge and the older key survives.
     # And henry logs in on erin's second cookie: the cookie becomes shared (two user_ids).
@@ -361,15 +379,53 @@ def test_keys_stay_stable_merge_keeps_the_oldest_and_splits_keep_the_largest_par
             event(2, cookie="ck-erin2", user="henry", kind="login", day=2),
         ],
     )
-    summary, run3 = resolve(ctx)
-    third = customers(ctx)
+    summary3, run3 = resolve(ctx)
+    return History(
+        ctx,
+        first,
+        second,
+        customers(ctx),
+        node_ids_first,
+        node_ids_second,
+        summary2,
+        summary3,
+        run2,
+        run3,
+        cut_sources,
+    )
+
+
+def test_known_identifiers_keep_their_keys_and_nodes_when_new_evidence_arrives(
+    history: History,
+) -> None:
+    first, second = history.first, history.second
+    erin, frank = first[("user_id", "erin")], first[("user_id", "frank")]
+    assert erin == first[("cookie_id", "ck-erin2")] and erin != frank
+    for key, customer in first.items():
+        if key not in IVY:  # ivy's component is split in run 2
+            assert second[key] == customer, key
+    assert second[("device_id", "dev-erin")] == erin
+    news = second[("email", "news@example.org")]
+    assert len({erin, frank, news, second[("user_id", "gina")]}) == 4
+    # Node ids are fixed once given, ivy's included.
+    assert {
+        k: v for k, v in history.node_ids_second.items() if k in history.node_ids_first
+    } == history.node_ids_first
+
+
+def test_a_merge_keeps_the_oldest_key_and_a_shared_cookie_leaves_its_owner(
+    history: History,
+) -> None:
+    ctx, first, second, third = history.ctx, history.first, history.second, history.third
+    erin, frank = first[("user_id", "erin")], first[("user_id", "frank")]
+    news = second[("email", "news@example.org")]
     merged = third[("user_id", "frank")]
     assert merged == third[("email", "news@example.org")] == third[("cookie_id", "ck-news")]
     assert merged == frank  # the oldest key survives
     retired = news
     ages = {r["customer_id"]: r["created_at"] for r in _key_table(ctx).collect()}
     assert ages[frank] < ages[news]
-    lineage = ctx.lake.read("gold.identity_lineage").where(F.col("run_id") == run3)
+    lineage = ctx.lake.read("gold.identity_lineage").where(F.col("run_id") == history.run3)
     merges = lineage.where("kind = 'merge'").select("old_customer_id", "new_customer_id")
     assert [tuple(r) for r in merges.collect()] == [(retired, merged)]
     key_row = _key_table(ctx).where(F.col("customer_id") == retired).first()
@@ -380,44 +436,25 @@ def test_keys_stay_stable_merge_keeps_the_oldest_and_splits_keep_the_largest_par
     assert third[("device_id", "dev-erin")] == erin
     assert third[("user_id", "henry")] not in {erin, merged}
     assert third[("user_id", "gina")] == second[("user_id", "gina")]
-    assert summary.merges == 1
+    assert history.summary3.merges == 1
 
 
-def test_split_gives_the_largest_part_the_key_and_records_lineage(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    ctx = lake_for(spark, tmp_path)
-    # Run 1: one customer: user ivy on two cookies, a newsletter email signed up on both.
-    add_events(
-        ctx,
-        [
-            event(1, cookie="ck-ivy1", user="ivy", kind="login"),
-            event(2, cookie="ck-ivy1", email="ivy@example.org", kind="email_signup"),
-            event(3, cookie="ck-ivy2", email="ivy@example.org", kind="email_signup"),
-        ],
-    )
-    resolve(ctx)
-    before = customers(ctx)
+def test_split_gives_the_largest_part_the_key_and_records_lineage(history: History) -> None:
+    ctx, before, after = history.ctx, history.first, history.second
     ivy = before[("user_id", "ivy")]
-    assert len(set(before.values())) == 1
-    # Run 2: jack logs in on ck-ivy2. Now the component holds two user_ids, over
-    # identity.max_per_person.user_id=1: the weakest evidence (an email signup) is cut.
-    add_events(ctx, [event(1, cookie="ck-ivy2", user="jack", kind="login", day=1)])
-    summary, run2 = resolve(ctx)
-    after = customers(ctx)
+    assert {before[k] for k in IVY} == {ivy} and ivy is not None
     assert after[("user_id", "ivy")] != after[("user_id", "jack")]
-    assert summary.cut_edges >= 1 and summary.remaining_violations == 0
-    cut = ctx.lake.read("silver.identity_edges").where(F.col("cut_reason").isNotNull())
-    assert {r["source"] for r in cut.collect()} == {"email_signup"}
+    assert history.summary2.cut_edges >= 1 and history.summary2.remaining_violations == 0
+    assert history.cut_sources_after_second == {"email_signup"}
     parts: dict[str | None, int] = {}
-    for key in before:
+    for key in IVY:
         parts[after[key]] = parts.get(after[key], 0) + 1
     parts[after[("user_id", "jack")]] = parts.get(after[("user_id", "jack")], 0) + 1
     largest = max(parts.values())
     holders = [k for k, n in parts.items() if n == largest]
     assert ivy in holders  # the largest part kept the key
     split = ctx.lake.read("gold.identity_lineage").where(
-        (F.col("run_id") == run2) & (F.col("kind") == "split")
+        (F.col("run_id") == history.run2) & (F.col("kind") == "split")
     )
     assert split.count() >= 1
     assert {r["old_customer_id"] for r in split.collect()} == {ivy}
