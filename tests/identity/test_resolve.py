@@ -326,8 +326,12 @@ class History:
     cut_sources_after_second: set[str]
 
 
-IVY = [("user_id", "ivy"), ("cookie_id", "ck-ivy1"), ("cookie_id", "ck-ivy2")]
-IVY.append(("email", "ivy@example.org"))
+IVY = (
+    ("user_id", "ivy"),
+    ("cookie_id", "ck-ivy1"),
+    ("cookie_id", "ck-ivy2"),
+    ("email", "ivy@example.org"),
+)
 
 
 def _node_ids(ctx: Context) -> dict[tuple[str, str], int]:
