@@ -31,6 +31,18 @@ def deliver(landing: Path, day: str, name: str, lines: list[str], source: str = 
     return path
 
 
+def daily_events(landing: Path, days: int, per_day: int) -> Path:
+    """One ``events.jsonl`` of ``per_day`` valid events per day from 2026-03-01, on 7 cookies."""
+    for d in range(days):
+        day = f"2026-03-{d + 1:02d}"
+        lines = [
+            event(f"e{d}-{i}", f"{day}T{8 + i % 10:02d}:{i % 60:02d}:00Z", cookie=f"ck{i % 7}")
+            for i in range(per_day)
+        ]
+        deliver(landing, day, "events.jsonl", lines)
+    return landing
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -1,4 +1,10 @@
-"""A real kill of a running ingest, and two ingests at once: nothing lost, nothing twice."""
+"""A real kill of a running ingest, and two ingests at once: nothing lost, nothing twice.
+
+The jobs that are killed or race each other are real ``crossdata ingest`` processes. The run
+that resumes after them is the same ingest (``run_ingest`` in a job run, as the command does)
+in the test's own warm session: it reads only what those processes left on disk, and it
+saves a cold JVM start per test.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO
-from ..helpers import deliver, event
+from ..conftest import REPO, make_settings
+from ..helpers import daily_events
 
 pytestmark = pytest.mark.slow
 
@@ -22,36 +28,36 @@ EVENTS_PER_DAY = 30
 
 
 def _landing(tmp: Path) -> Path:
-    landing = tmp / "landing"
-    for d in range(DAYS):
-        day = f"2026-03-{d + 1:02d}"
-        lines = [
-            event(f"e{d}-{i}", f"{day}T{8 + i % 10:02d}:{i:02d}:00Z", cookie=f"ck{i % 7}")
-            for i in range(EVENTS_PER_DAY)
-        ]
-        deliver(landing, day, "events.jsonl", lines)
-    return landing
+    return daily_events(tmp / "landing", DAYS, EVENTS_PER_DAY)
+
+
+# count files instead of bytes, one file per batch: many commits to land a kill between
+ONE_FILE_PER_BATCH = ("collect.max_bytes_per_trigger=null", "collect.max_files_per_trigger=1")
 
 
 def _command(tmp: Path, landing: Path) -> list[str]:
-    return [
-        str(BIN / "crossdata"),
-        "ingest",
-        "--source",
-        "events",
-        "--input",
-        str(landing),
-        "--set",
+    settings = [
         f"lakehouse.root={tmp / 'lakehouse'}",
-        "--set",
         f"spark.checkpoint_dir={tmp / 'checkpoints'}",
-        "--set",
         "spark.shuffle_partitions=2",
-        "--set",
-        "collect.max_bytes_per_trigger=null",  # count files instead of bytes:
-        "--set",
-        "collect.max_files_per_trigger=1",  # one file per batch: many commits
+        *ONE_FILE_PER_BATCH,
     ]
+    command = [str(BIN / "crossdata"), "ingest", "--source", "events", "--input", str(landing)]
+    for setting in settings:
+        command += ["--set", setting]
+    return command
+
+
+def _ingest_here(spark, tmp: Path, landing: Path) -> None:
+    """The same ingest as ``_command``, in this session, on the same lakehouse and checkpoints
+    (make_settings points both under ``tmp`` as the command does)."""
+    from crossdata.collect.ingest import run_ingest
+    from crossdata.ops import Context, job_run
+
+    loaded = make_settings(tmp, f"collect.landing={landing}", *ONE_FILE_PER_BATCH)
+    ctx = Context.create(loaded, spark=spark)
+    with job_run(ctx, "ingest") as run:
+        run_ingest(ctx, run, ["events"])
 
 
 def _env() -> dict[str, str]:
@@ -100,16 +106,7 @@ def test_killed_ingest_resumes_without_loss_or_duplicates(spark, tmp_path):
     partial = _commits(bronze_table)
     assert 3 <= partial < DAYS + 1, "the kill must land mid-run"
 
-    rerun = subprocess.run(
-        _command(tmp_path, landing),
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _ingest_here(spark, tmp_path, landing)
     _assert_everything_once(spark, tmp_path)
 
 
@@ -137,14 +134,5 @@ def test_two_ingests_at_once_corrupt_nothing(spark, tmp_path):
         assert code == 0 or "another job is using its checkpoint" in err, err[-3000:]
     assert any(code == 0 for code, _ in results)
     # Whatever the race left undone, one more run completes it, still exactly once.
-    final = subprocess.run(
-        _command(tmp_path, landing),
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert final.returncode == 0, final.stderr[-3000:]
+    _ingest_here(spark, tmp_path, landing)
     _assert_everything_once(spark, tmp_path)

@@ -100,13 +100,15 @@ def test_rerun_without_new_files_is_a_no_op(scenario):
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):
     bronze = scenario.second.bronze["events"]
     assert (bronze.files, bronze.read, bronze.duplicates, bronze.loaded) == (3, 6, 3, 3)
+    recon = scenario.ctx.lake.read("ops.ingest_reconciliation")
     ledger = {
-        r["path"].rsplit("/", 1)[-1]: (r["status"], r["duplicate_of"])
-        for r in scenario.ctx.lake.read("ops.ingest_files").collect()
+        r["file"].rsplit("/", 1)[-1]: (r["duplicate_of"], r["duplicates"], r["sha256"])
+        for r in recon.collect()
     }
-    status, original = ledger["a-redelivered.jsonl"]
-    assert status == "duplicate" and original.endswith("2026-03-05/a.jsonl")
-    assert scenario.ctx.lake.read("ops.ingest_reconciliation").where("status <> 'ok'").count() == 0
+    original, duplicates, sha = ledger["a-redelivered.jsonl"]
+    assert original.endswith("2026-03-05/a.jsonl") and duplicates == 3
+    assert sha == ledger["a.jsonl"][2] and ledger["a.jsonl"][:2] == (None, 0)
+    assert recon.where("status <> 'ok'").count() == 0
 
 
 def test_event_sent_again_lands_in_silver_once(scenario):
@@ -137,9 +139,9 @@ def test_new_field_is_rescued_by_default(scenario):
 def test_reconciliation_gap_fails_loudly_and_is_recorded(scenario):
     ctx = scenario.ctx
     uri = next(
-        r["path"]
-        for r in ctx.lake.read("ops.ingest_files").collect()
-        if r["path"].endswith("b.jsonl")
+        r["file"]
+        for r in ctx.lake.read("ops.ingest_reconciliation").collect()
+        if r["file"].endswith("b.jsonl")
     )
     source = SOURCES["events"]
     writer = BronzeBatchWriter(ctx.lake.location, source, ctx.settings.collect, "run-x", "-")

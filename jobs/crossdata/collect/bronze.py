@@ -9,8 +9,10 @@ lost or written twice, even after a kill.
 Per batch: files whose content was already ingested under another name are counted as
 duplicates; the rest are split into lines, parsed, checked against the contract (once, cached:
 the per-file counts and both writes reuse it); good records go to bronze, bad ones to
-quarantine with a reason; then the ledger and the reconciliation (read = loaded + quarantined
-+ duplicates per file) are written, and a mismatch fails the job. The loaded and quarantined
+quarantine with a reason; then the reconciliation is written, one row per file (its content
+hash, the original it copies if any, and read = loaded + quarantined + duplicates), and a
+mismatch fails the job. The reconciliation doubles as the file ledger: the next batches look
+up content hashes in it. The loaded and quarantined
 counts are confirmed by the rows Delta reports in the batch's own commits (found by their
 userMetadata); when a commit does not confirm them, they are counted back from the tables.
 """
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUARANTINE = "bronze.quarantine"
-LEDGER = "ops.ingest_files"
 RECONCILIATION = "ops.ingest_reconciliation"
 META_COLUMNS = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id", "_batch_id")
 
@@ -141,8 +142,9 @@ def quarantine_rows(validated: DataFrame, info: BatchInfo) -> DataFrame:
 def mark_duplicate_files(files: DataFrame, loaded_before: DataFrame | None) -> DataFrame:
     """Add ``duplicate_of``: the path of an earlier file with the same content, else NULL.
 
-    Earlier means already in the ledger under another path (the same path is a replay of
-    this very file, not a copy), or in this batch with a smaller path.
+    ``loaded_before``: the files loaded by earlier batches (``path``, ``sha256``). Earlier
+    means among them under another path (the same path is a replay of this very file, not a
+    copy), or in this batch with a smaller path.
     """
     first_in_batch = F.first("path").over(Window.partitionBy("sha256").orderBy("path"))
     marked = files.withColumn(
@@ -189,20 +191,31 @@ def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
     )
 
 
-LEDGER_SCHEMA = T.StructType(
+RECONCILIATION_SCHEMA = T.StructType(
     [
-        T.StructField("source", T.StringType(), False),
-        T.StructField("path", T.StringType(), False),
-        T.StructField("sha256", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), True),
+        T.StructField("batch_id", T.LongType(), True),
+        T.StructField("source", T.StringType(), True),
+        T.StructField("file", T.StringType(), True),
+        T.StructField("read", T.LongType(), True),
+        T.StructField("loaded", T.LongType(), True),
+        T.StructField("quarantined", T.LongType(), True),
+        T.StructField("duplicates", T.LongType(), True),
+        T.StructField("status", T.StringType(), True),
+        T.StructField("checked_at", T.TimestampType(), True),
+        # the file ledger: content hash, size, and the earlier file it copies (NULL: loaded)
+        T.StructField("sha256", T.StringType(), True),
         T.StructField("bytes", T.LongType(), True),
-        T.StructField("records", T.LongType(), True),
-        T.StructField("status", T.StringType(), False),
         T.StructField("duplicate_of", T.StringType(), True),
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("batch_id", T.LongType(), False),
-        T.StructField("ingested_at", T.TimestampType(), False),
     ]
 )
+
+
+def loaded_files(reconciliation: DataFrame, source: str) -> DataFrame:
+    """The files of ``source`` whose records were loaded (not copies): ``path``, ``sha256``."""
+    return reconciliation.where(
+        (F.col("source") == source) & F.col("duplicate_of").isNull() & F.col("sha256").isNotNull()
+    ).select(F.col("file").alias("path"), "sha256")
 
 
 # -- the micro-batch -----------------------------------------------------------------------------
@@ -276,10 +289,8 @@ class BronzeBatchWriter:
     def _process(self, spark, files: DataFrame, info: BatchInfo) -> BatchOutcome:
         lake = self._lake()
         before = (
-            lake.read(LEDGER).where(
-                (F.col("source") == self.source.name) & (F.col("status") == "loaded")
-            )
-            if lake.exists(LEDGER)
+            loaded_files(lake.read(RECONCILIATION), self.source.name)
+            if lake.exists(RECONCILIATION)
             else None
         )
         # Duplicates are found on one narrow row per file: the files' content is never shuffled.
@@ -321,28 +332,6 @@ class BronzeBatchWriter:
         finally:
             validated.unpersist()
         dup_counts = self._duplicate_counts(files, meta, read_counts)
-
-        ledger = []
-        for path, sha, size, dup_of in meta:
-            records = dup_counts.get(path, 0) if dup_of else read_counts.get(path, 0)
-            ledger.append(
-                (
-                    self.source.name,
-                    path,
-                    sha,
-                    size,
-                    records,
-                    "duplicate" if dup_of else "loaded",
-                    dup_of,
-                    info.run_id,
-                    info.batch_id,
-                    info.ingested_at,
-                )
-            )
-        if ledger:
-            lake.append(
-                spark.createDataFrame(ledger, LEDGER_SCHEMA), LEDGER, txn=self._txn(LEDGER, info)
-            )
         stored = self._committed_counts(read_counts, bad_counts, info)
         return self._reconcile(spark, meta, read_counts, dup_counts, info, stored)
 
@@ -450,7 +439,7 @@ class BronzeBatchWriter:
             return outcome
         loaded, quarantined = stored if stored is not None else self._stored_counts(paths)
         rows = []
-        for path, _sha, _size, dup_of in meta:
+        for path, sha, size, dup_of in meta:
             dups = dup_counts.get(path, 0) if dup_of else 0
             read = dups if dup_of else read_counts.get(path, 0)
             got_loaded = loaded.get(path, 0)
@@ -475,15 +464,17 @@ class BronzeBatchWriter:
                     dups,
                     "ok" if ok else "mismatch",
                     info.ingested_at,
+                    sha,
+                    size,
+                    dup_of,
                 )
             )
-        schema = (
-            "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, "
-            "loaded BIGINT, quarantined BIGINT, duplicates BIGINT, status STRING, "
-            "checked_at TIMESTAMP"
-        )
+        # mergeSchema: a reconciliation table from before it held the ledger gains its columns
         self._lake().append(
-            spark.createDataFrame(rows, schema), RECONCILIATION, txn=self._txn(RECONCILIATION, info)
+            spark.createDataFrame(rows, RECONCILIATION_SCHEMA),
+            RECONCILIATION,
+            merge_schema=True,
+            txn=self._txn(RECONCILIATION, info),
         )
         if outcome.mismatches:
             raise ReconciliationError(

@@ -100,9 +100,7 @@ def score_ingestion(
     score.read, score.unreconciled_files = int(totals["read"] or 0), int(totals["bad"] or 0)
 
     score.redelivered_files = _truth(spark, truth, "redelivered_files.csv").count()
-    score.duplicate_files = (
-        lake.read("ops.ingest_files").where(F.col("status") == "duplicate").count()
-    )
+    score.duplicate_files = recon.where(F.col("duplicate_of").isNotNull()).count()
 
     dups = _truth(spark, truth, "duplicates").where(F.col("kind") == "duplicate_record")
     bad_keys = expected.select("source", "file", "line")

@@ -114,14 +114,9 @@ _TABLES += [
         constraints={"has_reason": "reason IS NOT NULL"},
     ),
     Table(
-        "ops.ingest_files",
-        "The file ledger: each landed file once, its content hash, and loaded or duplicate.",
-        mode="append",
-        layout="One row per file: no partitioning.",
-    ),
-    Table(
         "ops.ingest_reconciliation",
-        "Per file and run: records read = loaded + quarantined + removed as duplicates.",
+        "Per file and run: records read = loaded + quarantined + removed as duplicates; also "
+        "the file ledger (content hash, size, and the original of a file delivered twice).",
         mode="append",
         layout="One row per file and run: no partitioning.",
         constraints={"valid_status": "status IN ('ok', 'mismatch')"},
