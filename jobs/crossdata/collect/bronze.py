@@ -12,9 +12,9 @@ the per-file counts and both writes reuse it); good records go to bronze, bad on
 quarantine with a reason; then the reconciliation is written, one row per file (its content
 hash, the original it copies if any, and read = loaded + quarantined + duplicates), and a
 mismatch fails the job. The reconciliation doubles as the file ledger: the next batches look
-up content hashes in it. The loaded and quarantined
-counts are confirmed by the rows Delta reports in the batch's own commits (found by their
-userMetadata); when a commit does not confirm them, they are counted back from the tables.
+up content hashes in it. The loaded and quarantined counts are confirmed by the rows Delta
+reports in the batch's own commits (found by their userMetadata); when a commit does not
+confirm them, they are counted back from the tables.
 """
 
 from __future__ import annotations
