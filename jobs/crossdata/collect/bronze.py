@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from crossdata.collect.formats import file_lines, parse_lines, raw_text
 from crossdata.collect.records import RecordRules, validate
@@ -191,23 +190,12 @@ def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
     )
 
 
-RECONCILIATION_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), True),
-        T.StructField("batch_id", T.LongType(), True),
-        T.StructField("source", T.StringType(), True),
-        T.StructField("file", T.StringType(), True),
-        T.StructField("read", T.LongType(), True),
-        T.StructField("loaded", T.LongType(), True),
-        T.StructField("quarantined", T.LongType(), True),
-        T.StructField("duplicates", T.LongType(), True),
-        T.StructField("status", T.StringType(), True),
-        T.StructField("checked_at", T.TimestampType(), True),
-        # the file ledger: content hash, size, and the earlier file it copies (NULL: loaded)
-        T.StructField("sha256", T.StringType(), True),
-        T.StructField("bytes", T.LongType(), True),
-        T.StructField("duplicate_of", T.StringType(), True),
-    ]
+# The file ledger's columns come last: content hash, size, and the earlier file a copy repeats
+# (NULL: the file was loaded).
+RECONCILIATION_SCHEMA = (
+    "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, loaded BIGINT, "
+    "quarantined BIGINT, duplicates BIGINT, status STRING, checked_at TIMESTAMP, "
+    "sha256 STRING, bytes BIGINT, duplicate_of STRING"
 )
 
 
