@@ -11,6 +11,8 @@ import pytest
 
 from crossdata.config import Loaded, load_settings
 
+from .helpers import INTERPRETED
+
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
@@ -50,12 +52,8 @@ def spark(loaded: Loaded) -> Iterator:
 
     session = get_spark(loaded.settings)
     session.sparkContext.setLogLevel("ERROR")
-    # The in-process tests evaluate expressions interpreted (Spark's own test switch): on
-    # their few rows, compiling generated code costs more than it saves (a small ingest ran
-    # 13 % faster). Jobs keep the default: the subprocess tests (kill and resume, two jobs
-    # at once, spark-submit, Spark Connect, the bench) and `make demo` run generated code.
-    session.conf.set("spark.sql.codegen.wholeStage", "false")
-    session.conf.set("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+    for key, value in INTERPRETED.items():  # expressions interpreted: see helpers.py
+        session.conf.set(key, value)
     yield session
     session.stop()
 

@@ -18,7 +18,7 @@ from crossdata import stack
 from crossdata.spark.session import DELTA_SESSION_CONF, cached_jars
 
 from .conftest import REPO
-from .helpers import deliver, event, free_port
+from .helpers import deliver, event, free_port, interpreted_submit_args
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +82,7 @@ def test_ingest_runs_under_spark_submit(spark, tmp_path):
             "--jars",
             _jars(),
             *conf,
+            *interpreted_submit_args(),
             "--conf",
             "spark.ui.enabled=false",
             str(REPO / "jobs" / "main.py"),
@@ -120,6 +121,7 @@ def connect_server(tmp_path) -> Iterator[str]:
         "spark.sql.session.timeZone=UTC",
         "--conf",
         "spark.sql.shuffle.partitions=2",
+        *interpreted_submit_args(),
     ]
     for key, value in DELTA_SESSION_CONF.items():
         conf += ["--conf", f"{key}={value}"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import REPO, make_settings
-from ..helpers import daily_events
+from ..helpers import daily_events, interpreted_override
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,7 @@ def _command(tmp: Path, landing: Path) -> list[str]:
         f"lakehouse.root={tmp / 'lakehouse'}",
         f"spark.checkpoint_dir={tmp / 'checkpoints'}",
         "spark.shuffle_partitions=2",
+        interpreted_override(),
         *ONE_FILE_PER_BATCH,
     ]
     command = [str(BIN / "crossdata"), "ingest", "--source", "events", "--input", str(landing)]
