@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 # Spark's own switch to evaluate expressions interpreted. On a test's few rows, compiling
@@ -21,9 +22,9 @@ def interpreted_override() -> str:
     return "spark.conf={" + ", ".join(f"{k}: '{v}'" for k, v in INTERPRETED.items()) + "}"
 
 
-def interpreted_submit_args() -> list[str]:
-    """``INTERPRETED`` as ``spark-submit --conf`` arguments."""
-    return [arg for k, v in INTERPRETED.items() for arg in ("--conf", f"{k}={v}")]
+def submit_conf(conf: Mapping[str, str]) -> list[str]:
+    """Spark settings as ``spark-submit --conf KEY=VALUE`` arguments."""
+    return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
 
 
 def event(event_id: str, ts: str, cookie: str = "ck_a", **fields: object) -> str:

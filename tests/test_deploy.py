@@ -18,7 +18,7 @@ from crossdata import stack
 from crossdata.spark.session import DELTA_SESSION_CONF, cached_jars
 
 from .conftest import REPO
-from .helpers import deliver, event, free_port, interpreted_submit_args
+from .helpers import INTERPRETED, deliver, event, free_port, submit_conf
 
 pytestmark = pytest.mark.slow
 
@@ -71,9 +71,7 @@ def _check_ingested(spark, tmp: Path) -> None:
 
 def test_ingest_runs_under_spark_submit(spark, tmp_path):
     landing = _landing(tmp_path)
-    conf = []
-    for key, value in DELTA_SESSION_CONF.items():
-        conf += ["--conf", f"{key}={value}"]
+    conf = submit_conf({**DELTA_SESSION_CONF, **INTERPRETED, "spark.ui.enabled": "false"})
     out = subprocess.run(
         [
             str(BIN / "spark-submit"),
@@ -82,9 +80,6 @@ def test_ingest_runs_under_spark_submit(spark, tmp_path):
             "--jars",
             _jars(),
             *conf,
-            *interpreted_submit_args(),
-            "--conf",
-            "spark.ui.enabled=false",
             str(REPO / "jobs" / "main.py"),
             "ingest",
             "--source",
@@ -110,21 +105,17 @@ def test_ingest_runs_under_spark_submit(spark, tmp_path):
 def connect_server(tmp_path) -> Iterator[str]:
     """A Spark Connect server from the pinned pyspark, with Delta, on a free loopback port."""
     port = free_port()
-    conf = [
-        "--conf",
-        f"spark.connect.grpc.binding.port={port}",
-        "--conf",
-        "spark.connect.grpc.binding.address=127.0.0.1",
-        "--conf",
-        "spark.ui.enabled=false",
-        "--conf",
-        "spark.sql.session.timeZone=UTC",
-        "--conf",
-        "spark.sql.shuffle.partitions=2",
-        *interpreted_submit_args(),
-    ]
-    for key, value in DELTA_SESSION_CONF.items():
-        conf += ["--conf", f"{key}={value}"]
+    conf = submit_conf(
+        {
+            "spark.connect.grpc.binding.port": str(port),
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.ui.enabled": "false",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "2",
+            **INTERPRETED,
+            **DELTA_SESSION_CONF,
+        }
+    )
     log = (tmp_path / "connect.log").open("w")
     server = subprocess.Popen(
         [
