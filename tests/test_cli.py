@@ -26,7 +26,7 @@ def test_bad_config_key_is_a_one_line_error_naming_it():
     lines = out.stderr.strip().splitlines()
     assert lines == [
         "crossdata: error: --set: lakehouse.rot: unknown key (did you mean 'root'?); "
-        "allowed here: register_tables, root"
+        "allowed here: register_tables, retry_backoff_seconds, root, write_retries"
     ]
 
 

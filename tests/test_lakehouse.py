@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import threading
+import time
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from crossdata.errors import CrossdataError
+from crossdata.errors import ConcurrentWriteError, CrossdataError
 from crossdata.lakehouse import Lakehouse, table
 from crossdata.lakehouse.tables import TABLES, Table
+
+from .conftest import make_settings
 
 RUNS = "ops.job_runs"
 SCHEMA = T.StructType(
@@ -154,3 +161,80 @@ def test_a_name_registered_at_another_root_is_re_pointed_and_its_files_kept(spar
     location = spark.sql("DESCRIBE DETAIL ops.alerts").first()["location"]
     assert location.rstrip("/").endswith("/third/ops/alerts")
     assert third.register("ops.alerts")
+
+
+def _merge_while_another_job_deletes(spark, lake: Lakehouse, name: str, tmp_path) -> None:
+    """MERGE into ``name`` while another writer deletes a row of it: a real Delta conflict.
+
+    The merge's source holds its first evaluation (a Python UDF waits on a file) until the
+    other thread has committed its DELETE, so the merge's first commit finds a file it read
+    removed (ConcurrentDeleteReadException). Later evaluations (a retry) run straight through.
+    Returns the warnings the lakehouse logged.
+    """
+    lake.merge(_people(spark, [("p1", "Ann", 30), ("p2", "Bo", 41)]), name)
+    started, go = str(tmp_path / "started"), str(tmp_path / "go")
+
+    def hold(age):
+        import os
+        import time
+
+        if not os.path.exists(go):
+            open(started, "w").close()
+            deadline = time.monotonic() + 120
+            while not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return age
+
+    held = F.udf(hold, "int")
+    source = _people(spark, [("p2", "Bo", 42), ("p3", "Cy", 25)]).coalesce(1)
+    source = source.withColumn("age", held("age"))
+
+    def delete_when_the_merge_has_started() -> None:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spark.sql(f"DELETE FROM {lake.ident(name)} WHERE person_id = 'p1'")
+        open(go, "w").close()
+
+    other = threading.Thread(target=delete_when_the_merge_has_started)
+    other.start()
+    try:
+        lake.merge(source, name)
+    finally:
+        other.join()
+
+
+def test_a_conflicting_write_is_retried_with_back_off(spark, tmp_path, people_table, caplog):
+    lake = Lakehouse(spark, str(tmp_path / "lake"), max_retries=2, backoff_seconds=0.01)
+    with caplog.at_level(logging.WARNING, logger="crossdata.lakehouse.store"):
+        _merge_while_another_job_deletes(spark, lake, people_table.name, tmp_path)
+    conflicts = [r.getMessage() for r in caplog.records if "write conflict" in r.getMessage()]
+    assert len(conflicts) == 1, conflicts
+    assert conflicts[0].startswith(
+        f"lakehouse: write conflict table={people_table.name} attempt=1 retry_in="
+    )
+    # Both writes are in: the other job's delete, then the merge, applied once.
+    expected = _people(spark, [("p2", "Bo", 42), ("p3", "Cy", 25)])
+    assert_df_equality(
+        lake.read(people_table.name), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_a_write_still_conflicting_after_its_retries_fails_clearly(spark, tmp_path, people_table):
+    lake = Lakehouse(spark, str(tmp_path / "lake"), max_retries=0, backoff_seconds=0.01)
+    with pytest.raises(ConcurrentWriteError, match=r"silver.test_people: write still conflicted"):
+        _merge_while_another_job_deletes(spark, lake, people_table.name, tmp_path)
+    # The other job's delete stands; the merge left nothing behind.
+    expected = _people(spark, [("p2", "Bo", 41)])
+    assert_df_equality(
+        lake.read(people_table.name), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
+def test_retry_settings_reach_the_lakehouse_and_its_batches(spark, tmp_path) -> None:
+    settings = make_settings(
+        tmp_path, "lakehouse.write_retries=1", "lakehouse.retry_backoff_seconds=2.5"
+    ).settings
+    lake = Lakehouse.from_settings(spark, settings)
+    reopened = lake.location.open(spark)
+    assert (reopened.max_retries, reopened.backoff_seconds) == (1, 2.5)

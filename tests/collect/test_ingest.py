@@ -48,7 +48,15 @@ class Scenario:
 def scenario(spark, tmp_path_factory) -> Scenario:
     tmp = tmp_path_factory.mktemp("ingest")
     landing = tmp / "landing"
-    ctx = Context.create(make_settings(tmp, f"collect.landing={landing}"), spark=spark)
+    # Bots are removed from silver here (flagged by default): they must still be counted.
+    settings = make_settings(tmp, f"collect.landing={landing}", "collect.bots.action=remove")
+    ctx = Context.create(settings, spark=spark)
+    deliver(
+        landing,
+        "2026-03-05",
+        "crawler.jsonl",
+        [event("b1", "2026-03-05T10:05:00Z", cookie="ck_bot", user_agent="Googlebot/2.1")],
+    )
     original = deliver(
         landing,
         "2026-03-05",
@@ -115,7 +123,25 @@ def test_event_sent_again_lands_in_silver_once(scenario):
     silver = scenario.second.silver["events"]
     assert (silver.rows_in, silver.inserted, silver.duplicates) == (3, 2, 1)
     assert _silver_ids(scenario.ctx) == ["e1", "e2", "e3", "e4", "e5"]
-    assert scenario.ctx.lake.read("bronze.events").count() == 6  # bronze keeps what arrived
+    # bronze keeps what arrived: six events and the crawler's hit
+    assert scenario.ctx.lake.read("bronze.events").count() == 7
+
+
+def test_bots_removed_by_setting_are_counted_not_lost(scenario):
+    lake = scenario.ctx.lake
+    silver = scenario.first.silver["events"]
+    assert (silver.rows_in, silver.inserted, silver.removed, silver.duplicates) == (4, 3, 1, 0)
+    assert "b1" not in _silver_ids(scenario.ctx)
+    assert lake.read("bronze.events").where("event_id = 'b1'").count() == 1
+    run = lake.read("ops.silver_batches").where(F.col("removed") > 0).collect()
+    assert [(r["source"], r["rows_in"], r["removed"]) for r in run] == [("events", 4, 1)]
+    quality = {
+        r["rule"]: (r["passed"], r["failed"], r["action"])
+        for r in lake.read("ops.data_quality").where(F.col("run_id") == run[0]["run_id"]).collect()
+    }
+    assert quality["events:bots_removed"] == (3, 1, "remove")
+    assert quality["events:is_bot"] == (3, 1, "count")
+    assert "removed by rule" in scenario.first.describe()
 
 
 def test_late_event_joins_the_session_it_belongs_to(scenario):

@@ -178,7 +178,7 @@ def shape_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "email": "email",
     }
     df = web_context(_identifiers(df, ids, s), s, "page_url")
-    return _drop_removed_bots(_select_typed(df, EVENT_COLUMNS), s)
+    return _select_typed(df, EVENT_COLUMNS)
 
 
 def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
@@ -206,12 +206,12 @@ def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         F.col("_rescued").alias("attributes"),
     )
     df = web_context(_identifiers(df, {"cookie_id": "cookie_id"}, s), s, "page_url")
-    return _drop_removed_bots(_select_typed(df, EVENT_COLUMNS), s)
+    return _select_typed(df, EVENT_COLUMNS)
 
 
-def _drop_removed_bots(df: DataFrame, s: CollectSettings) -> DataFrame:
-    # bots.action=remove keeps bot rows out of silver; the is_bot counter still counts them.
-    return df if s.bots.action == "flag" else df.where(~F.col("is_bot"))
+def bot_removal(s: CollectSettings) -> tuple[str, Column] | None:
+    """collect.bots.action=remove: bot hits are counted, then kept out of silver.events."""
+    return ("bots_removed", F.col("is_bot")) if s.bots.action == "remove" else None
 
 
 def without_tag_duplicates(hits: DataFrame, batch: SilverBatch) -> DataFrame:
@@ -739,6 +739,7 @@ FLOWS: dict[str, Flow] = {
             FIRST_SEEN,
             counters=("is_bot", "placeholder_fields"),
             write=merge_events_with_sessions,
+            removal=bot_removal,
         ),
         Flow(
             "access_log",
@@ -748,6 +749,7 @@ FLOWS: dict[str, Flow] = {
             counters=("is_bot", "placeholder_fields"),
             pre_merge=without_tag_duplicates,
             write=merge_events_with_sessions,
+            removal=bot_removal,
         ),
         Flow(
             "ad_impressions",

@@ -52,6 +52,7 @@ class IngestSummary:
             "inserted",
             "updated",
             "removed dup",
+            "removed by rule",
         )
         rows: list[tuple[object, ...]] = [head]
         for name in sorted(set(self.bronze) | set(self.silver), key=list(SOURCES).index):
@@ -69,6 +70,7 @@ class IngestSummary:
                     sv.inserted,
                     sv.updated,
                     sv.duplicates,
+                    sv.removed,
                 )
             )
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
@@ -223,15 +225,18 @@ def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
                 duplicates=r["duplicates"],
             )
     if lake.exists(BATCHES):
+        batches = lake.read(BATCHES)
+        if "removed" not in batches.columns:  # written before removal was counted
+            batches = batches.withColumn("removed", F.lit(0).cast("bigint"))
         rows = (
-            lake.read(BATCHES)
-            .where(F.col("run_id") == run_id)
+            batches.where(F.col("run_id") == run_id)
             .groupBy("source")
             .agg(
                 *[
                     F.sum(c).alias(c)
                     for c in ("rows_in", "inserted", "updated", "duplicates", "quarantined")
-                ]
+                ],
+                F.sum(F.coalesce("removed", F.lit(0))).alias("removed"),
             )
             .collect()
         )
@@ -242,6 +247,7 @@ def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
                 updated=r["updated"],
                 duplicates=r["duplicates"],
                 quarantined=r["quarantined"],
+                removed=r["removed"],
             )
     return summary
 

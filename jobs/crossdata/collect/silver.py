@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from crossdata.collect.streams import query_app_id
@@ -66,6 +66,7 @@ class SilverOutcome:
     updated: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    removed: int = 0  # kept out of silver by the flow's removal rule, after being counted
     quality: list[QualityRow] = field(default_factory=list)
 
 
@@ -74,6 +75,10 @@ Shape = Callable[[DataFrame, SilverBatch], DataFrame]
 # touches and returns Delta-style counts (inserted, updated: records replaced, not derived
 # columns such as sessions).
 Write = Callable[[DataFrame, SilverBatch, list[dt.date]], dict[str, int]]
+# Rows a setting keeps out of silver (bots with collect.bots.action=remove): the rule's name
+# in ops.data_quality and the condition, or None when nothing is removed. They are counted
+# first, so they are never silently gone.
+Removal = Callable[[CollectSettings], tuple[str, Column] | None]
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Flow:
     counters: tuple[str, ...] = ()  # boolean/array columns counted into ops.data_quality
     pre_merge: Callable[[DataFrame, SilverBatch], DataFrame] | None = None
     write: Write | None = None  # instead of the MERGE on keys (silver.events: with sessions)
+    removal: Removal | None = None
 
 
 def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...]) -> DataFrame:
@@ -142,7 +148,7 @@ class SilverBatchWriter:
         outcome = self.process(batch, ctx)
         log.info(
             "silver batch table=%s source=%s batch=%d in=%d inserted=%d updated=%d "
-            "duplicates=%d quarantined=%d",
+            "duplicates=%d quarantined=%d removed=%d",
             self.flow.table,
             self.flow.source,
             batch_id,
@@ -151,6 +157,7 @@ class SilverBatchWriter:
             outcome.updated,
             outcome.duplicates,
             outcome.quarantined,
+            outcome.removed,
         )
 
     def _txn(self, table: str, ctx: SilverBatch) -> tuple[str, int]:
@@ -166,10 +173,18 @@ class SilverBatchWriter:
             outcome = SilverOutcome()
             exp_cols = [f"_exp_{e.name}" for e in expectations]
             part = spec.partition_by[0] if len(spec.partition_by) == 1 else None
+            to_quarantine = [e for e in expectations if e.action == "quarantine"]
+            bad = F.lit(False)
+            for e in to_quarantine:
+                bad = bad | F.col(f"_exp_{e.name}")
+            removal = flow.removal(self.settings) if flow.removal is not None else None
+            # A quarantined row is not also counted as removed.
+            removed = F.coalesce(removal[1], F.lit(False)) & ~bad if removal else None
             counts = flagged.agg(
                 F.count(F.lit(1)).alias("rows"),
                 *[F.sum(F.col(c).cast("int")).alias(c) for c in exp_cols],
                 *[_counter(flagged, c).alias(f"_cnt_{c}") for c in flow.counters],
+                *([F.sum(removed.cast("int")).alias("_removed")] if removed is not None else []),
                 # the days a batch touches (a handful), to prune the MERGE target
                 (F.collect_set(part) if part else F.lit(None)).alias("_parts"),
             ).collect()[0]  # a global aggregate: exactly one row
@@ -203,11 +218,7 @@ class SilverBatchWriter:
                 for e in expectations
                 if e.action == "fail" and int(counts[f"_exp_{e.name}"] or 0) > 0
             ]
-            to_quarantine = [e for e in expectations if e.action == "quarantine"]
             if to_quarantine:
-                bad = F.lit(False)
-                for e in to_quarantine:
-                    bad = bad | F.col(f"_exp_{e.name}")
                 rejected = flagged.where(bad)
                 outcome.quarantined = self._quarantine(rejected, to_quarantine, ctx)
                 kept = flagged.where(~bad)
@@ -220,6 +231,19 @@ class SilverBatchWriter:
                     f"{flow.table}: expectation(s) {names} failed with action=fail; "
                     f"see {QUALITY} for run {self.run_id}"
                 )
+            if removal is not None:
+                rule, condition = removal
+                outcome.removed = int(counts["_removed"] or 0)
+                outcome.quality.append(
+                    QualityRow(
+                        flow.table,
+                        f"{flow.source}:{rule}",
+                        outcome.rows_in - outcome.removed,
+                        outcome.removed,
+                        "remove",
+                    )
+                )
+                kept = kept.where(~F.coalesce(condition, F.lit(False)))
             rows = deduplicate(kept.drop(*exp_cols), spec.keys, flow.prefer)
             if flow.pre_merge is not None:
                 rows = flow.pre_merge(rows, ctx)
@@ -231,7 +255,11 @@ class SilverBatchWriter:
             outcome.inserted = metrics["inserted"]
             outcome.updated = metrics["updated"]
             outcome.duplicates = (
-                outcome.rows_in - outcome.quarantined - outcome.inserted - outcome.updated
+                outcome.rows_in
+                - outcome.quarantined
+                - outcome.removed
+                - outcome.inserted
+                - outcome.updated
             )
             outcome.quality.append(
                 QualityRow(
@@ -303,14 +331,19 @@ class SilverBatchWriter:
             o.duplicates,
             o.quarantined,
             ctx.checked_at,
+            o.removed,
         )
+        # removed comes last: a table made before it existed gains it by schema merge.
         schema = (
             "run_id STRING, batch_id BIGINT, table STRING, source STRING, rows_in BIGINT, "
             "inserted BIGINT, updated BIGINT, duplicates BIGINT, quarantined BIGINT, "
-            "checked_at TIMESTAMP"
+            "checked_at TIMESTAMP, removed BIGINT"
         )
         ctx.lake.append(
-            ctx.lake.spark.createDataFrame([row], schema), BATCHES, txn=self._txn(BATCHES, ctx)
+            ctx.lake.spark.createDataFrame([row], schema),
+            BATCHES,
+            merge_schema=True,
+            txn=self._txn(BATCHES, ctx),
         )
 
     def _record_quality(self, rows: list[QualityRow], ctx: SilverBatch) -> None:

@@ -50,6 +50,15 @@ class SparkSettings:
 class LakehouseSettings:
     root: str  # a local folder or any Hadoop URI (s3a://, abfss://, gs://, file:/)
     register_tables: bool  # also register layer.name tables in the Spark catalog
+    write_retries: int  # a write that conflicts with another writer is tried again this often
+    retry_backoff_seconds: float  # first wait; doubled per retry, with up to 100 % jitter
+
+    def validate(self) -> str | None:
+        if self.write_retries < 0:
+            return "write_retries: must be at least 0"
+        if self.retry_backoff_seconds < 0:
+            return "retry_backoff_seconds: must be at least 0"
+        return None
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,13 @@ class LakeLocation:
 
     root: str
     register_tables: bool = True
+    write_retries: int = 5
+    retry_backoff_seconds: float = 0.5
 
     def open(self, spark: SparkSession) -> Lakehouse:
-        return Lakehouse(spark, self.root, self.register_tables)
+        return Lakehouse(
+            spark, self.root, self.register_tables, self.write_retries, self.retry_backoff_seconds
+        )
 
 
 class Lakehouse:
@@ -125,11 +129,12 @@ class Lakehouse:
 
     @classmethod
     def from_settings(cls, spark: SparkSession, settings: Settings) -> Lakehouse:
-        return cls(spark, settings.lakehouse.root, settings.lakehouse.register_tables)
+        s = settings.lakehouse
+        return cls(spark, s.root, s.register_tables, s.write_retries, s.retry_backoff_seconds)
 
     @property
     def location(self) -> LakeLocation:
-        return LakeLocation(self.root, self.register_tables)
+        return LakeLocation(self.root, self.register_tables, self.max_retries, self.backoff_seconds)
 
     # -- names and paths -------------------------------------------------------------------
     def path(self, name: str) -> str:
