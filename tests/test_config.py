@@ -75,6 +75,21 @@ def test_cross_field_validation_runs_before_spark():
         load_settings(conf_dir=CONF_DIR, overrides=["spark.remote=localhost:15002"])
 
 
+def test_a_value_refused_by_validation_is_traced_to_where_it_was_set():
+    with pytest.raises(ConfigError, match=r"^--set: lakehouse.write_retries: must be at least 0$"):
+        load_settings(conf_dir=CONF_DIR, overrides=["lakehouse.write_retries=-1"])
+    with pytest.raises(ConfigError, match=r"^--set: spark.shuffle_partitions: must be at least 1"):
+        load_settings(conf_dir=CONF_DIR, overrides=["spark.shuffle_partitions=0"])
+    loaded = load_settings(
+        conf_dir=CONF_DIR,
+        overrides=["lakehouse.write_retries=0", "lakehouse.retry_backoff_seconds=0.1"],
+    )
+    assert (
+        loaded.settings.lakehouse.write_retries,
+        loaded.settings.lakehouse.retry_backoff_seconds,
+    ) == (0, 0.1)
+
+
 def test_byte_budget_per_batch_is_the_default_optional_and_positive():
     assert load_settings(conf_dir=CONF_DIR).settings.collect.max_bytes_per_trigger == 2**30
     counted = load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=null"])

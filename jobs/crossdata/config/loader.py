@@ -159,7 +159,11 @@ def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T
     if callable(check):
         problem = check()
         if problem:
-            raise ConfigError(f"{where}: {prefix}.{problem}" if prefix else f"{where}: {problem}")
+            # A problem starts with the key(s) it is about ("a/b: ..."): name where the first
+            # came from (a --set, a profile), not where the section began.
+            named = problem.split(":", 1)[0].split("/")[0].strip()
+            src = origins.get(_join(prefix, named), where) if named in fields else where
+            raise ConfigError(f"{src}: {prefix}.{problem}" if prefix else f"{src}: {problem}")
     return obj
 
 
