@@ -169,7 +169,6 @@ def _merge_while_another_job_deletes(spark, lake: Lakehouse, name: str, tmp_path
     The merge's source holds its first evaluation (a Python UDF waits on a file) until the
     other thread has committed its DELETE, so the merge's first commit finds a file it read
     removed (ConcurrentDeleteReadException). Later evaluations (a retry) run straight through.
-    Returns the warnings the lakehouse logged.
     """
     lake.merge(_people(spark, [("p1", "Ann", 30), ("p2", "Bo", 41)]), name)
     started, go = str(tmp_path / "started"), str(tmp_path / "go")
@@ -189,12 +188,18 @@ def _merge_while_another_job_deletes(spark, lake: Lakehouse, name: str, tmp_path
     source = _people(spark, [("p2", "Bo", 42), ("p3", "Cy", 25)]).coalesce(1)
     source = source.withColumn("age", held("age"))
 
+    failed: list[BaseException] = []
+
     def delete_when_the_merge_has_started() -> None:
-        deadline = time.monotonic() + 120
-        while not os.path.exists(started) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        spark.sql(f"DELETE FROM {lake.ident(name)} WHERE person_id = 'p1'")
-        open(go, "w").close()
+        try:
+            deadline = time.monotonic() + 120
+            while not os.path.exists(started) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            spark.sql(f"DELETE FROM {lake.ident(name)} WHERE person_id = 'p1'")
+        except BaseException as exc:  # handed to the test below, not lost with the thread
+            failed.append(exc)
+        finally:
+            open(go, "w").close()  # never leave the merge waiting
 
     other = threading.Thread(target=delete_when_the_merge_has_started)
     other.start()
@@ -202,6 +207,8 @@ def _merge_while_another_job_deletes(spark, lake: Lakehouse, name: str, tmp_path
         lake.merge(source, name)
     finally:
         other.join()
+        if failed:
+            raise AssertionError("the concurrent DELETE failed") from failed[0]
 
 
 def test_a_conflicting_write_is_retried_with_back_off(spark, tmp_path, people_table, caplog):
