@@ -305,8 +305,8 @@ def table(name: str) -> Table:
 
 
 def _written(spec: Table) -> str:
-    if spec.mode == "merge":
-        return "MERGE on " + ", ".join(f"`{k}`" for k in spec.keys)
+    if spec.mode == "merge":  # a MERGE, or an append of the keys not stored yet
+        return "one row per " + ", ".join(f"`{k}`" for k in spec.keys)
     return {"append": "append only", "overwrite": "rebuilt (overwrite)"}[spec.mode]
 
 
