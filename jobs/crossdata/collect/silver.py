@@ -178,13 +178,17 @@ class SilverBatchWriter:
             for e in to_quarantine:
                 bad = bad | F.col(f"_exp_{e.name}")
             removal = flow.removal(self.settings) if flow.removal is not None else None
-            # A quarantined row is not also counted as removed.
-            removed = F.coalesce(removal[1], F.lit(False)) & ~bad if removal else None
+            removal_hit = F.coalesce(removal[1], F.lit(False)) if removal else None
             counts = flagged.agg(
                 F.count(F.lit(1)).alias("rows"),
                 *[F.sum(F.col(c).cast("int")).alias(c) for c in exp_cols],
                 *[_counter(flagged, c).alias(f"_cnt_{c}") for c in flow.counters],
-                *([F.sum(removed.cast("int")).alias("_removed")] if removed is not None else []),
+                # a quarantined row is not also counted as removed
+                *(
+                    [F.sum((removal_hit & ~bad).cast("int")).alias("_removed")]
+                    if removal_hit is not None
+                    else []
+                ),
                 # the days a batch touches (a handful), to prune the MERGE target
                 (F.collect_set(part) if part else F.lit(None)).alias("_parts"),
             ).collect()[0]  # a global aggregate: exactly one row
@@ -231,19 +235,18 @@ class SilverBatchWriter:
                     f"{flow.table}: expectation(s) {names} failed with action=fail; "
                     f"see {QUALITY} for run {self.run_id}"
                 )
-            if removal is not None:
-                rule, condition = removal
+            if removal is not None and removal_hit is not None:
                 outcome.removed = int(counts["_removed"] or 0)
                 outcome.quality.append(
                     QualityRow(
                         flow.table,
-                        f"{flow.source}:{rule}",
+                        f"{flow.source}:{removal[0]}",
                         outcome.rows_in - outcome.removed,
                         outcome.removed,
                         "remove",
                     )
                 )
-                kept = kept.where(~F.coalesce(condition, F.lit(False)))
+                kept = kept.where(~removal_hit)
             rows = deduplicate(kept.drop(*exp_cols), spec.keys, flow.prefer)
             if flow.pre_merge is not None:
                 rows = flow.pre_merge(rows, ctx)
