@@ -21,9 +21,8 @@ $(PY_STAMP): pyproject.toml infra/requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check -c infra/requirements.lock -e '.[dev]'
 	@touch $@
 
-$(JAR_STAMP): infra/jars/pom.xml infra/fetch-jars.sh
-	@command -v mvn >/dev/null || { echo "setup: Maven (mvn) is needed to fetch the jars"; exit 1; }
-	bash infra/fetch-jars.sh $(JAR_DIR)
+$(JAR_STAMP): infra/jars/pom.xml infra/fetch-jars.sh infra/get-maven.py | $(PY_STAMP)
+	PYTHON=$(BIN)/python bash infra/fetch-jars.sh $(JAR_DIR)
 	@touch $@
 
 demo: setup  ## generate a small world and run the whole pipeline on it
@@ -36,9 +35,10 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check jobs tests
-	$(BIN)/ruff format --check jobs tests
+	$(BIN)/ruff check jobs tests infra
+	$(BIN)/ruff format --check jobs tests infra
 	$(BIN)/mypy
+	$(BIN)/mypy infra
 
 doctor: setup
 	$(BIN)/crossdata doctor

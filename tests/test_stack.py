@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import importlib.util
+import os
 import re
-import shutil
 import subprocess
+import sys
+import tarfile
+import threading
 import tomllib
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -53,12 +60,23 @@ def test_local_sessions_load_jars_from_the_cache_and_resolve_nothing(loaded):
     assert all(j.startswith(str(REPO / ".cache" / "jars")) for j in jars)
 
 
-@pytest.mark.skipif(shutil.which("mvn") is None, reason="Maven not installed")
+def _get_maven():
+    """``infra/get-maven.py`` as a module (its file name is a command's, not an import's)."""
+    spec = importlib.util.spec_from_file_location("get_maven", REPO / "infra" / "get-maven.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_jar_cache_re_resolves_offline(tmp_path):
-    """The second resolution needs no network: Maven in offline mode finds everything locally."""
+    """The second resolution needs no network: the pinned Maven, offline, finds everything."""
+    get_maven = _get_maven()
+    mvn = get_maven.install(REPO / ".cache" / "maven")  # installed by make setup
+    assert mvn.parent.parent.name == f"apache-maven-{get_maven.VERSION}"
     out = subprocess.run(
         [
-            "mvn",
+            str(mvn),
             "-B",
             "-q",
             "-o",
@@ -74,3 +92,89 @@ def test_jar_cache_re_resolves_offline(tmp_path):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert (tmp_path / stack.DELTA_JAR.jar_name).is_file()
+
+
+class _Mirror:
+    """A Maven repository layout served on loopback, counting the requests it answers."""
+
+    def __init__(self, root: Path) -> None:
+        self.requests: list[str] = []
+        mirror = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/maven2"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Mirror:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _publish(root: Path, version: str) -> str:
+    """A small archive laid out as Maven's (``apache-maven-<v>/bin/mvn``); its SHA-512."""
+    folder = root / "maven2" / "org" / "apache" / "maven" / "apache-maven" / version
+    folder.mkdir(parents=True)
+    script = root / "mvn"
+    script.write_text("#!/bin/sh\necho fake maven\n")
+    script.chmod(0o755)
+    archive = folder / f"apache-maven-{version}-bin.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(script, arcname=f"apache-maven-{version}/bin/mvn")
+    return hashlib.sha512(archive.read_bytes()).hexdigest()
+
+
+def test_maven_is_installed_once_from_the_repository(tmp_path):
+    get_maven = _get_maven()
+    sha = _publish(tmp_path / "www", "9.9.1")
+    cache = tmp_path / "cache"
+    with _Mirror(tmp_path / "www") as mirror:
+        mvn = get_maven.install(cache, "9.9.1", sha, repo=mirror.url)
+        again = get_maven.install(cache, "9.9.1", sha, repo=mirror.url)
+    assert mvn == again == cache / "apache-maven-9.9.1" / "bin" / "mvn"
+    assert subprocess.run([str(mvn)], capture_output=True, text=True).stdout == "fake maven\n"
+    assert mirror.requests == [
+        "/maven2/org/apache/maven/apache-maven/9.9.1/apache-maven-9.9.1-bin.tar.gz"
+    ]  # the second call found the installation
+    assert sorted(p.name for p in cache.iterdir()) == ["apache-maven-9.9.1"]  # no leftovers
+
+
+def test_an_archive_other_than_the_pinned_one_is_refused_and_nothing_is_installed(tmp_path):
+    get_maven = _get_maven()
+    _publish(tmp_path / "www", "9.9.2")
+    cache = tmp_path / "cache"
+    with _Mirror(tmp_path / "www") as mirror:
+        with pytest.raises(get_maven.MavenDownloadError, match="does not match the pinned SHA-512"):
+            get_maven.install(cache, "9.9.2", "0" * 128, repo=mirror.url)
+        with pytest.raises(get_maven.MavenDownloadError, match=r"cannot download .*9\.9\.3.*404"):
+            get_maven.install(cache, "9.9.3", "0" * 128, repo=mirror.url)
+    assert list(cache.iterdir()) == []
+
+
+def test_the_command_prints_the_installed_maven_or_fails_with_one_line(tmp_path):
+    _publish(tmp_path / "www", "9.9.4")  # another version than the pinned one
+    with _Mirror(tmp_path / "www") as mirror:
+        # the pinned version is not on this mirror: one clear line and exit 1
+        out = subprocess.run(
+            [sys.executable, str(REPO / "infra" / "get-maven.py"), str(tmp_path / "cache")],
+            env={**os.environ, "CROSSDATA_MAVEN_REPO": mirror.url},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("maven: cannot download ") and mirror.url in out.stderr

@@ -34,7 +34,7 @@ from crossdata.spark import get_spark  # noqa: E402
 
 def read_event_log(folder: Path) -> list[dict]:
     """Every event of the (uncompressed, possibly rolled) logs under ``folder``."""
-    events = []
+    events: list[dict] = []
     for f in sorted(folder.glob("*/events_*")):
         events.extend(json.loads(line) for line in f.read_text().splitlines() if line)
     return events

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import shutil
 import statistics
 import sys
@@ -63,7 +64,7 @@ def one_round(spark, folder: Path, costs: dict[str, list[float]]) -> None:
             writer = spark.createDataFrame(rows, SCHEMA).write.format("delta").mode("append")
             if kind == "txn":
                 writer = writer.option("txnAppId", "profile").option("txnVersion", version)
-            spent = timed(lambda w=writer, p=path: w.save(p))
+            spent = timed(functools.partial(writer.save, path))
             costs.setdefault(f"append: {kind}", []).append(spent)
     lake = Lakehouse(spark, str(folder / "lake"))
     table = "ops.ingest_reconciliation"
