@@ -94,6 +94,11 @@ def test_jar_cache_re_resolves_offline(tmp_path):
     assert (tmp_path / stack.DELTA_JAR.jar_name).is_file()
 
 
+def test_readme_names_the_pinned_maven():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"| Apache Maven (set-up only) | {_get_maven().VERSION} |" in readme
+
+
 class _Mirror:
     """A Maven repository layout served on loopback, counting the requests it answers."""
 
