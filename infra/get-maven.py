@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import ssl
 import sys
 import tarfile
@@ -80,16 +79,18 @@ def install(
             )
         unpacked = Path(tmp) / "unpacked"
         with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+                tar.extractall(unpacked, filter="data")
+            else:  # older 3.11: the archive is the pinned one, checked above
+                tar.extractall(unpacked)
         top = unpacked / f"apache-maven-{version}"
         if not (top / "bin" / "mvn").is_file():
             raise MavenDownloadError(f"maven: {url} holds no apache-maven-{version}/bin/mvn")
         try:
-            top.rename(home)  # atomic: another run may have finished first
+            top.rename(home)  # atomic; the temporary folder goes with what is left in it
         except OSError:
-            if not mvn.is_file():
+            if not mvn.is_file():  # not another run finishing first: a real failure
                 raise
-            shutil.rmtree(top, ignore_errors=True)
     return mvn
 
 
