@@ -12,7 +12,7 @@ pom=infra/jars/pom.xml
 mkdir -p "$out" "$repo"
 out="$(cd "$out" && pwd)"
 mvn="$("${PYTHON:-python3}" infra/get-maven.py .cache/maven)"
-echo "jars: resolving with $("$mvn" -B -v | sed -n 1p)"
+echo "jars: resolving with $mvn"
 mvn_copy() {
   "$mvn" -B -q -f "$pom" -Dmaven.repo.local="$repo" "$@" \
     dependency:copy-dependencies -DoutputDirectory="$out"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import importlib.util
@@ -60,6 +61,7 @@ def test_local_sessions_load_jars_from_the_cache_and_resolve_nothing(loaded):
     assert all(j.startswith(str(REPO / ".cache" / "jars")) for j in jars)
 
 
+@functools.cache
 def _get_maven():
     """``infra/get-maven.py`` as a module (its file name is a command's, not an import's)."""
     spec = importlib.util.spec_from_file_location("get_maven", REPO / "infra" / "get-maven.py")

@@ -178,7 +178,9 @@ class SilverBatchWriter:
             for e in to_quarantine:
                 bad = bad | F.col(f"_exp_{e.name}")
             removal = flow.removal(self.settings) if flow.removal is not None else None
-            removal_hit = F.coalesce(removal[1], F.lit(False)) if removal else None
+            rule, removal_hit = (
+                (removal[0], F.coalesce(removal[1], F.lit(False))) if removal else (None, None)
+            )
             counts = flagged.agg(
                 F.count(F.lit(1)).alias("rows"),
                 *[F.sum(F.col(c).cast("int")).alias(c) for c in exp_cols],
@@ -235,12 +237,12 @@ class SilverBatchWriter:
                     f"{flow.table}: expectation(s) {names} failed with action=fail; "
                     f"see {QUALITY} for run {self.run_id}"
                 )
-            if removal is not None and removal_hit is not None:
+            if removal_hit is not None:
                 outcome.removed = int(counts["_removed"] or 0)
                 outcome.quality.append(
                     QualityRow(
                         flow.table,
-                        f"{flow.source}:{removal[0]}",
+                        f"{flow.source}:{rule}",
                         outcome.rows_in - outcome.removed,
                         outcome.removed,
                         "remove",
