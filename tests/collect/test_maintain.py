@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +91,188 @@ def test_maintain_command_line(spark, tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert code == 0
     assert "bronze.quarantine" in capsys.readouterr().out
+
+
+# A DELETE run by another process, on its own JVM, while this session's OPTIMIZE waits.
+_DELETE_SCRIPT = """
+import sys
+from pyspark.sql import SparkSession
+
+path, jars = sys.argv[1], sys.argv[2]
+spark = (
+    SparkSession.builder.master("local[1]")
+    .config("spark.jars", jars)
+    .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+    .config("spark.ui.enabled", "false")
+    .getOrCreate()
+)
+spark.sql(f"DELETE FROM delta.`{path}` WHERE event_id = 'e0-0'")
+spark.stop()
+"""
+
+_HOLDER_GROUP = "test-slot-holder"
+
+
+class _SlotGate:
+    """Holds every task slot of the local session with a Python UDF job, so that other jobs wait
+    in the queue; ``pass_one`` lets the queued jobs run and holds the slots again behind them."""
+
+    def __init__(self, spark, folder: Path) -> None:
+        self.spark = spark
+        self.folder = folder
+        self.slots = spark.sparkContext.defaultParallelism
+        self.rounds = 0
+        self.threads: list[threading.Thread] = []
+
+    def _go(self, k: int) -> Path:
+        return self.folder / f"go-{k}"
+
+    def _start_holder(self) -> int:
+        k = self.rounds
+        self.rounds += 1
+        folder, go = str(self.folder), str(self._go(k))
+
+        def hold(i):
+            import os
+            import time
+
+            open(os.path.join(folder, f"held-{k}-{i}"), "w").close()
+            deadline = time.monotonic() + 300
+            while not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return i
+
+        held = F.udf(hold, "long")
+
+        def run() -> None:
+            self.spark.sparkContext.setJobGroup(_HOLDER_GROUP, f"slot holder {k}")
+            n = self.slots
+            self.spark.range(0, n, 1, n).select(held("id")).collect()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return k
+
+    def _wait_held(self, k: int) -> None:
+        deadline = time.monotonic() + 120
+        while len(list(self.folder.glob(f"held-{k}-*"))) < self.slots:
+            assert time.monotonic() < deadline, f"slot holder {k} did not get the slots"
+            time.sleep(0.05)
+
+    def hold(self) -> None:
+        self._wait_held(self._start_holder())
+
+    def queued(self) -> dict[int, str]:
+        """The active jobs that are not the holder's, with their descriptions."""
+        sc = self.spark.sparkContext
+        holders = set(sc.statusTracker().getJobIdsForGroup(_HOLDER_GROUP))
+        store = sc._jsc.sc().statusStore()
+        found = {}
+        for j in set(sc.statusTracker().getActiveJobsIds()) - holders:
+            description = store.job(j).description()
+            found[j] = description.get() if description.isDefined() else ""
+        return found
+
+    def pass_one(self) -> None:
+        """Let the queued jobs have the slots, then hold them again (FIFO: the new holder
+        comes after every job queued before it)."""
+        k = self._start_holder()
+        sc = self.spark.sparkContext
+        deadline = time.monotonic() + 60
+        while len(set(sc.statusTracker().getJobIdsForGroup(_HOLDER_GROUP))) <= k:
+            assert time.monotonic() < deadline, "the next slot holder was not submitted"
+            time.sleep(0.05)
+        self._go(k - 1).touch()
+        self._wait_held(k)
+
+    def release(self) -> None:
+        for k in range(self.rounds):
+            self._go(k).touch()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def test_maintain_retries_an_optimize_that_meets_another_jobs_delete(
+    spark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real conflict: OPTIMIZE starts its transaction and waits for a task slot (all held by
+    a Python UDF job) to compact its files; meanwhile another process deletes a row of one of
+    them. Delta refuses the compaction (a file it rewrote is gone); maintain runs OPTIMIZE
+    again on the table as it is then."""
+    from crossdata.spark.session import jar_conf
+
+    ctx = Context.create(
+        make_settings(
+            tmp_path, "lakehouse.write_retries=2", "lakehouse.retry_backoff_seconds=0.01"
+        ),
+        spark=spark,
+    )
+    day = dt.date(2026, 3, 2)
+    for batch in range(3):
+        rows = [
+            (f"e{batch}-{i}", dt.datetime(2026, 3, 2, 10, i), day, "web", "events", f"a{i % 3}")
+            for i in range(4)
+        ]
+        ctx.lake.append(ctx.spark.createDataFrame(rows, EVENTS), "silver.events")
+    path = ctx.lake.path("silver.events")
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    gate = _SlotGate(spark, flags)
+    errors: list[BaseException] = []
+
+    def maintain() -> None:
+        try:
+            with job_run(ctx, "maintain") as run:
+                run_maintenance(ctx, run, ["silver.events"], vacuum=False)
+        except BaseException as exc:  # handed to the test below, not lost with the thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=maintain, daemon=True)
+    try:
+        gate.hold()
+        with caplog.at_level(logging.WARNING, logger="crossdata.lakehouse.store"):
+            worker.start()
+            # Jobs before the compaction (the table's state) go through; the compaction, which
+            # runs inside OPTIMIZE's transaction, is held.
+            deadline = time.monotonic() + 240
+            while not any("Optimizing" in d for d in gate.queued().values()):
+                assert time.monotonic() < deadline, f"no compaction job came: {gate.queued()}"
+                if gate.queued():
+                    gate.pass_one()
+                else:
+                    time.sleep(0.1)
+            other = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _DELETE_SCRIPT,
+                    path,
+                    jar_conf(ctx.settings.spark)["spark.jars"],
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert other.returncode == 0, other.stderr[-3000:]
+            gate.release()
+            worker.join(timeout=300)
+    finally:
+        gate.release()
+    assert not worker.is_alive() and not errors, errors
+
+    conflicts = [r.getMessage() for r in caplog.records if "write conflict" in r.getMessage()]
+    assert len(conflicts) == 1, conflicts
+    assert conflicts[0].startswith("lakehouse: write conflict table=silver.events attempt=1")
+    history = ctx.spark.sql(f"DESCRIBE HISTORY {ctx.lake.ident('silver.events')}")
+    last = history.orderBy(F.desc("version")).select("operation", "readVersion").collect()
+    print([tuple(r) for r in last])
+    # The DELETE committed first; the OPTIMIZE that landed was the retry, read after it.
+    assert [r["operation"] for r in last[:2]] == ["OPTIMIZE", "DELETE"]
+    assert last[0]["readVersion"] == last[1]["readVersion"] + 1
+    # Every row but the deleted one, in one compacted file.
+    ids = {r[0] for r in ctx.lake.read("silver.events").select("event_id").collect()}
+    assert ids == {f"e{b}-{i}" for b in range(3) for i in range(4)} - {"e0-0"}
+    detail = ctx.spark.sql(f"DESCRIBE DETAIL {ctx.lake.ident('silver.events')}").first()
+    assert detail is not None and detail["numFiles"] == 1

@@ -1,5 +1,9 @@
 """``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints declared
-since a table was created, and VACUUM old files with the retention from conf."""
+since a table was created, and VACUUM old files with the retention from conf.
+
+Each of those is a Delta commit and may meet another job's write (an ingest merging late events
+into silver while OPTIMIZE rewrites the same files): like every lakehouse write, it is retried
+with bounded back-off (``lakehouse.write_retries``), then fails with ConcurrentWriteError."""
 
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ def run_maintenance(
         ident = lake.ident(name)
         before = _num_files(spark, ident)
         if settings.optimize:
-            zorder = f" ZORDER BY ({', '.join(spec.zorder_by)})" if spec.zorder_by else ""
-            spark.sql(f"OPTIMIZE {ident}{zorder}")
+            log.info("maintain: optimize table=%s zorder_by=%s", name, ",".join(spec.zorder_by))
+            lake.optimize(name)
         added = lake.add_missing_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
@@ -46,7 +50,7 @@ def run_maintenance(
                 )
                 spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
             try:
-                spark.sql(f"VACUUM {ident} RETAIN {hours} HOURS")
+                lake.vacuum(name, hours)
             finally:
                 if guarded:
                     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")

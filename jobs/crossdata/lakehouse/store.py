@@ -345,6 +345,26 @@ class Lakehouse:
             added.append(cname)
         return added
 
+    def optimize(self, name: str) -> None:
+        """Compact ``name`` (Z-ordered by its declared columns), retried on write conflicts.
+
+        OPTIMIZE rewrites the files it read when it started; a writer that removes one of them
+        meanwhile (a DELETE, a MERGE that updates rows) makes Delta refuse the compaction's
+        commit. The retry starts again from the table as it is then.
+        """
+        spec = table(name)
+        zorder = f" ZORDER BY ({', '.join(spec.zorder_by)})" if spec.zorder_by else ""
+        statement = f"OPTIMIZE {self.ident(name)}{zorder}"
+        self._retrying(name, functools.partial(self.spark.sql, statement))
+
+    def vacuum(self, name: str, retain_hours: int) -> None:
+        """Delete files ``name`` no longer references and older than ``retain_hours``.
+
+        VACUUM commits its start and end to the table's log, so it is retried like any write.
+        """
+        statement = f"VACUUM {self.ident(name)} RETAIN {retain_hours} HOURS"
+        self._retrying(name, functools.partial(self.spark.sql, statement))
+
     def append(
         self,
         df: DataFrame,
