@@ -11,7 +11,8 @@ silver and sessions. Round 0 starts the JVM and pays its warm-up, as every job s
 in-process tests see it. With so few rows the time is per batch, per write and per action.
 
 For an A/B, run both sides one after the other on the same machine, the other side with
-`PYTHONPATH=<other checkout>/jobs` (from that checkout, so its conf/ is read).
+`PYTHONPATH=<other checkout>/jobs` (from that checkout, so its conf/ is read), or with a
+setting changed: `--set "spark.conf={spark.driver.extraJavaOptions: '-XX:+UseParallelGC'}"`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ EVENTS_PER_FILE = 30
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="one more setting for every round, as the command takes it (repeatable)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossdata-small-ingest-"))
     landing = daily_events(work / "landing", FILES, EVENTS_PER_FILE)
@@ -65,6 +73,7 @@ def main() -> None:
                     "collect.max_bytes_per_trigger=null",
                     "--set",
                     "collect.max_files_per_trigger=1",
+                    *(arg for setting in args.set for arg in ("--set", setting)),
                 ]
             )
             seconds.append(time.perf_counter() - start)

@@ -194,6 +194,7 @@ class _SlotGate:
             thread.join(timeout=60)
 
 
+@pytest.mark.slow  # a second JVM in another process
 def test_maintain_retries_an_optimize_that_meets_another_jobs_delete(
     spark, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

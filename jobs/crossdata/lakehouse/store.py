@@ -152,6 +152,10 @@ class Lakehouse:
         if self._databases_ready or not self.register_tables:
             return
         for layer in LAYERS:
+            # Asked first: Spark 4.2's CREATE DATABASE IF NOT EXISTS warns "created concurrently"
+            # for a database that was there all along, four log lines per streaming batch.
+            if self.spark.catalog.databaseExists(layer):
+                continue
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer} LOCATION '{self.root}/{layer}'")
         self._databases_ready = True
 
