@@ -168,7 +168,7 @@ class _SlotGate:
         """The active jobs that are not the holder's, with their descriptions."""
         sc = self.spark.sparkContext
         holders = set(sc.statusTracker().getJobIdsForGroup(_HOLDER_GROUP))
-        store = sc._jsc.sc().statusStore()
+        store = sc._jsc.sc().statusStore()  # job descriptions: only the JVM's status store has them
         found = {}
         for j in set(sc.statusTracker().getActiveJobsIds()) - holders:
             description = store.job(j).description()
@@ -260,7 +260,7 @@ def test_maintain_retries_an_optimize_that_meets_another_jobs_delete(
             gate.release()
             worker.join(timeout=300)
     finally:
-        gate.release()
+        gate.release()  # again (harmless) when an assertion above stopped the test early
     assert not worker.is_alive() and not errors, errors
 
     conflicts = [r.getMessage() for r in caplog.records if "write conflict" in r.getMessage()]
@@ -268,7 +268,6 @@ def test_maintain_retries_an_optimize_that_meets_another_jobs_delete(
     assert conflicts[0].startswith("lakehouse: write conflict table=silver.events attempt=1")
     history = ctx.spark.sql(f"DESCRIBE HISTORY {ctx.lake.ident('silver.events')}")
     last = history.orderBy(F.desc("version")).select("operation", "readVersion").collect()
-    print([tuple(r) for r in last])
     # The DELETE committed first; the OPTIMIZE that landed was the retry, read after it.
     assert [r["operation"] for r in last[:2]] == ["OPTIMIZE", "DELETE"]
     assert last[0]["readVersion"] == last[1]["readVersion"] + 1
