@@ -62,3 +62,21 @@ def test_doctor_fails_clearly_when_the_jar_cache_is_empty(tmp_path):
     out = _crossdata("doctor", "--no-spark", "--set", f"spark.jars.cache_dir={tmp_path}")
     assert out.returncode == 3
     assert "doctor: NOT READY: jar delta-spark_4.2_2.13: run `make setup`" in out.stdout
+
+
+def test_ingest_from_a_missing_landing_folder_is_a_one_line_error_before_spark(tmp_path):
+    lake = tmp_path / "lakehouse"
+    missing = tmp_path / "landnig"  # a typo of the folder the user meant
+    out = _crossdata("ingest", "--input", str(missing), "--set", f"lakehouse.root={lake}")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"crossdata: error: landing folder {missing} does not exist (collect.landing, or ingest "
+        "--input): point it at the folder holding <source>/<YYYY-MM-DD>/ deliveries"
+    ]
+    assert not lake.exists()  # no session, no job run row: nothing was started
+
+    a_file = tmp_path / "events.jsonl"
+    a_file.write_text("{}\n")
+    out = _crossdata("ingest", "--input", str(a_file), "--set", f"lakehouse.root={lake}")
+    assert out.returncode == 2
+    assert f"landing folder {a_file} is not a folder" in out.stderr

@@ -24,10 +24,10 @@ from crossdata.collect.silver import BATCHES, SilverBatch, SilverBatchWriter, Si
 from crossdata.collect.streams import RunningStream, query_app_id, run_available_now
 from crossdata.config.schema import CollectSettings, Settings
 from crossdata.contracts import SOURCES, Source
-from crossdata.errors import CrossdataError
+from crossdata.errors import ConfigError, CrossdataError
 from crossdata.lakehouse import Lakehouse, LakeLocation
 from crossdata.ops import Context, JobRun
-from crossdata.spark.session import to_uri
+from crossdata.spark.session import local_path, to_uri
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,23 @@ def resolve_sources(names: list[str] | None, settings: Settings) -> list[Source]
         n for n in SOURCES if n not in settings.collect.sources
     ]
     return [SOURCES[n] for n in sorted(chosen, key=order.index)]
+
+
+def check_landing(root: str) -> None:
+    """Refuse a landing root that is not a folder, before any session or stream starts.
+
+    A source without its folder is normal (nothing delivered yet: it is skipped and named in
+    the summary), but a root that is missing altogether is a wrong ``--input`` or
+    ``collect.landing``: ingesting nothing and exiting 0 would hide it. Roots on other file
+    systems are left to the streams, which see them through Hadoop.
+    """
+    folder = local_path(root)
+    if folder is not None and not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            f"landing folder {root} {what} (collect.landing, or ingest --input): "
+            "point it at the folder holding <source>/<YYYY-MM-DD>/ deliveries"
+        )
 
 
 def _landing_exists(path: str) -> bool:
@@ -261,6 +278,7 @@ def run_ingest(
     """Ingest the chosen sources (all by default) from ``landing`` (collect.landing)."""
     chosen = resolve_sources(sources, ctx.settings)
     root = landing or ctx.settings.collect.landing
+    check_landing(root)
     # Records are read as JSON maps: a record with a key twice must not fail the whole job.
     ctx.spark.conf.set("spark.sql.mapKeyDedupPolicy", "LAST_WIN")
     present = []
