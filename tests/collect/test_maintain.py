@@ -86,11 +86,19 @@ def test_maintain_command_line(spark, tmp_path: Path, capsys: pytest.CaptureFixt
             "maintain",
             "--table",
             "bronze.quarantine",
+            "--table",
+            "silver.sessions",
             "--no-vacuum",
         ]
     )
     assert code == 0
-    assert "bronze.quarantine" in capsys.readouterr().out
+    report = capsys.readouterr().out.splitlines()
+    assert report[1].split()[0] == "bronze.quarantine"
+    assert report[2].split() == ["silver.sessions", "not", "created", "yet:", "skipped"]
+
+    code = main(["maintain", "--table", "silver.session"])  # a typo: refused, nothing run
+    assert code == 1
+    assert "unknown table 'silver.session'" in capsys.readouterr().err
 
 
 # A DELETE run by another process, on its own JVM, while this session's OPTIMIZE waits.

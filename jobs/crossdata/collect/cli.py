@@ -49,8 +49,11 @@ def ingest(args: argparse.Namespace, loaded: Loaded) -> int:
 
 def maintain(args: argparse.Namespace, loaded: Loaded) -> int:
     from crossdata.collect.maintain import run_maintenance
+    from crossdata.lakehouse import table
     from crossdata.ops import Context, job_run
 
+    for name in args.table or []:
+        table(name)  # an unknown name stops here, before the session starts
     ctx = Context.create(loaded)
     with job_run(ctx, "maintain") as run:
         report = run_maintenance(ctx, run, args.table, vacuum=not args.no_vacuum)

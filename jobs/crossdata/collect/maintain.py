@@ -57,6 +57,8 @@ def run_maintenance(
         after = _num_files(spark, ident)
         run.count(output_rows=1)
         lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(added) or '-'}")
+    if only:  # a table asked for by name and not there is said, not passed over in silence
+        lines += [f"{n:<30} not created yet: skipped" for n in names if n not in existing]
     return "\n".join(lines)
 
 
