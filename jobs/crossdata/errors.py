@@ -47,3 +47,13 @@ class ConcurrentWriteError(CrossdataError):
     """A Delta commit kept conflicting with another writer after all retries."""
 
     exit_code = 7
+
+
+class InvariantViolation(CrossdataError):
+    """A row broke a table's CHECK constraint: a bug, or an expectation missing in conf.
+
+    Delta names the offending row's values in its error; this error names the table and the
+    constraint only, since those values are usually personal data (an email, a phone).
+    """
+
+    exit_code = 8

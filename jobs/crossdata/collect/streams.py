@@ -18,6 +18,7 @@ from crossdata.errors import (
     ConcurrentWriteError,
     DataQualityError,
     InputContractError,
+    InvariantViolation,
     ReconciliationError,
 )
 from crossdata.spark.session import local_path
@@ -151,7 +152,13 @@ def _as_crossdata_error(exc: Exception, name: str, checkpoint: str) -> Exception
             f"stream {name}: another job is using its checkpoint {checkpoint}; "
             "wait for it to finish, then run again (nothing was lost)"
         )
-    for cls in (InputContractError, ReconciliationError, DataQualityError, ConcurrentWriteError):
+    for cls in (
+        InputContractError,
+        ReconciliationError,
+        DataQualityError,
+        ConcurrentWriteError,
+        InvariantViolation,
+    ):
         marker = f"{cls.__name__}: "
         if marker in text:
             message = text.split(marker, 1)[1].strip().splitlines()[0]

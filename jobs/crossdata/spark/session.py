@@ -90,7 +90,21 @@ def session_conf(settings: SparkSettings) -> dict[str, str]:
     }
     conf.update(jar_conf(settings))
     conf.update(settings.conf)
+    conf["spark.driver.extraJavaOptions"] = with_log_config(
+        conf.get("spark.driver.extraJavaOptions", "")
+    )
     return conf
+
+
+# The JVM's logging for sessions crossdata starts: see the file for what it withholds.
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
+def with_log_config(java_options: str) -> str:
+    """``java_options`` plus crossdata's log4j2 file, unless they already name one."""
+    if "log4j2.configurationFile" in java_options or "log4j.configurationFile" in java_options:
+        return java_options
+    return f"{java_options} -Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}".strip()
 
 
 def is_spark_submit() -> bool:
