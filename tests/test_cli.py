@@ -80,3 +80,24 @@ def test_ingest_from_a_missing_landing_folder_is_a_one_line_error_before_spark(t
     out = _crossdata("ingest", "--input", str(a_file), "--set", f"lakehouse.root={lake}")
     assert out.returncode == 2
     assert f"landing folder {a_file} is not a folder" in out.stderr
+
+
+def test_a_relative_jar_cache_is_named_with_the_folder_it_was_looked_for_in(tmp_path):
+    # run from another folder: the default cache (.cache/jars) is looked for under it
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "crossdata", "ingest", "--input", str(tmp_path)),
+            *("--conf-dir", str(REPO / "conf"), "--set", f"lakehouse.root={tmp_path / 'lake'}"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 3
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(
+        f"crossdata: error: jar cache .cache/jars (relative to the current folder {tmp_path}) "
+        "lacks delta-spark_4.2_2.13"
+    )
+    assert "spark.jars.cache_dir" in line

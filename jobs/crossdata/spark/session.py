@@ -71,9 +71,12 @@ def jar_conf(settings: SparkSettings) -> dict[str, str]:
         if a.required and not any(j.name == a.jar_name for j in jars)
     ]
     if missing:
+        folder = Path(settings.jars.cache_dir)
+        where = "" if folder.is_absolute() else f" (relative to the current folder {Path.cwd()})"
         raise EnvironmentProblem(
-            f"jar cache {settings.jars.cache_dir} lacks {', '.join(missing)}: run `make setup` "
-            "(or set spark.jars.mode=packages to let Spark resolve them)"
+            f"jar cache {settings.jars.cache_dir}{where} lacks {', '.join(missing)}: run "
+            "`make setup`, or point spark.jars.cache_dir at the repository's .cache/jars, "
+            "or set spark.jars.mode=packages to let Spark resolve them"
         )
     return {"spark.jars": ",".join(str(j.resolve()) for j in jars)}
 
