@@ -33,7 +33,7 @@ lake = Lakehouse(spark, sys.argv[1] + "/lakehouse")
 rows = lambda email: spark.createDataFrame([(email,)], "email STRING")
 lake.append(rows("ann@example.org"), "silver.test_contacts")
 try:
-    lake.append(rows("Zoe.Secret@Example.org"), "silver.test_contacts")
+    lake.append(rows("Zoe.Secret@Example.org\\nSecret, second line"), "silver.test_contacts")
 except InvariantViolation as exc:
     print("refused:", exc)
 """

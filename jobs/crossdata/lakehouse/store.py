@@ -58,8 +58,8 @@ def withheld_violation(exc: BaseException, table_name: str) -> InvariantViolatio
     constraint = found.group(1) if found else "(unnamed)"
     return InvariantViolation(
         f"table {table_name}: a row breaks CHECK constraint {constraint}; the row's values "
-        "are withheld (personal data). This is a bug or a missing expectation: find the row "
-        "with the constraint's condition negated"
+        "are withheld (personal data) and nothing was written. It is a bug or a missing "
+        "expectation: the rows of the write's input where that condition is false are the ones"
     )
 
 
