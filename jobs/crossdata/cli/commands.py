@@ -91,10 +91,11 @@ def _pipeline(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
 
 def pipeline_run(args: argparse.Namespace, loaded: Loaded) -> int:
     from crossdata.ops import Context
-    from crossdata.pipeline import run_pipeline
+    from crossdata.pipeline import preflight, run_pipeline
 
-    ctx = Context.create(loaded)
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    preflight(loaded.settings, stages)  # unknown stages, missing inputs: before the session
+    ctx = Context.create(loaded)
     run_pipeline(ctx, stages)
     return 0
 

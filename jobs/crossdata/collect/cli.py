@@ -35,10 +35,10 @@ def _ingest_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def ingest(args: argparse.Namespace, loaded: Loaded) -> int:
-    from crossdata.collect.ingest import check_landing, run_ingest
+    from crossdata.collect.ingest import preflight, run_ingest
     from crossdata.ops import Context, job_run
 
-    check_landing(loaded.settings.collect.landing)  # before the session starts
+    preflight(loaded.settings)  # a missing landing folder stops here, before the session
     ctx = Context.create(loaded)
     sources = None if args.source == "all" else [args.source]
     with job_run(ctx, "ingest") as run:

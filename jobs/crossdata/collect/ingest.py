@@ -113,6 +113,11 @@ def check_landing(root: str) -> None:
         )
 
 
+def preflight(settings: Settings) -> None:
+    """The ingest stage's check before a session starts (see ``crossdata.pipeline``)."""
+    check_landing(settings.collect.landing)
+
+
 def _landing_exists(path: str) -> bool:
     if "://" in path and not path.startswith("file:"):
         return True  # remote storage: let the stream find out
