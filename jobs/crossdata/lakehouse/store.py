@@ -59,7 +59,7 @@ def withheld_violation(exc: BaseException, table_name: str) -> InvariantViolatio
     return InvariantViolation(
         f"table {table_name}: a row breaks CHECK constraint {constraint}; the row's values "
         "are withheld (personal data) and nothing was written. It is a bug or a missing "
-        "expectation: the rows of the write's input where that condition is false are the ones"
+        "expectation: look at the rows of the write's input where that condition is false"
     )
 
 
