@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -119,9 +118,8 @@ def preflight(settings: Settings) -> None:
 
 
 def _landing_exists(path: str) -> bool:
-    if "://" in path and not path.startswith("file:"):
-        return True  # remote storage: let the stream find out
-    return Path(path.removeprefix("file:")).is_dir()
+    folder = local_path(path)
+    return folder is None or folder.is_dir()  # remote storage: let the stream find out
 
 
 def trigger_limit(s: CollectSettings) -> dict[str, int]:
