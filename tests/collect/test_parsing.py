@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from crossdata.collect.formats import file_lines, parse_lines
+from crossdata.collect.bronze import batch_lines, check_line_numbers
+from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole_file_tasks
 from crossdata.collect.records import RecordRules, validate
 from crossdata.contracts import REASON_CODES, SOURCES
+from crossdata.errors import CrossdataError
 
 RULES = RecordRules(max_field_chars=100, future_tolerance_hours=24)
 DAY = "2026-03-05"
@@ -225,3 +228,95 @@ def test_any_mutation_is_loaded_or_quarantined_never_lost(spark, source, mutatio
     assert sorted(r["_line"] for r in rows) == expected
     assert all(r["_reason"] in (None, *REASON_CODES) for r in rows)
     assert not any(r["_reason"] is None and r["no_fields"] for r in rows)
+
+
+_LINE_COLUMNS = ("_source_file", "_line", "_delivery_date", "_text", "_raw_bytes", "_is_header")
+
+
+def _lines_both_ways(spark, folder, files: dict[str, bytes]):
+    """(rows of text_lines, rows of file_lines, task per file) for files written under folder."""
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    binary = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(folder))
+    paths = [r["path"] for r in binary.select("path").collect()]
+    with whole_file_tasks(spark):
+        read = text_lines(spark, paths).collect()
+    split = file_lines(binary).collect()
+
+    def key(r):
+        return tuple(str(r[c]) for c in _LINE_COLUMNS)
+
+    tasks = {}
+    for r in read:
+        tasks.setdefault(r["_source_file"], set()).add(r["_task"])
+    return sorted(map(key, read)), sorted(map(key, split)), tasks
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    contents=st.lists(
+        st.lists(
+            st.one_of(
+                st.binary(max_size=30),
+                st.sampled_from([b"", b"  ", b"\r", b"\xef\xbb\xbf{}", b'{"a": 1}\r', b"\xff\r"]),
+            ),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_the_text_reader_gives_the_lines_the_split_gives(spark, tmp_path_factory, contents):
+    """Random bytes (CR, BOM, blank and undecodable lines): both line readers agree on every
+    column, line numbers included, and each file is read by one task of its own."""
+    folder = tmp_path_factory.mktemp("lines")
+    files = {f"{DAY}/f {i}.jsonl": b"\n".join(parts) for i, parts in enumerate(contents)}
+    read, split, tasks = _lines_both_ways(spark, folder, files)
+    assert read == split
+    assert all(len(t) == 1 for t in tasks.values())
+    assert len({next(iter(t)) for t in tasks.values()}) == len(tasks)
+
+
+def test_many_small_files_in_a_batch_are_each_numbered_from_one(spark, tmp_path):
+    """Left to itself, Spark packs small files into one task and cuts big ones: inside
+    whole_file_tasks neither happens, and the session's settings come back after."""
+    files = {
+        f"{DAY}/{i:02d}.jsonl": b"".join(b'{"n": %d}\n' % j for j in range(i + 1))
+        for i in range(12)
+    }
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16")
+    try:
+        read, split, tasks = _lines_both_ways(spark, tmp_path, files)
+        assert spark.conf.get("spark.sql.files.maxPartitionBytes") == "16"
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert read == split and len(read) == sum(range(1, 13))
+    assert all(len(t) == 1 for t in tasks.values()) and len(tasks) == 12
+
+
+def test_lines_read_outside_whole_file_tasks_are_refused(spark, tmp_path):
+    """Without whole_file_tasks a file cut in pieces would be numbered wrongly: the batch's
+    check sees it and refuses, and a path with glob characters goes to the split instead."""
+    (tmp_path / "big.jsonl").write_bytes(b'{"a": 1}\n' * 2000)
+    (tmp_path / "odd[1].jsonl").write_bytes(b'{"a": 1}\n{"a": 2}\n')
+    binary = spark.read.format("binaryFile").load(str(tmp_path))
+    paths = sorted(r["path"] for r in binary.select("path").collect())
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        lines = batch_lines(spark, binary, paths)
+        per_file = (
+            lines.groupBy("_source_file")
+            .agg(F.min("_task").alias("first_task"), F.max("_task").alias("last_task"))
+            .collect()
+        )
+        odd = lines.where(F.col("_source_file").endswith("odd[1].jsonl"))
+        assert sorted(r["_line"] for r in odd.collect()) == [1, 2]
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    with pytest.raises(CrossdataError, match="one task of their own"):
+        check_line_numbers(per_file)

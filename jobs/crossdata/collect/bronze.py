@@ -7,14 +7,14 @@ and a batch that crashed is replayed. Every table write in a batch carries Delta
 lost or written twice, even after a kill.
 
 Per batch: files whose content was already ingested under another name are counted as
-duplicates; the rest are split into lines, parsed, checked against the contract (once, cached:
-the per-file counts and both writes reuse it); good records go to bronze, bad ones to
-quarantine with a reason; then the reconciliation is written, one row per file (its content
-hash, the original it copies if any, and read = loaded + quarantined + duplicates), and a
-mismatch fails the job. The reconciliation doubles as the file ledger: the next batches look
-up content hashes in it. The loaded and quarantined counts are confirmed by the rows Delta
-reports in the batch's own commits (found by their userMetadata); when a commit does not
-confirm them, they are counted back from the tables.
+duplicates; the lines of the rest are read (Spark's text reader, one task per file), parsed,
+checked against the contract (once, cached: the per-file counts and both writes reuse it); good
+records go to bronze, bad ones to quarantine with a reason; then the reconciliation is written,
+one row per file (its content hash, the original it copies if any, and read = loaded +
+quarantined + duplicates), and a mismatch fails the job. The reconciliation doubles as the file
+ledger: the next batches look up content hashes in it. The loaded and quarantined counts are
+confirmed by the rows Delta reports in the batch's own commits (found by their userMetadata);
+when a commit does not confirm them, they are counted back from the tables.
 """
 
 from __future__ import annotations
@@ -27,12 +27,19 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from crossdata.collect.formats import file_lines, parse_lines, raw_text
+from crossdata.collect.formats import (
+    file_lines,
+    parse_lines,
+    raw_text,
+    readable_by_path,
+    text_lines,
+    whole_file_tasks,
+)
 from crossdata.collect.records import RecordRules, validate
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings
 from crossdata.contracts import Source
-from crossdata.errors import InputContractError, ReconciliationError
+from crossdata.errors import CrossdataError, InputContractError, ReconciliationError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -69,9 +76,41 @@ class BatchOutcome:
 
 
 # -- pure transforms -----------------------------------------------------------------------------
-def validated_records(files: DataFrame, source: Source, settings: CollectSettings) -> DataFrame:
-    """binaryFile rows -> one validated row per record (good and bad)."""
-    lines = file_lines(files)
+def batch_lines(spark: SparkSession, files: DataFrame, paths: list[str]) -> DataFrame:
+    """The lines of the files at ``paths`` (``files``: the batch's binaryFile rows).
+
+    Spark's text reader reads them (``text_lines``: plan it inside ``whole_file_tasks``);
+    a path it cannot be given (glob characters) is split from its binaryFile row instead
+    (``file_lines``, whole file in memory), its ``_task`` NULL.
+    """
+    by_reader = [p for p in paths if readable_by_path(p)]
+    by_split = [p for p in paths if not readable_by_path(p)]
+    parts = [text_lines(spark, by_reader)] if by_reader else []
+    if by_split or not parts:
+        split = file_lines(files.where(F.col("path").isin(by_split)))
+        parts.append(split.withColumn("_task", F.lit(None).cast("int")))
+    return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+
+
+def check_line_numbers(per_file: list) -> None:
+    """Fail when a file's lines were not all read by one task of their own (rows of
+    ``per_file``: ``_source_file``, ``first_task``, ``last_task``): their numbers would be
+    wrong. ``whole_file_tasks`` makes that impossible; this is the proof, per batch."""
+    owners: dict[int, str] = {}
+    for r in per_file:
+        first, last = r["first_task"], r["last_task"]
+        if first is None:  # split from its binaryFile row, numbered there
+            continue
+        if first != last or owners.setdefault(first, r["_source_file"]) != r["_source_file"]:
+            raise CrossdataError(
+                "bronze: a file's lines were not read by one task of their own, so their line "
+                "numbers cannot be trusted; nothing of this batch was written (was "
+                "spark.sql.files.maxPartitionBytes or openCostInBytes changed during the batch?)"
+            )
+
+
+def validated_records(lines: DataFrame, source: Source, settings: CollectSettings) -> DataFrame:
+    """Lines (``batch_lines`` or ``file_lines``) -> one validated row per record (good and bad)."""
     parsed = parse_lines(lines, source, log_with_cookie=settings.access_log_format == "extended")
     rules = RecordRules(settings.max_field_chars, settings.future_tolerance_hours)
     return validate(parsed, source, rules)
@@ -94,6 +133,7 @@ def kept_for_writes(validated: DataFrame, source: Source) -> DataFrame:
         "_detail",
         F.when(bad, F.col("_text")).alias("_text"),
         F.when(bad, F.col("_raw_bytes")).alias("_raw_bytes"),
+        "_task",
     )
 
 
@@ -288,20 +328,28 @@ class BronzeBatchWriter:
             (r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marks.collect()
         ]  # one row per file of this micro-batch: bounded by the stream's trigger limit
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
-        fresh = files.where(F.col("path").isin(fresh_paths))
 
-        validated = kept_for_writes(
-            validated_records(fresh, self.source, self.settings), self.source
-        ).persist()
+        # Lines are numbered by their place in their scan task: the scan is planned and run
+        # (persist, then the per-file counts, which prove it) inside whole_file_tasks. The
+        # writes then read the cached rows, whose partitions are fixed by that first run.
+        validated: DataFrame | None = None
         try:
-            per_file = (
-                validated.groupBy("_source_file")
-                .agg(
-                    F.count(F.lit(1)).alias("n"),
-                    F.count("_reason").alias("bad"),
-                )
-                .collect()
-            )  # one row per file of the batch
+            with whole_file_tasks(spark):
+                lines = batch_lines(spark, files, fresh_paths)
+                validated = kept_for_writes(
+                    validated_records(lines, self.source, self.settings), self.source
+                ).persist()
+                per_file = (
+                    validated.groupBy("_source_file")
+                    .agg(
+                        F.count(F.lit(1)).alias("n"),
+                        F.count("_reason").alias("bad"),
+                        F.min("_task").alias("first_task"),
+                        F.max("_task").alias("last_task"),
+                    )
+                    .collect()
+                )  # one row per file of the batch
+            check_line_numbers(per_file)
             read_counts = {r["_source_file"]: r["n"] for r in per_file}
             bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
             good = self._apply_drift(bronze_rows(validated, info))
@@ -318,7 +366,8 @@ class BronzeBatchWriter:
                     txn=self._txn(QUARANTINE, info),
                 )
         finally:
-            validated.unpersist()
+            if validated is not None:
+                validated.unpersist()
         dup_counts = self._duplicate_counts(files, meta, read_counts)
         stored = self._committed_counts(read_counts, bad_counts, info)
         return self._reconcile(spark, meta, read_counts, dup_counts, info, stored)

@@ -1,11 +1,12 @@
 """From raw files to one row per record with its fields as text: the three wire formats.
 
-Files arrive as ``binaryFile`` rows (path, content). ``file_lines`` splits them into physical
-lines with their 1-based line numbers, keeping the exact bytes of lines that are not valid
-UTF-8. ``parse_lines`` then turns a line of a source into ``_fields`` (a struct with the raw
-text of each field the source's contract lists), ``_rescued`` (a map of the fields it does not
-list, empty when there are none) and ``_malformed``. Typing and validation against the
-contract happen later, the same way for every format (see ``records``).
+``text_lines`` reads files into physical lines with their 1-based line numbers, keeping the
+exact bytes of lines that are not valid UTF-8; ``file_lines`` gives the same rows from
+``binaryFile`` rows (path, content) already in hand. ``parse_lines`` then turns a line of a
+source into ``_fields`` (a struct with the raw text of each field the source's contract lists),
+``_rescued`` (a map of the fields it does not list, empty when there are none) and
+``_malformed``. Typing and validation against the contract happen later, the same way for every
+format (see ``records``).
 
 The contract's fields are a struct, not a map: reading one is a field access, where a map
 lookup scans the keys. JSON lines are parsed straight into that struct; their keys are listed
@@ -15,11 +16,18 @@ well-formed object, and the whole line is read into a map only when it holds unk
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from crossdata.contracts import Source
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 # One CSV field per RFC 4180: quoted (quotes doubled inside) or bare (no quote, no comma).
 # Possessive quantifiers keep Java's regex engine linear on long or hostile lines.
@@ -102,6 +110,105 @@ def file_lines(files: DataFrame) -> DataFrame:
         )
         .where(F.length(F.trim("_physical")) > 0)
         .drop("_physical")
+    )
+
+
+# Spark's file sources pack small files into one task and cut large ones into pieces; with
+# the cost of opening a file and a task's byte budget both this large, every file is one task
+# of its own, read whole. (Both count bytes; 2**40 leaves room to add up millions of files.)
+WHOLE_FILE_CONF = {
+    "spark.sql.files.maxPartitionBytes": str(2**40),
+    "spark.sql.files.openCostInBytes": str(2**40),
+}
+_GLOB_CHARS = frozenset("*?[]{}\\")
+
+
+@contextmanager
+def whole_file_tasks(spark: SparkSession) -> Iterator[None]:
+    """Within the block, file scans planned on ``spark`` read each file whole, in one task.
+
+    ``text_lines`` numbers lines by their position in the task, so the scan must be planned
+    (a ``persist``, an action) inside the block. The session's own values come back after.
+    """
+    before = {key: spark.conf.get(key, None) for key in WHOLE_FILE_CONF}
+    for key, value in WHOLE_FILE_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
+
+
+def readable_by_path(path: str) -> bool:
+    """Whether Spark's readers can be given this path as is (no glob character in it)."""
+    return not (_GLOB_CHARS & set(path))
+
+
+def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """The files at ``paths`` -> the rows of ``file_lines``, plus ``_task`` (see below).
+
+    Spark's text reader streams each file's lines (never a whole file in memory, no size
+    limit), keeping their bytes as they are, UTF-8 or not; splitting only on LF leaves a
+    CRLF's carriage return, removed here as ``file_lines`` does, and the reader itself drops
+    a UTF-8 byte-order mark at the start of a file. A line's number is its position in its
+    task, which is exact only when the task read that one file from its first byte: plan the
+    scan inside ``whole_file_tasks``, and check with ``_task`` (the task's number, which must
+    be one per file and never shared) before trusting ``_line`` (``BronzeBatchWriter`` does).
+    Paths with glob characters cannot be given to the reader: keep those for ``file_lines``.
+    """
+    task = F.spark_partition_id().cast("bigint")
+    # monotonically_increasing_id is (task number << 33) + the row's position in the task;
+    # computed in the projection right over the scan, before any filter, it counts every line.
+    scanned = (
+        spark.read.option("lineSep", "\n")
+        .text(paths)
+        .select(
+            F.col("_metadata.file_path").alias("_uri"),
+            (F.monotonically_increasing_id() - F.shiftleft(task, 33) + 1)
+            .cast("int")
+            .alias("_line"),
+            task.cast("int").alias("_task"),
+            F.col("value").alias("_part"),
+        )
+    )
+    # The reader names files by URI (a space is %20); the binaryFile rows name them as
+    # given. A metadata-only binaryFile scan (no content read) maps one to the other.
+    names = (
+        spark.read.format("binaryFile")
+        .load(paths)
+        .select(F.col("_metadata.file_path").alias("_uri"), F.col("path").alias("_source_file"))
+    )
+    part = F.col("_part")
+    valid = F.is_valid_utf8(part)
+    as_bytes = part.cast("binary")
+    # On a line that is not UTF-8, character functions would misread its bytes: cut bytes.
+    cr = F.unhex(F.lit("0D"))
+    trimmed_bytes = F.when(
+        F.substring(as_bytes, -1, 1) == cr,
+        F.expr("substring(cast(_part AS BINARY), 1, octet_length(_part) - 1)"),
+    ).otherwise(as_bytes)
+    line = F.when(part.endswith("\r"), F.expr("substring(_part, 1, length(_part) - 1)")).otherwise(
+        part
+    )
+    return (
+        scanned.join(F.broadcast(names), "_uri")
+        # Blank lines are not records; a line that is not UTF-8 is never blank.
+        .where(~valid | (F.length(F.trim(line)) > 0))
+        .select(
+            "_source_file",
+            F.try_to_date(F.regexp_extract("_source_file", _DATED_FOLDER, 1), "yyyy-MM-dd").alias(
+                "_delivery_date"
+            ),
+            "_line",
+            F.when(valid, line).alias("_text"),
+            F.when(~valid, trimmed_bytes).alias("_raw_bytes"),
+            (F.col("_line") == 1).alias("_is_header"),
+            "_task",
+        )
     )
 
 
