@@ -282,9 +282,10 @@ def test_the_text_reader_gives_the_lines_the_split_gives(spark, tmp_path_factory
 
 def test_many_small_files_in_a_batch_are_each_numbered_from_one(spark, tmp_path):
     """Left to itself, Spark packs small files into one task and cuts big ones: inside
-    whole_file_tasks neither happens, and the session's settings come back after."""
+    whole_file_tasks neither happens, and the session's settings come back after. The names
+    hold what URIs escape (a space, a percent sign, a plus, an accent): each is matched."""
     files = {
-        f"{DAY}/{i:02d}.jsonl": b"".join(b'{"n": %d}\n' % j for j in range(i + 1))
+        f"{DAY}/{i:02d} +%20é.jsonl": b"".join(b'{"n": %d}\n' % j for j in range(i + 1))
         for i in range(12)
     }
     spark.conf.set("spark.sql.files.maxPartitionBytes", "16")
