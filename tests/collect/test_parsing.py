@@ -288,14 +288,16 @@ def test_many_small_files_in_a_batch_are_each_numbered_from_one(spark, tmp_path)
         f"{DAY}/{i:02d} +%20é.jsonl": b"".join(b'{"n": %d}\n' % j for j in range(i + 1))
         for i in range(12)
     }
+    # a key=value folder beside plain ones is read like any other
+    files["part=1/late.jsonl"] = b'{"n": 0}\n'
     spark.conf.set("spark.sql.files.maxPartitionBytes", "16")
     try:
         read, split, tasks = _lines_both_ways(spark, tmp_path, files)
         assert spark.conf.get("spark.sql.files.maxPartitionBytes") == "16"
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    assert read == split and len(read) == sum(range(1, 13))
-    assert all(len(t) == 1 for t in tasks.values()) and len(tasks) == 12
+    assert read == split and len(read) == sum(range(1, 13)) + 1
+    assert all(len(t) == 1 for t in tasks.values()) and len(tasks) == 13
 
 
 def test_lines_read_outside_whole_file_tasks_are_refused(spark, tmp_path):

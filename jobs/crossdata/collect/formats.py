@@ -165,6 +165,7 @@ def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     # computed in the projection right over the scan, before any filter, it counts every line.
     scanned = (
         spark.read.option("lineSep", "\n")
+        .option("recursiveFileLookup", "true")  # as the stream: no key=value folder columns
         .text(paths)
         .select(
             F.col("_metadata.file_path").alias("_uri"),
@@ -179,6 +180,7 @@ def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     # given. A metadata-only binaryFile scan (no content read) maps one to the other.
     names = (
         spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
         .load(paths)
         .select(F.col("_metadata.file_path").alias("_uri"), F.col("path").alias("_source_file"))
     )
