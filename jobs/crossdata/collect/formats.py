@@ -61,6 +61,21 @@ _LOG_GROUPS = {
 _DATED_FOLDER = r"/(\d{4}-\d{2}-\d{2})/[^/]+$"
 
 
+def _delivery_date(path: str) -> Column:
+    """The date of the dated landing folder a file sits in (``.../2026-11-02/name``), or NULL."""
+    return F.try_to_date(F.regexp_extract(path, _DATED_FOLDER, 1), "yyyy-MM-dd")
+
+
+def _without_cr(name: str) -> Column:
+    """The string column ``name`` less one carriage return at its end (a CRLF line split on LF).
+
+    No regex: this runs once per line.
+    """
+    part = F.col(name)
+    shorter = F.expr(f"substring({name}, 1, length({name}) - 1)")
+    return F.when(part.endswith("\r"), shorter).otherwise(part)
+
+
 def file_lines(files: DataFrame) -> DataFrame:
     """binaryFile rows -> (_source_file, _delivery_date, _line, _text, _raw_bytes, _is_header).
 
@@ -80,17 +95,12 @@ def file_lines(files: DataFrame) -> DataFrame:
     # every line it produced (time grew with lines x bytes); a column of its own runs it once.
     exploded = files.withColumn("_valid_file", F.is_valid_utf8(content)).select(
         F.col("path").alias("_source_file"),
-        F.try_to_date(F.regexp_extract("path", _DATED_FOLDER, 1), "yyyy-MM-dd").alias(
-            "_delivery_date"
-        ),
+        _delivery_date("path").alias("_delivery_date"),
         valid_file,
         F.posexplode(parts).alias("_pos", "_part"),
     )
-    part = F.col("_part")
-    # A CRLF file leaves a carriage return at the end of each line (no regex: once per line).
-    line = F.when(part.endswith("\r"), F.expr("substring(_part, 1, length(_part) - 1)")).otherwise(
-        part
-    )
+    # A CRLF file leaves a carriage return at the end of each line.
+    line = _without_cr("_part")
     latin_bytes = F.encode(line, "ISO-8859-1")
     text = F.when(F.col("_valid_file"), line).otherwise(
         F.try_validate_utf8(latin_bytes.cast("string"))
@@ -160,7 +170,7 @@ def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     be one per file and never shared) before trusting ``_line`` (``BronzeBatchWriter`` does).
     Paths with glob characters cannot be given to the reader: keep those for ``file_lines``.
     """
-    task = F.spark_partition_id().cast("bigint")
+    task = F.spark_partition_id()
     # monotonically_increasing_id is (task number << 33) + the row's position in the task;
     # computed in the projection right over the scan, before any filter, it counts every line.
     scanned = (
@@ -169,10 +179,10 @@ def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
         .text(paths)
         .select(
             F.col("_metadata.file_path").alias("_uri"),
-            (F.monotonically_increasing_id() - F.shiftleft(task, 33) + 1)
+            (F.monotonically_increasing_id() - F.shiftleft(task.cast("bigint"), 33) + 1)
             .cast("int")
             .alias("_line"),
-            task.cast("int").alias("_task"),
+            task.alias("_task"),
             F.col("value").alias("_part"),
         )
     )
@@ -193,18 +203,14 @@ def text_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
         F.substring(as_bytes, -1, 1) == cr,
         F.expr("substring(cast(_part AS BINARY), 1, octet_length(_part) - 1)"),
     ).otherwise(as_bytes)
-    line = F.when(part.endswith("\r"), F.expr("substring(_part, 1, length(_part) - 1)")).otherwise(
-        part
-    )
+    line = _without_cr("_part")
     return (
         scanned.join(F.broadcast(names), "_uri")
         # Blank lines are not records; a line that is not UTF-8 is never blank.
         .where(~valid | (F.length(F.trim(line)) > 0))
         .select(
             "_source_file",
-            F.try_to_date(F.regexp_extract("_source_file", _DATED_FOLDER, 1), "yyyy-MM-dd").alias(
-                "_delivery_date"
-            ),
+            _delivery_date("_source_file").alias("_delivery_date"),
             "_line",
             F.when(valid, line).alias("_text"),
             F.when(~valid, trimmed_bytes).alias("_raw_bytes"),
