@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -256,3 +258,50 @@ def test_retry_settings_reach_the_lakehouse_and_its_batches(spark, tmp_path) -> 
     lake = Lakehouse.from_settings(spark, settings)
     reopened = lake.location.open(spark)
     assert (reopened.max_retries, reopened.backoff_seconds) == (1, 2.5)
+
+
+def _stats_kept(spark, lake: Lakehouse, name: str) -> list[set[str]]:
+    """Per data file added to the table's log: the columns its statistics hold min/max for."""
+    log = spark.read.json(f"{lake.path(name)}/_delta_log/*.json").where("add IS NOT NULL")
+    stats = [json.loads(r[0]) for r in log.select("add.stats").collect()]  # one per file
+    return [set(s.get("minValues", {})) for s in stats]
+
+
+def test_statistics_are_kept_on_the_declared_columns_only(spark, lake):
+    """silver.sessions declares actor_id, session_start and session_end: a write collects
+    statistics on those and on no other column (strings included), and the table says so."""
+    spec = table("silver.sessions")
+    assert spec.stats_columns == ("actor_id", "session_start", "session_end")
+    rows = spark.createDataFrame(
+        [("s1", "a1", dt.datetime(2026, 3, 2, 10), dt.datetime(2026, 3, 2, 11), 3, "/home")],
+        "session_id STRING, actor_id STRING, session_start TIMESTAMP, session_end TIMESTAMP, "
+        "n_events BIGINT, landing_path STRING",
+    ).withColumn("session_date", F.to_date("session_start"))
+    lake.append(rows, "silver.sessions")
+    lake.append(rows.withColumn("session_id", F.lit("s2")), "silver.sessions")
+    assert _stats_kept(spark, lake, "silver.sessions") == [set(spec.stats_columns)] * 2
+    props = {
+        r["key"]: r["value"]
+        for r in spark.sql(f"SHOW TBLPROPERTIES {lake.ident('silver.sessions')}").collect()
+    }
+    assert props["delta.dataSkippingStatsColumns"] == "actor_id,session_start,session_end"
+
+
+def test_a_table_gets_the_declared_statistics_columns_it_has(spark, lake):
+    """A frame without some declared column (a test's, an older version's) still creates the
+    table, with statistics on the declared columns it has; Delta would refuse the others."""
+    rows = spark.createDataFrame(
+        [("e1", dt.datetime(2026, 3, 2, 10), dt.date(2026, 3, 2), "web", "events", "a1")],
+        "event_id STRING, event_ts TIMESTAMP, event_date DATE, platform STRING, origin STRING, "
+        "actor_id STRING",
+    )
+    lake.append(rows, "silver.events")
+    assert _stats_kept(spark, lake, "silver.events") == [{"event_ts", "actor_id"}]
+    assert not lake.declare_stats_columns("silver.events")  # nothing more it can have
+
+
+def test_declared_statistics_columns_are_checked_against_the_layout():
+    with pytest.raises(ValueError, match="partition columns take no statistics"):
+        Table("silver.t", "t", mode="append", partition_by=("d",), stats_columns=("d", "x"))
+    with pytest.raises(ValueError, match="need statistics: actor_id"):
+        Table("silver.t", "t", mode="append", zorder_by=("actor_id",), stats_columns=("x",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import subprocess
 import sys
@@ -284,3 +285,41 @@ def test_maintain_retries_an_optimize_that_meets_another_jobs_delete(
     assert ids == {f"e{b}-{i}" for b in range(3) for i in range(4)} - {"e0-0"}
     detail = ctx.spark.sql(f"DESCRIBE DETAIL {ctx.lake.ident('silver.events')}").first()
     assert detail is not None and detail["numFiles"] == 1
+
+
+def test_maintain_gives_an_older_table_its_statistics_columns(spark, tmp_path: Path) -> None:
+    """A silver.events created before its statistics columns were declared (Delta's default:
+    the first 32 columns) gets them from maintain before compaction, so the compacted file
+    keeps statistics on those columns only, and Z-ordering by actor_id is still allowed."""
+    ctx = Context.create(make_settings(tmp_path), spark=spark)
+    day = dt.date(2026, 3, 2)
+    rows = [
+        (f"e{i}", dt.datetime(2026, 3, 2, 10, i), day, "web", "events", f"a{i}") for i in range(4)
+    ]
+    # one file per append
+    ctx.lake.append(ctx.spark.createDataFrame(rows[:2], EVENTS).coalesce(1), "silver.events")
+    ident = ctx.lake.ident("silver.events")
+    ctx.spark.sql(f"ALTER TABLE {ident} UNSET TBLPROPERTIES ('delta.dataSkippingStatsColumns')")
+    ctx.lake.append(ctx.spark.createDataFrame(rows[2:], EVENTS).coalesce(1), "silver.events")
+    folder = ctx.lake.path("silver.events").removeprefix("file://").removeprefix("file:")
+
+    def stats_by_commit() -> dict[bool, list[set[str]]]:
+        """The columns with min/max in each added file's statistics, by the add's dataChange
+        (False: files OPTIMIZE rewrote)."""
+        adds = ctx.spark.read.json(f"{folder}/_delta_log/*.json").where("add IS NOT NULL")
+        found: dict[bool, list[set[str]]] = {True: [], False: []}
+        for r in adds.select("add.dataChange", "add.stats").collect():  # one row per file
+            found[r[0]].append(set(json.loads(r[1]).get("minValues", {})))
+        return found
+
+    first, second = sorted(stats_by_commit()[True], key=len)
+    assert first == {"event_ts", "actor_id"}
+    assert {"event_id", "platform", "origin", "event_ts", "actor_id"} <= second
+
+    with job_run(ctx, "maintain") as run:
+        run_maintenance(ctx, run, ["silver.events"])
+
+    props = {r["key"]: r["value"] for r in ctx.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()}
+    assert props["delta.dataSkippingStatsColumns"] == "event_ts,actor_id"
+    assert stats_by_commit()[False] == [{"event_ts", "actor_id"}]  # one compacted file
+    assert ctx.lake.read("silver.events").count() == 4

@@ -1,5 +1,6 @@
-"""``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints declared
-since a table was created, and VACUUM old files with the retention from conf.
+"""``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints and
+statistics columns declared since a table was created, and VACUUM old files with the retention
+from conf.
 
 Each of those is a Delta commit and may meet another job's write (an ingest merging late events
 into silver while OPTIMIZE rewrites the same files): like every lakehouse write, it is retried
@@ -34,6 +35,8 @@ def run_maintenance(
         spec = table(name)
         ident = lake.ident(name)
         before = _num_files(spark, ident)
+        if lake.declare_stats_columns(name):
+            log.info("maintain: statistics columns set table=%s", name)
         if settings.optimize:
             log.info("maintain: optimize table=%s zorder_by=%s", name, ",".join(spec.zorder_by))
             lake.optimize(name)

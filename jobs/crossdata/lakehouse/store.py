@@ -87,12 +87,32 @@ def _is_missing_table(exc: BaseException) -> bool:
 _EXISTING: set[str] = set()
 
 
-def _table_properties(spec: Table) -> str:
-    """TBLPROPERTIES for a new table: change data feed, and CHECK constraints set at creation
-    (Delta stores them as delta.constraints.* properties: one commit instead of one each)."""
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
+
+def stats_columns(spec: Table, columns: Sequence[str] | None) -> str | None:
+    """The value of delta.dataSkippingStatsColumns for a table with ``columns`` (None: the
+    table's fixed schema): its declared statistics columns that it has, or None for Delta's
+    default. Delta refuses a name the table lacks; a frame written by a test or an older
+    version may lack one (it gets the others; ``crossdata maintain`` completes the list)."""
+    have = (
+        spec.stats_columns
+        if columns is None
+        else [c for c in spec.stats_columns if c in set(columns)]
+    )
+    return ",".join(have) or None
+
+
+def _table_properties(spec: Table, columns: Sequence[str] | None) -> str:
+    """TBLPROPERTIES for a new table: change data feed, statistics columns, and CHECK
+    constraints set at creation (Delta stores them as delta.constraints.* properties: one
+    commit instead of one each)."""
     props = {f"delta.constraints.{k.lower()}": v for k, v in spec.constraints.items()}
     if spec.change_data_feed:
         props["delta.enableChangeDataFeed"] = "true"
+    stats = stats_columns(spec, columns)
+    if stats is not None:
+        props[STATS_COLUMNS] = stats
     if not props:
         return ""
     quoted = ", ".join(f"'{k}' = '{_sql_string(v)}'" for k, v in props.items())
@@ -288,7 +308,7 @@ class Lakehouse:
         if self.register_tables and self._catalog_location(name) is not None:
             self.spark.sql(f"DROP TABLE IF EXISTS {name}")  # stale name from another root
         target = name if self.register_tables else f"delta.`{self.path(name)}`"
-        tblprops = _table_properties(spec)
+        tblprops = _table_properties(spec, None if schema_source is None else schema_source.columns)
         layout = ""
         if spec.partition_by:
             layout = f" PARTITIONED BY ({', '.join(spec.partition_by)})"
@@ -368,6 +388,24 @@ class Lakehouse:
             self._retrying(name, functools.partial(self.spark.sql, statement))
             added.append(cname)
         return added
+
+    def declare_stats_columns(self, name: str) -> bool:
+        """Give a table created before its ``stats_columns`` were declared those columns
+        (``crossdata maintain``, before compacting, so rewritten files carry them). Files
+        written earlier keep their statistics. Returns whether the table changed."""
+        spec = table(name)
+        ident = self.ident(name)
+        wanted = stats_columns(spec, self.read(name).columns) if spec.stats_columns else None
+        if wanted is None:
+            return False
+        current = {
+            r["key"]: r["value"] for r in self.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
+        }.get(STATS_COLUMNS)
+        if current == wanted:
+            return False
+        statement = f"ALTER TABLE {ident} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{wanted}')"
+        self._retrying(name, functools.partial(self.spark.sql, statement))
+        return True
 
     def optimize(self, name: str) -> None:
         """Compact ``name`` (Z-ordered by its declared columns), retried on write conflicts.
