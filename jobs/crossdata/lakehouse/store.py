@@ -95,12 +95,8 @@ def stats_columns(spec: Table, columns: Sequence[str] | None) -> str | None:
     table's fixed schema): its declared statistics columns that it has, or None for Delta's
     default. Delta refuses a name the table lacks; a frame written by a test or an older
     version may lack one (it gets the others; ``crossdata maintain`` completes the list)."""
-    have = (
-        spec.stats_columns
-        if columns is None
-        else [c for c in spec.stats_columns if c in set(columns)]
-    )
-    return ",".join(have) or None
+    present = set(spec.stats_columns if columns is None else columns)
+    return ",".join(c for c in spec.stats_columns if c in present) or None
 
 
 def _table_properties(spec: Table, columns: Sequence[str] | None) -> str:

@@ -95,6 +95,11 @@ _TABLES: list[Table] = [
 ]
 
 
+# Bronze rows are written in landing order (file and line, within a run and ingestion time),
+# so these are the columns whose ranges tell files apart.
+_BRONZE_STATS = ("_source_file", "_line", "_ingested_at", "_run_id", "_batch_id")
+
+
 def _bronze(source: str) -> Table:
     return Table(
         f"bronze.{source}",
@@ -107,10 +112,6 @@ def _bronze(source: str) -> Table:
         "work a day at a time. Statistics on the ingestion metadata only: reads by file, run "
         "or ingestion time skip files; the records' own fields arrive in no useful order.",
     )
-
-
-# What each bronze file is written in order of: the landing file, line, run and ingestion time.
-_BRONZE_STATS = ("_source_file", "_line", "_ingested_at", "_run_id", "_batch_id")
 
 
 _BRONZE_SOURCES = (
@@ -168,7 +169,7 @@ _SILVER_EVENT_LAYOUT = (
 )
 # Statistics on time, the Z-order column, the session (its null count finds events without
 # one) and ingestion metadata; none on URLs, user agents or identifiers in random order, which
-# skip no file and made writing 1M events take about 40 % longer.
+# skip no file: leaving them out made writing 1M events about 40 % shorter.
 _SILVER_EVENT_STATS = ("event_ts", "actor_id", "session_id", "_ingested_at", "_run_id")
 # The other dated silver tables: time and ingestion metadata.
 _TIMED_STATS = ("event_ts", "_ingested_at", "_run_id")
