@@ -73,13 +73,27 @@ def test_checkpoint_files_land_in_the_configured_dir(spark, loaded):
 
 
 def test_graphframes_engine_agrees_with_native(spark):
+    """The boundary's contract holds for both engines: same input, same ``(id, component)``."""
     ok, why = graphframes_available(spark)
     if not ok:
         pytest.skip(f"GraphFrames jar not in this session: {why}")
-    edges = spark.createDataFrame([(1, 2), (2, 3), (10, 11), (20, 20)], "src LONG, dst LONG")
-    gf = connected_components(edges, None, ComponentsOptions(engine="graphframes"))
-    native = native_components(edges, None)
-    assert_df_equality(gf, native, ignore_row_order=True, ignore_nullable=True)
+    awkward = spark.createDataFrame(
+        [(5, 3), (3, 9), (7, 8), (8, 7), (7, 8), (11, 11), (None, 4)], "src LONG, dst LONG"
+    )
+    rng = np.random.default_rng(4)
+    n = 300
+    order = rng.permutation(n)
+    chain = [(int(order[i]), int(order[i + 1])) for i in range(120)]
+    chain += [tuple(map(int, rng.integers(0, n, 2))) for _ in range(150)]
+    cases = [
+        (awkward, spark.createDataFrame([(42,), (3,)], "id LONG")),
+        (spark.createDataFrame(chain, "src LONG, dst LONG"), spark.range(n).select("id")),
+    ]
+    for edges, vertices in cases:
+        options = ComponentsOptions(engine="graphframes", checkpoint_interval=1)
+        gf = connected_components(edges, vertices, options)
+        native = native_components(edges, vertices)
+        assert_df_equality(gf, native, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_auto_engine_falls_back_to_native_when_graphframes_is_absent(spark):

@@ -37,7 +37,7 @@ class ComponentsOptions:
     engine: Engine = "auto"
     checkpoint_interval: int = 2  # rounds between reliable checkpoints (0: local only)
     max_iterations: int = 100
-    graphframes_algorithm: Literal["graphframes", "graphx"] = "graphframes"
+    graphframes_algorithm: Literal["two_phase", "graphx", "graphframes"] = "two_phase"
     broadcast_threshold: int = 1_000_000  # GraphFrames' skew handling for high-degree nodes
     partition_rows: int = 16_000_000  # native: edge rows one worker solves in memory at once
 
@@ -86,11 +86,14 @@ def _graphframes_components(
 ) -> DataFrame:
     from graphframes import GraphFrame
 
-    edge_list = edges.select(F.col("src").cast("long"), F.col("dst").cast("long"))
-    ids = edge_list.select(F.col("src").alias("id")).union(edge_list.select(F.col("dst")))
+    pairs = edges.select(F.col("src").cast("long"), F.col("dst").cast("long"))
+    ids = pairs.select(F.col("src").alias("id")).union(pairs.select(F.col("dst")))
     if vertices is not None:
         ids = ids.union(vertices.select(F.col("id").cast("long")))
-    graph = GraphFrame(ids.distinct(), edge_list)
+    # As in the native engine: a null end is no vertex, and the other end of its row still is.
+    ids = ids.where(F.col("id").isNotNull()).distinct()
+    edge_list = pairs.where(F.col("src").isNotNull() & F.col("dst").isNotNull())
+    graph = GraphFrame(ids, edge_list)
     result = graph.connectedComponents(
         algorithm=opts.graphframes_algorithm,
         checkpointInterval=opts.checkpoint_interval,
