@@ -23,7 +23,8 @@ if mvn_copy -Pgraphframes >/dev/null 2>&1; then
   echo "jars: GraphFrames resolved"
 else
   echo "jars: warning: Maven could not serve the GraphFrames jar; identity resolution will use" \
-       "crossdata's native connected-components engine (crossdata doctor shows this)"
+       "crossdata's native connected-components engine (crossdata doctor shows this), or" \
+       "build the jar from a GraphFrames checkout with infra/jars/graphframes-from-source.sh"
 fi
 # Prove the cache is complete: the same resolution must now succeed offline.
 mvn_copy -o

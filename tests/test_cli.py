@@ -64,6 +64,18 @@ def test_doctor_fails_clearly_when_the_jar_cache_is_empty(tmp_path):
     assert "doctor: NOT READY: jar delta-spark_4.2_2.13: run `make setup`" in out.stdout
 
 
+def test_doctor_names_a_graphframes_jar_that_is_not_the_pinned_one(tmp_path):
+    from crossdata import stack
+
+    (tmp_path / stack.DELTA_JAR.jar_name).write_bytes(b"")
+    (tmp_path / "graphframes-spark4_2.13-src-e49a655b9393.jar").write_bytes(b"")
+    out = _crossdata("doctor", "--no-spark", "--set", f"spark.jars.cache_dir={tmp_path}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = next(r for r in out.stdout.splitlines() if r.startswith("jar graphframes-spark4_2.13"))
+    assert row.split()[2:5] == [stack.GRAPHFRAMES_VERSION, "src-e49a655b9393", "warn"]
+    assert "not the pin: graphframes-spark4_2.13-src-e49a655b9393.jar" in row
+
+
 def test_ingest_from_a_missing_landing_folder_is_a_one_line_error_before_spark(tmp_path):
     lake = tmp_path / "lakehouse"
     missing = tmp_path / "landnig"  # a typo of the folder the user meant

@@ -92,6 +92,11 @@ def static_checks(loaded: Loaded) -> list[Check]:
             checks.append(
                 Check(label, art.version, art.version, "ok", settings.spark.jars.cache_dir)
             )
+        elif other := sorted(n for n in jars if n.startswith(f"{art.artifact}-")):
+            # Another build of the same artifact (an older pin, or one built from source with
+            # infra/jars/graphframes-from-source.sh): Spark loads it, so say which it is.
+            found = other[0].removeprefix(f"{art.artifact}-").removesuffix(".jar")
+            checks.append(Check(label, art.version, found, "warn", f"not the pin: {other[0]}"))
         elif art.required:
             checks.append(Check(label, art.version, "missing", "FAIL", "run `make setup`"))
         else:

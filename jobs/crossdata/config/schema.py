@@ -240,7 +240,8 @@ class IdentitySettings:
     engine: Literal["auto", "graphframes", "native"]
     checkpoint_interval: int  # rounds between reliable checkpoints (0: local only)
     max_iterations: int
-    graphframes_algorithm: Literal["graphframes", "graphx"]  # GraphFrames' CC implementation
+    # GraphFrames' CC algorithm; "graphframes" is the older name of two_phase
+    graphframes_algorithm: Literal["two_phase", "graphx", "graphframes"]
     broadcast_threshold: int  # GraphFrames: degree above which a node's edges are broadcast
     partition_rows: int  # native: edge rows one Python worker solves at once (memory bound)
     blocklist: dict[str, tuple[str, ...]]  # id type (or "*") -> regexes never linked
