@@ -74,7 +74,9 @@ def connected_components(
     if engine == "auto":
         ok, why = graphframes_available(spark)
         engine = "graphframes" if ok else "native"
-        if not ok:
+        if ok:
+            log.info("graph engine: graphframes (%s)", why)
+        else:
             log.warning("graph engine: graphframes unavailable, using native (%s)", why)
     if engine == "graphframes":
         return _graphframes_components(edges, vertices, opts)
