@@ -21,7 +21,10 @@ cache=${2:-.cache/jars}
 python=${PYTHON:-.venv/bin/python}
 
 for module in graphx core; do
-  [[ -d "$src/$module/src/main" ]] || { echo "$src has no $module/src/main: not a GraphFrames checkout" >&2; exit 2; }
+  if [[ ! -d "$src/$module/src/main" ]]; then
+    echo "$src has no $module/src/main: not a GraphFrames checkout" >&2
+    exit 2
+  fi
 done
 sparkjars=$("$python" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
 scalac_cp=$(ls "$sparkjars"/scala-compiler-2.13.*.jar "$sparkjars"/scala-library-2.13.*.jar \
@@ -44,7 +47,7 @@ if [[ -s "$work/java" ]]; then
   javac -nowarn --release 17 -cp "$work/classes:$sparkjars/*" -d "$work/classes" "@$work/java"
 fi
 for f in LICENSE NOTICE; do
-  [[ -f "$src/$f" ]] && cp "$src/$f" "$work/classes/META-INF/"
+  if [[ -f "$src/$f" ]]; then cp "$src/$f" "$work/classes/META-INF/"; fi
 done
 
 mkdir -p "$cache"
