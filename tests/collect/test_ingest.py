@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
-from crossdata.collect.ingest import IngestSummary, run_ingest
+from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
 from crossdata.contracts import SOURCES
 from crossdata.errors import InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run
@@ -257,3 +257,27 @@ def test_byte_budgets_split_bronze_and_silver_into_batches(spark, tmp_path):
     assert silver.count() == bronze_files == 2
     assert sorted(r["rows_in"] for r in silver.collect()) == [1, 2]
     assert _silver_ids(ctx) == ["e1", "e2", "e3"]
+
+
+def test_a_file_older_than_those_already_ingested_is_still_ingested(spark, tmp_path):
+    # A file restored from an archive or copied with its times kept (cp -p, rsync -t) can
+    # arrive with a modification time weeks older than files already ingested. Spark's file
+    # source ignores, by default, a file over a week older than the newest it has seen.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = SOURCES["events"]
+
+    def bronze_run() -> None:
+        with job_run(ctx, "ingest") as run:
+            start_bronze(ctx, run, events, str(landing)).wait()
+
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    bronze_run()
+    restored = deliver(landing, "2026-02-03", "b.jsonl", [event("e2", "2026-02-03T10:00:00Z")])
+    month_ago = restored.stat().st_mtime - 30 * 86_400
+    os.utime(restored, (month_ago, month_ago))
+    bronze_run()
+    loaded = {r["event_id"]: r["_batch_id"] for r in ctx.lake.read("bronze.events").collect()}
+    assert loaded == {"e1": 0, "e2": 1}
+    files = ctx.lake.read("ops.ingest_reconciliation").where("status = 'ok'").count()
+    assert files == 2

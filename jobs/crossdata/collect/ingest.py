@@ -31,6 +31,12 @@ from crossdata.spark.session import local_path, to_uri
 log = logging.getLogger(__name__)
 
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
+# Spark's file source ignores a file whose modification time is more than ``maxFileAge``
+# (default 7 days) older than the newest file it has seen, without a word. A file restored
+# from an archive or copied with its times kept would be lost that way, so no file is ever
+# too old: files are told apart by path in the checkpoint's log and by content hash in the
+# reconciliation, never by age. (1,000,000 days in milliseconds still fits a long.)
+NEVER_TOO_OLD = "1000000d"
 
 
 @dataclass
@@ -142,6 +148,7 @@ def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> Run
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
         .option("pathGlobFilter", f"*{source.extension}")
+        .option("maxFileAge", NEVER_TOO_OLD)
         .options(**trigger_limit(ctx.settings.collect))
         .load(folder)
     )
