@@ -219,6 +219,20 @@ def test_redelivered_files_are_identical_copies_in_the_same_or_a_later_folder(wo
         assert r["file"] != r["original_file"]
         assert copy.read_bytes() == original.read_bytes()
         assert copy.parent.name >= original.parent.name
+        assert copy.stat().st_mtime_ns > original.stat().st_mtime_ns
+
+
+def test_landing_files_are_dated_when_they_were_delivered(world):
+    # A stream takes the oldest files first: by modification time, the days come in order.
+    files = landing_files(world.root)
+    by_time = sorted(files, key=lambda f: (f.path.stat().st_mtime_ns, f.relative))
+    days = [f.day for f in by_time]
+    assert days == sorted(days)
+    for f in files:
+        arrived = dt.datetime.fromtimestamp(f.path.stat().st_mtime, dt.UTC)
+        assert arrived.date() == f.day + dt.timedelta(days=1)  # just after its day ended
+    times = [f.path.stat().st_mtime_ns for f in files]
+    assert len(set(times)) == len(times)  # a fixed order, whatever order tasks ran in
 
 
 def test_duplicates_point_at_identical_records_with_the_same_key(world):

@@ -5,6 +5,12 @@ is written by the executor task holding its group, with plain file I/O (binary),
 ``pyarrow.fs`` when the output is a URI. Writes go to a temporary name first and are renamed
 into place, so a retried task never leaves half a file. The writer returns small rows
 (manifest, bad-record truth...) for the driver to aggregate.
+
+A local landing file's modification time is set to when it was delivered: just after the end
+of its folder's day, a second apart per file, sources a minute apart, and a redelivered copy
+after its original. A stream taking the oldest files first then takes the days in the order
+they arrived, as it would on a landing zone filled day by day. (On an object store the
+store sets the time when the file is written.)
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import pandas as pd
 from crossdata import contracts
 from crossdata.world import faults, formats, truth
 from crossdata.world.hashing import group_rng
-from crossdata.world.model import WorldParams
+from crossdata.world.model import DAY_MS, WorldParams
 from crossdata.world.sources import crm_columns, unpack
 
 SOURCE_NUMBER = {name: i for i, name in enumerate(contracts.SOURCES)}
@@ -53,14 +59,18 @@ class Sink:
             self._fs, self._path = fs.FileSystem.from_uri(self._base)
         return self._fs
 
-    def write(self, relative: str, data: bytes) -> None:
-        """Write ``data`` to ``relative`` atomically (temporary name, then rename)."""
+    def write(self, relative: str, data: bytes, modified_ms: int | None = None) -> None:
+        """Write ``data`` to ``relative`` atomically (temporary name, then rename); a local
+        file gets ``modified_ms`` (epoch milliseconds) as its modification time."""
         if self.is_local:
             path = Path(self._base) / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as fh:
                 fh.write(data)
+            if modified_ms is not None:
+                ns = modified_ms * 1_000_000
+                os.utime(tmp, ns=(ns, ns))
             os.replace(tmp, path)
             return
         fs = self._filesystem()
@@ -110,6 +120,17 @@ def copy_name(P: WorldParams, source: str, day: int, shard: int, copy_day: int) 
     ext = contracts.SOURCES[source].extension
     stamp = P.day_text(day).replace("-", "")
     return f"{source}/{P.day_text(copy_day)}/{source}-{shard:04d}.resent-{stamp}{ext}"
+
+
+def delivered_ms(
+    P: WorldParams, source: str, delivery_day: int, shard: int, copy_of: int | None = None
+) -> int:
+    """When a landing file arrived (epoch ms): after its folder's day, each file at its own
+    time; a copy of day ``copy_of``'s file half a second (plus that day in ms) after it."""
+    offset = SOURCE_NUMBER[source] * 60_000 + shard * 1_000
+    if copy_of is not None:
+        offset += 500 + int(copy_of)
+    return P.start_wall_ms + (int(delivery_day) + 1) * DAY_MS + offset
 
 
 def _result(table: str, bucket: int, line: str, n: int = 0) -> tuple[str, int, str, int]:
@@ -219,7 +240,7 @@ def write_landing(
                 )
             )
     data = b"\n".join(out) + b"\n"
-    sink.write(name, data)
+    sink.write(name, data, delivered_ms(P, source, day, shard))
     digest = hashlib.sha256(data).hexdigest()
     delivery = P.day_text(day)
     manifest = [name, source, delivery, str(len(out)), str(len(data)), digest, "original"]
@@ -227,7 +248,7 @@ def write_landing(
     copy_day = P.redeliveries.get((source, day, shard))
     if copy_day is not None:
         copy = copy_name(P, source, day, shard, copy_day)
-        sink.write(copy, data)
+        sink.write(copy, data, delivered_ms(P, source, copy_day, shard, day))
         entry = [copy, source, P.day_text(copy_day), str(len(out)), str(len(data)), digest]
         rows.append(_result("manifest", 0, formats.csv_line([*entry, "redelivered"]), len(out)))
         rows.append(_result("redelivered_files", 0, formats.csv_line([source, copy, name])))
