@@ -528,7 +528,11 @@ LANDING_LAYOUT = (
     "in any order; a column the contract does not list is kept like an unknown JSON field. "
     "A file is processed once: delivering the same path again changes nothing, and a copy "
     "of an already-ingested file under a new name is recognised by its content and counted "
-    "as duplicate."
+    "as duplicate. Place each file whole (write it under another name or folder, then "
+    "rename it): a file changed after a run read it, whether corrected in place or still "
+    "being uploaded, is not read again. The next run records it in "
+    "`ops.ingest_modified_files` and warns, or fails with `collect.modified_files: fail`; "
+    "deliver the corrected file under a new name."
 )
 
 

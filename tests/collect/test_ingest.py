@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
+from crossdata.collect.modified import MODIFIED_FILES, audit_landing
 from crossdata.contracts import SOURCES
 from crossdata.errors import InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run
@@ -87,6 +89,14 @@ def scenario(spark, tmp_path_factory) -> Scenario:
     deliver(landing, "2026-03-07", "late.jsonl", [event("e2", "2026-03-05T10:25:00Z")])
     second = _ingest(ctx)
     before = ctx.lake.version("bronze.events")
+    # Before the third run, two files already read change in place: b.jsonl gains a record
+    # (a partner's correction, or the end of an upload the run read half of), and the
+    # crawler's file is only touched. Neither is new, so neither is read again.
+    later = time.time() + 60
+    with (landing / "events" / "2026-03-06" / "b.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(event("e6", "2026-03-06T09:30:00Z", cookie="ck_c") + "\n")
+    for name in ("2026-03-06/b.jsonl", "2026-03-05/crawler.jsonl"):
+        os.utime(landing / "events" / name, (later, later))
     third = _ingest(ctx)
     return Scenario(
         ctx,
@@ -103,6 +113,37 @@ def scenario(spark, tmp_path_factory) -> Scenario:
 def test_rerun_without_new_files_is_a_no_op(scenario):
     assert (scenario.third.bronze, scenario.third.silver) == ({}, {})
     assert scenario.bronze_version_after_third == scenario.bronze_version_before_third
+
+
+def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(scenario):
+    ctx, landing = scenario.ctx, scenario.landing
+    assert scenario.third.modified == {"events": 2}
+    assert f"not loaded again (see {MODIFIED_FILES}): events 2" in scenario.third.describe()
+    found = {r["file"].rsplit("/", 1)[-1]: r for r in ctx.lake.read(MODIFIED_FILES).collect()}
+    assert set(found) == {"b.jsonl", "crawler.jsonl"}
+    grown, touched = found["b.jsonl"], found["crawler.jsonl"]
+    assert grown["bytes"] > grown["read_bytes"]
+    assert touched["bytes"] == touched["read_bytes"]
+    assert touched["modified_at"] > touched["read_modified_at"]
+    runs = ctx.lake.read("ops.job_runs").orderBy("started_at").collect()
+    assert {grown["run_id"], touched["run_id"]} == {runs[-1]["run_id"]}  # the third run
+    assert grown["read_run_id"] == runs[-2]["run_id"]  # read by the second
+    # The new record was not loaded: Spark's file source never reads a known path again.
+    assert ctx.lake.read("bronze.events").where("event_id = 'e6'").count() == 0
+
+    events = [SOURCES["events"]]
+    # Each state is recorded once: asked again, nothing new.
+    assert audit_landing(ctx.lake, "run-again", events, str(landing), "warn") == {}
+    # Changed once more, with collect.modified_files=fail: recorded, then the run fails.
+    with (landing / "events" / "2026-03-06" / "b.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(event("e7", "2026-03-06T09:40:00Z", cookie="ck_c") + "\n")
+    with pytest.raises(InputContractError, match=r"changed after they were read \(events 1\)"):
+        audit_landing(ctx.lake, "run-fail", events, str(landing), "fail")
+    again = ctx.lake.read(MODIFIED_FILES).where("run_id = 'run-fail'").collect()
+    assert [(r["file"].rsplit("/", 1)[-1], r["read_bytes"]) for r in again] == [
+        ("b.jsonl", grown["read_bytes"])
+    ]
+    assert audit_landing(ctx.lake, "run-ignore", events, str(landing), "ignore") == {}
 
 
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):

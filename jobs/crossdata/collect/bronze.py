@@ -230,12 +230,13 @@ def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
     )
 
 
-# The file ledger's columns come last: content hash, size, and the earlier file a copy repeats
-# (NULL: the file was loaded).
+# The file ledger's columns come last: content hash, size, the earlier file a copy repeats
+# (NULL: the file was loaded), and the file's modification time when it was read (a later
+# change is found by crossdata.collect.modified).
 RECONCILIATION_SCHEMA = (
     "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, loaded BIGINT, "
     "quarantined BIGINT, duplicates BIGINT, status STRING, checked_at TIMESTAMP, "
-    "sha256 STRING, bytes BIGINT, duplicate_of STRING"
+    "sha256 STRING, bytes BIGINT, duplicate_of STRING, modified_at TIMESTAMP"
 )
 
 
@@ -312,7 +313,8 @@ class BronzeBatchWriter:
         # The files' bytes are read twice (hashed, then split), never cached: a batch of
         # large files held in memory ran the JVM out of heap at 10M events (20 files of
         # ~90 MB), and a second read mostly comes from the OS page cache.
-        return self._process(batch.sparkSession, batch.select("path", "length", "content"), info)
+        files = batch.select("path", "length", "modificationTime", "content")
+        return self._process(batch.sparkSession, files, info)
 
     def _process(self, spark, files: DataFrame, info: BatchInfo) -> BatchOutcome:
         lake = self._lake()
@@ -322,11 +324,13 @@ class BronzeBatchWriter:
             else None
         )
         # Duplicates are found on one narrow row per file: the files' content is never shuffled.
-        hashed = files.select("path", F.sha2("content", 256).alias("sha256"), "length")
-        marks = mark_duplicate_files(hashed, before)
-        meta = [
-            (r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marks.collect()
-        ]  # one row per file of this micro-batch: bounded by the stream's trigger limit
+        hashed = files.select(
+            "path", F.sha2("content", 256).alias("sha256"), "length", "modificationTime"
+        )
+        marked = mark_duplicate_files(hashed, before).collect()
+        # one row per file of this micro-batch: bounded by the stream's trigger limit
+        meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
+        modified = {r["path"]: r["modificationTime"] for r in marked}
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
 
         # Lines are numbered by their place in their scan task: the scan is planned and run
@@ -370,7 +374,7 @@ class BronzeBatchWriter:
                 validated.unpersist()
         dup_counts = self._duplicate_counts(files, meta, read_counts)
         stored = self._committed_counts(read_counts, bad_counts, info)
-        return self._reconcile(spark, meta, read_counts, dup_counts, info, stored)
+        return self._reconcile(spark, meta, read_counts, dup_counts, info, stored, modified)
 
     def _duplicate_counts(
         self,
@@ -464,11 +468,13 @@ class BronzeBatchWriter:
         dup_counts: dict[str, int],
         info: BatchInfo,
         stored: tuple[dict[str, int], dict[str, int]] | None = None,
+        modified: dict[str, dt.datetime] | None = None,
     ) -> BatchOutcome:
         """Check read = loaded + quarantined + duplicates for every file of the batch.
 
         ``stored``: the per-file loaded and quarantined counts the batch's commits confirmed
         (see ``_committed_counts``); without them the tables are counted back for these files.
+        ``modified``: each file's modification time as the stream listed it.
         """
         paths = [m[0] for m in meta]
         outcome = BatchOutcome(files=len(paths))
@@ -504,6 +510,7 @@ class BronzeBatchWriter:
                     sha,
                     size,
                     dup_of,
+                    (modified or {}).get(path),
                 )
             )
         # mergeSchema: a reconciliation table from before it held the ledger gains its columns

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import RECONCILIATION, BatchOutcome, BronzeBatchWriter
 from crossdata.collect.flows import FLOWS, resessionize
+from crossdata.collect.modified import BINARY_FILE_SCHEMA, MODIFIED_FILES, audit_landing
 from crossdata.collect.silver import BATCHES, SilverBatch, SilverBatchWriter, SilverOutcome
 from crossdata.collect.streams import RunningStream, query_app_id, run_available_now
 from crossdata.config.schema import CollectSettings, Settings
@@ -30,7 +31,6 @@ from crossdata.spark.session import local_path, to_uri
 
 log = logging.getLogger(__name__)
 
-BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
 # Spark's file source ignores a file whose modification time is more than ``maxFileAge``
 # (default 7 days) older than the newest file it has seen, without a word. A file restored
 # from an archive or copied with its times kept would be lost that way, so no file is ever
@@ -44,6 +44,7 @@ class IngestSummary:
     bronze: dict[str, BatchOutcome] = field(default_factory=dict)
     silver: dict[str, SilverOutcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    modified: dict[str, int] = field(default_factory=dict)  # files changed after they were read
 
     def describe(self) -> str:
         head = (
@@ -82,6 +83,11 @@ class IngestSummary:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         if self.skipped:
             lines.append("no landing folder: " + ", ".join(self.skipped))
+        if self.modified:
+            lines.append(
+                f"changed after they were read, not loaded again (see {MODIFIED_FILES}): "
+                + ", ".join(f"{name} {n}" for name, n in self.modified.items())
+            )
         return "\n".join(line.rstrip() for line in lines)
 
 
@@ -314,8 +320,15 @@ def run_ingest(
     if {"events", "access_log"} & {s.name for s in present}:
         run.progress(steps, steps, "sessions catch-up")
         build_sessions(ctx, run)
+    # Last, so that with collect.modified_files=fail everything else is loaded first.
+    modified = audit_landing(
+        ctx.lake, run.run_id, present, root, ctx.settings.collect.modified_files
+    )
     summary = summarize(ctx.lake, run.run_id)
     summary.skipped = skipped
+    summary.modified = modified
+    if modified:
+        run.details["modified_files"] = str(sum(modified.values()))
     for name, o in summary.bronze.items():
         run.count(input_rows=o.read, output_rows=o.loaded + o.quarantined)
         run.details[f"{name}.read"] = str(o.read)

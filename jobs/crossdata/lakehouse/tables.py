@@ -138,10 +138,19 @@ _TABLES += [
     Table(
         "ops.ingest_reconciliation",
         "Per file and run: records read = loaded + quarantined + removed as duplicates; also "
-        "the file ledger (content hash, size, and the original of a file delivered twice).",
+        "the file ledger (content hash, size, modification time when read, and the original "
+        "of a file delivered twice).",
         mode="append",
         layout="One row per file and run: no partitioning.",
         constraints={"valid_status": "status IN ('ok', 'mismatch')"},
+    ),
+    Table(
+        "ops.ingest_modified_files",
+        "Landing files found changed (size or modification time) after they were read, once "
+        "per state: the file's size and time now and when it was read. Their new content was "
+        "not loaded (collect.modified_files).",
+        mode="append",
+        layout="Rare rows: no partitioning.",
     ),
     Table(
         "ops.silver_batches",
