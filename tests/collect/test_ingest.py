@@ -146,6 +146,47 @@ def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(s
     assert audit_landing(ctx.lake, "run-ignore", events, str(landing), "ignore") == {}
 
 
+def test_file_times_in_the_hour_the_clock_turns_back_are_kept_exactly(spark, tmp_path):
+    # A driver in Paris saw 02:00 to 03:00 twice on 2026-10-25. A Python datetime of the first
+    # pass (00:xx UTC) made back into a timestamp lands in the second, an hour later: the
+    # ledger would hold a wrong time, and a change would be reported again on every run.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = [SOURCES["events"]]
+    path = deliver(landing, "2026-10-25", "a.jsonl", [event("e1", "2026-10-25T00:10:00Z")])
+
+    def first_pass(minute: int) -> float:
+        stamp = dt.datetime(2026, 10, 25, 0, minute, tzinfo=dt.UTC).timestamp()
+        os.utime(path, (stamp, stamp))
+        return stamp
+
+    def micros(table: str, column: str) -> list[int]:
+        return [r[0] for r in ctx.lake.read(table).select(F.unix_micros(column)).collect()]
+
+    read_at = first_pass(30)
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    try:
+        with job_run(ctx, "ingest") as run:
+            start_bronze(ctx, run, events[0], str(landing)).wait()
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(event("e2", "2026-10-25T00:40:00Z") + "\n")
+        changed_at = first_pass(45)
+        found = audit_landing(ctx.lake, "run-1", events, str(landing), "warn")
+        again = audit_landing(ctx.lake, "run-2", events, str(landing), "warn")
+    finally:
+        if before is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+    assert micros("ops.ingest_reconciliation", "modified_at") == [int(read_at * 1e6)]
+    assert (found, again) == ({"events": 1}, {})
+    assert micros(MODIFIED_FILES, "modified_at") == [int(changed_at * 1e6)]
+    assert micros(MODIFIED_FILES, "read_modified_at") == [int(read_at * 1e6)]
+
+
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):
     bronze = scenario.second.bronze["events"]
     assert (bronze.files, bronze.read, bronze.duplicates, bronze.loaded) == (3, 6, 3, 3)

@@ -324,13 +324,18 @@ class BronzeBatchWriter:
             else None
         )
         # Duplicates are found on one narrow row per file: the files' content is never shuffled.
+        # Modification times travel as microseconds: a Python datetime is naive local time,
+        # and one in the hour a clock turns back would come back an hour off.
         hashed = files.select(
-            "path", F.sha2("content", 256).alias("sha256"), "length", "modificationTime"
+            "path",
+            F.sha2("content", 256).alias("sha256"),
+            "length",
+            F.unix_micros("modificationTime").alias("modified_us"),
         )
         marked = mark_duplicate_files(hashed, before).collect()
         # one row per file of this micro-batch: bounded by the stream's trigger limit
         meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
-        modified = {r["path"]: r["modificationTime"] for r in marked}
+        modified = {r["path"]: r["modified_us"] for r in marked}
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
 
         # Lines are numbered by their place in their scan task: the scan is planned and run
@@ -468,13 +473,13 @@ class BronzeBatchWriter:
         dup_counts: dict[str, int],
         info: BatchInfo,
         stored: tuple[dict[str, int], dict[str, int]] | None = None,
-        modified: dict[str, dt.datetime] | None = None,
+        modified: dict[str, int] | None = None,
     ) -> BatchOutcome:
         """Check read = loaded + quarantined + duplicates for every file of the batch.
 
         ``stored``: the per-file loaded and quarantined counts the batch's commits confirmed
         (see ``_committed_counts``); without them the tables are counted back for these files.
-        ``modified``: each file's modification time as the stream listed it.
+        ``modified``: each file's modification time as the stream listed it (microseconds).
         """
         paths = [m[0] for m in meta]
         outcome = BatchOutcome(files=len(paths))
@@ -514,8 +519,11 @@ class BronzeBatchWriter:
                 )
             )
         # mergeSchema: a reconciliation table from before it held the ledger gains its columns
+        ledger = spark.createDataFrame(
+            rows, RECONCILIATION_SCHEMA.replace("modified_at TIMESTAMP", "modified_at BIGINT")
+        ).withColumn("modified_at", F.timestamp_micros("modified_at"))
         self._lake().append(
-            spark.createDataFrame(rows, RECONCILIATION_SCHEMA),
+            ledger,
             RECONCILIATION,
             merge_schema=True,
             txn=self._txn(RECONCILIATION, info),

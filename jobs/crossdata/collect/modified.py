@@ -40,6 +40,11 @@ MODIFIED_SCHEMA = (
     "run_id STRING, found_at TIMESTAMP, source STRING, file STRING, bytes BIGINT, "
     "modified_at TIMESTAMP, read_bytes BIGINT, read_modified_at TIMESTAMP, read_run_id STRING"
 )
+# MODIFIED_SCHEMA with the two file times in microseconds, as the driver builds the rows.
+_MODIFIED_ROWS = (
+    "run_id STRING, found_at TIMESTAMP, source STRING, file STRING, bytes BIGINT, "
+    "modified_at BIGINT, read_bytes BIGINT, read_modified_at BIGINT, read_run_id STRING"
+)
 # The landing listing: a binaryFile read whose content column is never selected, so Spark
 # stats each file and opens none.
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
@@ -114,31 +119,39 @@ def audit_landing(
         found = found.join(known, ["source", "file", "bytes", "modified_at"], "left_anti")
     # One row per changed file not yet recorded: a subset of the landing listing, which the
     # file source holds on the driver anyway. Collected once so the rows written and the
-    # counts reported come from the same listing.
-    rows = found.collect()
+    # counts reported come from the same listing. Times travel as microseconds (a Python
+    # datetime is naive local time, an hour off in the hour a clock turns back).
+    times = ("modified_at", "read_modified_at")
+    rows = found.select(
+        "source",
+        "file",
+        "bytes",
+        F.unix_micros("modified_at").alias("modified_at"),
+        "read_bytes",
+        F.unix_micros("read_modified_at").alias("read_modified_at"),
+        "read_run_id",
+    ).collect()
     if not rows:
         return {}
     now = dt.datetime.now(dt.UTC)
-    lake.append(
-        lake.spark.createDataFrame(
-            [
-                (
-                    run_id,
-                    now,
-                    r["source"],
-                    r["file"],
-                    r["bytes"],
-                    r["modified_at"],
-                    r["read_bytes"],
-                    r["read_modified_at"],
-                    r["read_run_id"],
-                )
-                for r in rows
-            ],
-            MODIFIED_SCHEMA,
-        ),
-        MODIFIED_FILES,
-    )
+    written = lake.spark.createDataFrame(
+        [
+            (
+                run_id,
+                now,
+                r["source"],
+                r["file"],
+                r["bytes"],
+                r["modified_at"],
+                r["read_bytes"],
+                r["read_modified_at"],
+                r["read_run_id"],
+            )
+            for r in rows
+        ],
+        _MODIFIED_ROWS,
+    ).withColumns({name: F.timestamp_micros(name) for name in times})
+    lake.append(written, MODIFIED_FILES)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["source"]] = counts.get(r["source"], 0) + 1
