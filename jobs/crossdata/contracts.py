@@ -529,10 +529,11 @@ LANDING_LAYOUT = (
     "A file is processed once: delivering the same path again changes nothing, and a copy "
     "of an already-ingested file under a new name is recognised by its content and counted "
     "as duplicate. Place each file whole (write it under another name or folder, then "
-    "rename it): a file changed after a run read it, whether corrected in place or still "
-    "being uploaded, is not read again. The next run records it in "
-    "`ops.ingest_modified_files` and warns, or fails with `collect.modified_files: fail`; "
-    "deliver the corrected file under a new name."
+    "rename it) and leave it in place: a file changed after a run read it, whether "
+    "corrected in place or still being uploaded, is not read again, and one removed between "
+    "a run's listing and its read is skipped. Both are recorded in "
+    "`ops.ingest_file_changes` with a warning, or fail the run with "
+    "`collect.file_changes: fail`; deliver a corrected file under a new name."
 )
 
 

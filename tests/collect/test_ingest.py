@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
+from crossdata.collect import bronze
+from crossdata.collect.bronze import RECONCILIATION, BatchInfo, BronzeBatchWriter
+from crossdata.collect.file_changes import FILE_CHANGES, audit_landing
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
-from crossdata.collect.modified import MODIFIED_FILES, audit_landing
 from crossdata.contracts import SOURCES
 from crossdata.errors import InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run
@@ -117,10 +118,13 @@ def test_rerun_without_new_files_is_a_no_op(scenario):
 
 def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(scenario):
     ctx, landing = scenario.ctx, scenario.landing
-    assert scenario.third.modified == {"events": 2}
-    assert f"not loaded again (see {MODIFIED_FILES}): events 2" in scenario.third.describe()
-    found = {r["file"].rsplit("/", 1)[-1]: r for r in ctx.lake.read(MODIFIED_FILES).collect()}
+    assert scenario.third.file_changes == {("events", "rewritten"): 2}
+    assert f"changed, not loaded (see {FILE_CHANGES}): events rewritten 2" in (
+        scenario.third.describe()
+    )
+    found = {r["file"].rsplit("/", 1)[-1]: r for r in ctx.lake.read(FILE_CHANGES).collect()}
     assert set(found) == {"b.jsonl", "crawler.jsonl"}
+    assert {(r["change"], r["batch_id"]) for r in found.values()} == {("rewritten", None)}
     grown, touched = found["b.jsonl"], found["crawler.jsonl"]
     assert grown["bytes"] > grown["read_bytes"]
     assert touched["bytes"] == touched["read_bytes"]
@@ -134,12 +138,12 @@ def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(s
     events = [SOURCES["events"]]
     # Each state is recorded once: asked again, nothing new.
     assert audit_landing(ctx.lake, "run-again", events, str(landing), "warn") == {}
-    # Changed once more, with collect.modified_files=fail: recorded, then the run fails.
+    # Changed once more, with collect.file_changes=fail: recorded, then the run fails.
     with (landing / "events" / "2026-03-06" / "b.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(event("e7", "2026-03-06T09:40:00Z", cookie="ck_c") + "\n")
-    with pytest.raises(InputContractError, match=r"changed after they were read \(events 1\)"):
+    with pytest.raises(InputContractError, match=r"changed under the run \(events rewritten 1\)"):
         audit_landing(ctx.lake, "run-fail", events, str(landing), "fail")
-    again = ctx.lake.read(MODIFIED_FILES).where("run_id = 'run-fail'").collect()
+    again = ctx.lake.read(FILE_CHANGES).where("run_id = 'run-fail'").collect()
     assert [(r["file"].rsplit("/", 1)[-1], r["read_bytes"]) for r in again] == [
         ("b.jsonl", grown["read_bytes"])
     ]
@@ -182,9 +186,51 @@ def test_file_times_in_the_hour_the_clock_turns_back_are_kept_exactly(spark, tmp
             os.environ["TZ"] = before
         time.tzset()
     assert micros("ops.ingest_reconciliation", "modified_at") == [int(read_at * 1e6)]
-    assert (found, again) == ({"events": 1}, {})
-    assert micros(MODIFIED_FILES, "modified_at") == [int(changed_at * 1e6)]
-    assert micros(MODIFIED_FILES, "read_modified_at") == [int(read_at * 1e6)]
+    assert (found, again) == ({("events", "rewritten"): 1}, {})
+    assert micros(FILE_CHANGES, "modified_at") == [int(changed_at * 1e6)]
+    assert micros(FILE_CHANGES, "read_modified_at") == [int(read_at * 1e6)]
+
+
+def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monkeypatch):
+    # A job lists a.jsonl and b.jsonl for batch 0 and dies before writing anything; b.jsonl
+    # is then removed from the landing zone. The next run replays batch 0 as listed, and
+    # Spark skips the missing file with a log line only.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = SOURCES["events"]
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    gone = deliver(landing, "2026-03-05", "b c.jsonl", [event("e2", "2026-03-05T10:00:00Z")])
+    listed_at = gone.stat().st_mtime_ns // 1000
+
+    def killed(self, batch, info):
+        raise RuntimeError("killed before any write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bronze.BronzeBatchWriter, "process", killed)
+        with pytest.raises(RuntimeError, match="killed"), job_run(ctx, "ingest") as run:
+            start_bronze(ctx, run, events, str(landing)).wait()
+    gone.unlink()
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+        # collect.file_changes=ignore skips the landing listing, not what the batches found
+        found = audit_landing(ctx.lake, run.run_id, [events], str(landing), "ignore")
+    assert [r["event_id"] for r in ctx.lake.read("bronze.events").collect()] == ["e1"]
+    assert found == {("events", "gone"): 1}
+    rows = ctx.lake.read(FILE_CHANGES).collect()
+    assert [(r["file"].rsplit("/", 1)[-1], r["change"], r["batch_id"]) for r in rows] == [
+        ("b c.jsonl", "gone", 0)
+    ]
+    stamp = rows[0]["modified_at"]
+    assert (
+        stamp is not None
+        and abs(
+            ctx.lake.read(FILE_CHANGES).select(F.unix_micros("modified_at")).first()[0] - listed_at
+        )
+        < 1000
+    )  # the file source's log keeps milliseconds
+    assert [r["file"].rsplit("/", 1)[-1] for r in ctx.lake.read(RECONCILIATION).collect()] == [
+        "a.jsonl"
+    ]
 
 
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):

@@ -232,7 +232,7 @@ def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
 
 # The file ledger's columns come last: content hash, size, the earlier file a copy repeats
 # (NULL: the file was loaded), and the file's modification time when it was read (a later
-# change is found by crossdata.collect.modified).
+# change is found by crossdata.collect.file_changes).
 RECONCILIATION_SCHEMA = (
     "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, loaded BIGINT, "
     "quarantined BIGINT, duplicates BIGINT, status STRING, checked_at TIMESTAMP, "
@@ -336,6 +336,7 @@ class BronzeBatchWriter:
         # one row per file of this micro-batch: bounded by the stream's trigger limit
         meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
         modified = {r["path"]: r["modified_us"] for r in marked}
+        self._record_gone(spark, set(modified), info)
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
 
         # Lines are numbered by their place in their scan task: the scan is planned and run
@@ -380,6 +381,22 @@ class BronzeBatchWriter:
         dup_counts = self._duplicate_counts(files, meta, read_counts)
         stored = self._committed_counts(read_counts, bad_counts, info)
         return self._reconcile(spark, meta, read_counts, dup_counts, info, stored, modified)
+
+    def _record_gone(self, spark, read: set[str], info: BatchInfo) -> None:
+        """Record the files the source's log gave this batch that it could not read."""
+        # Imported here: file_changes reads this module's ledger (a cycle at import time).
+        from crossdata.collect.file_changes import FILE_CHANGES, record_gone_files
+
+        record_gone_files(
+            spark,
+            self._lake(),
+            self.checkpoint,
+            self.source.name,
+            info.run_id,
+            info.batch_id,
+            read,
+            self._txn(FILE_CHANGES, info),
+        )
 
     def _duplicate_counts(
         self,

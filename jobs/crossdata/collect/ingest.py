@@ -18,8 +18,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import RECONCILIATION, BatchOutcome, BronzeBatchWriter
+from crossdata.collect.file_changes import (
+    BINARY_FILE_SCHEMA,
+    FILE_CHANGES,
+    audit_landing,
+    describe_changes,
+)
 from crossdata.collect.flows import FLOWS, resessionize
-from crossdata.collect.modified import BINARY_FILE_SCHEMA, MODIFIED_FILES, audit_landing
 from crossdata.collect.silver import BATCHES, SilverBatch, SilverBatchWriter, SilverOutcome
 from crossdata.collect.streams import RunningStream, query_app_id, run_available_now
 from crossdata.config.schema import CollectSettings, Settings
@@ -44,7 +49,8 @@ class IngestSummary:
     bronze: dict[str, BatchOutcome] = field(default_factory=dict)
     silver: dict[str, SilverOutcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-    modified: dict[str, int] = field(default_factory=dict)  # files changed after they were read
+    # (source, change) -> landing files rewritten after they were read, or gone before it
+    file_changes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def describe(self) -> str:
         head = (
@@ -83,10 +89,10 @@ class IngestSummary:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         if self.skipped:
             lines.append("no landing folder: " + ", ".join(self.skipped))
-        if self.modified:
+        if self.file_changes:
             lines.append(
-                f"changed after they were read, not loaded again (see {MODIFIED_FILES}): "
-                + ", ".join(f"{name} {n}" for name, n in self.modified.items())
+                f"landing files changed, not loaded (see {FILE_CHANGES}): "
+                + describe_changes(self.file_changes)
             )
         return "\n".join(line.rstrip() for line in lines)
 
@@ -320,15 +326,13 @@ def run_ingest(
     if {"events", "access_log"} & {s.name for s in present}:
         run.progress(steps, steps, "sessions catch-up")
         build_sessions(ctx, run)
-    # Last, so that with collect.modified_files=fail everything else is loaded first.
-    modified = audit_landing(
-        ctx.lake, run.run_id, present, root, ctx.settings.collect.modified_files
-    )
+    # Last, so that with collect.file_changes=fail everything else is loaded first.
+    changes = audit_landing(ctx.lake, run.run_id, present, root, ctx.settings.collect.file_changes)
     summary = summarize(ctx.lake, run.run_id)
     summary.skipped = skipped
-    summary.modified = modified
-    if modified:
-        run.details["modified_files"] = str(sum(modified.values()))
+    summary.file_changes = changes
+    for (name, change), n in changes.items():
+        run.details[f"{name}.{change}"] = str(n)
     for name, o in summary.bronze.items():
         run.count(input_rows=o.read, output_rows=o.loaded + o.quarantined)
         run.details[f"{name}.read"] = str(o.read)

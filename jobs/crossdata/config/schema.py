@@ -188,9 +188,10 @@ class CollectSettings:
     max_field_chars: int
     future_tolerance_hours: int
     schema_drift: Literal["add", "rescue", "fail"]
-    # A landing file changed after it was read (same path, new size or time): its new content
-    # is never read again. warn: record and log it | fail: also fail the run | ignore: no check
-    modified_files: Literal["warn", "fail", "ignore"]
+    # Landing files rewritten after they were read, or gone before their batch read them
+    # (crossdata.collect.file_changes): warn: record and log them | fail: also fail the run |
+    # ignore: no landing listing for rewritten files (gone ones are still recorded)
+    file_changes: Literal["warn", "fail", "ignore"]
     access_log_format: Literal["combined", "extended"]
     default_region: str  # phone numbers without a country code are read in this region
     site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers

@@ -145,11 +145,13 @@ _TABLES += [
         constraints={"valid_status": "status IN ('ok', 'mismatch')"},
     ),
     Table(
-        "ops.ingest_modified_files",
-        "Landing files found changed (size or modification time) after they were read, once "
-        "per state: the file's size and time now and when it was read. Their new content was "
-        "not loaded (collect.modified_files).",
+        "ops.ingest_file_changes",
+        "Landing files that changed under a run, whose content (or part of it) was not "
+        "loaded: rewritten after they were read (recorded once per size and time, with what "
+        "the ledger held when read), or gone before their batch read them "
+        "(collect.file_changes).",
         mode="append",
+        constraints={"valid_change": "change IN ('rewritten', 'gone')"},
         layout="Rare rows: no partitioning.",
     ),
     Table(

@@ -1,0 +1,302 @@
+"""Landing files that changed under a run: rewritten after they were read, or gone first.
+
+Spark's file source knows a landing file by its path, and trusts it to stay as it was listed.
+Two changes would lose records without a word:
+
+- **rewritten**: once a path is in the checkpoint's log, the file is never read again. A
+  partner who corrects a delivery in place (the same name, new content), or an upload still
+  being written when a run listed its folder (the run read the first part; the rest came
+  later), is not seen. So after its streams, ``crossdata ingest`` lists the landing folders of
+  the sources it took (names, sizes and times only: no file is opened) and compares each file
+  with the size and modification time the file ledger (``ops.ingest_reconciliation``) recorded
+  when it was read. A file now larger, smaller or newer is recorded once per state.
+- **gone**: a micro-batch reads the files the source's log assigned to it. A file deleted or
+  moved between that listing and the read (a clean-up job on the landing zone, or a job
+  killed, then the file removed before the next run replays the batch) is skipped by Spark
+  with a log line only. Each bronze batch compares the files it read with its entry in the
+  checkpoint's log and records the missing ones.
+
+Both go to ``ops.ingest_file_changes``; ``collect.file_changes`` decides what else happens:
+``warn`` (log them and name them on the summary), ``fail`` (the run that finds them fails,
+after everything else is loaded), or ``ignore`` (no landing listing, as Spark's file source
+alone; gone files, found at no cost, are still recorded). The new content is not loaded: a
+corrected file is a new delivery, under a new name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from functools import reduce
+from urllib.parse import unquote, urlsplit
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from crossdata.collect.bronze import RECONCILIATION
+from crossdata.contracts import Source
+from crossdata.errors import InputContractError
+from crossdata.lakehouse import Lakehouse
+from crossdata.spark.session import to_uri
+
+log = logging.getLogger(__name__)
+
+FILE_CHANGES = "ops.ingest_file_changes"
+REWRITTEN, GONE = "rewritten", "gone"
+# The file as it is now (gone: as the log listed it), then what the ledger recorded when it
+# was read (rewritten only); batch_id: the bronze batch a gone file was assigned to.
+FILE_CHANGES_SCHEMA = (
+    "run_id STRING, found_at TIMESTAMP, source STRING, file STRING, change STRING, "
+    "batch_id BIGINT, bytes BIGINT, modified_at TIMESTAMP, read_bytes BIGINT, "
+    "read_modified_at TIMESTAMP, read_run_id STRING"
+)
+# The same with the two file times in microseconds, as the driver builds the rows: a Python
+# datetime is naive local time, an hour off in the hour a clock turns back.
+_ROWS = (
+    "run_id STRING, found_at TIMESTAMP, source STRING, file STRING, change STRING, "
+    "batch_id BIGINT, bytes BIGINT, modified_at BIGINT, read_bytes BIGINT, "
+    "read_modified_at BIGINT, read_run_id STRING"
+)
+_TIMES = ("modified_at", "read_modified_at")
+# The landing listing: a binaryFile read whose content column is never selected, so Spark
+# stats each file and opens none.
+BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
+_LOG_ENTRY = "path STRING, timestamp BIGINT, batchId BIGINT"
+
+
+def change_rows(spark: SparkSession, rows: Iterable[tuple]) -> DataFrame:
+    """Rows of ``ops.ingest_file_changes`` from tuples in ``_ROWS`` order (times in µs)."""
+    return spark.createDataFrame(list(rows), _ROWS).withColumns(
+        {name: F.timestamp_micros(name) for name in _TIMES}
+    )
+
+
+# -- gone before their batch read them ---------------------------------------------------------
+def hadoop_path(uri: str) -> str:
+    """A path as the file source's log writes it (an escaped URI, ``file:///x%20y``) in the
+    form binaryFile rows give it (``file:/x y``)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    return f"{parts.scheme}://{parts.netloc}{path}" if parts.netloc else f"{parts.scheme}:{path}"
+
+
+def planned_files(spark: SparkSession, checkpoint: str, batch_id: int) -> list[tuple[str, int]]:
+    """The files the file source's log assigned to ``batch_id``: (path as binaryFile gives
+    it, modification time in µs). The log is ``sources/0/<batch>`` (or ``<batch>.compact``
+    every tenth batch, which holds all earlier entries too), one JSON entry per line after a
+    version line. Raises ``AnalysisException`` when the log's folder is not there."""
+    folder = f"{checkpoint.rstrip('/')}/sources/0"
+    entries = (
+        # The folder and a name filter, not a glob path: Spark looks for a sink's metadata
+        # under a glob path and logs a stack trace when there is none.
+        spark.read.option("pathGlobFilter", f"{{{batch_id},{batch_id}.compact}}")
+        .text(folder)
+        .select(F.from_json("value", _LOG_ENTRY).alias("e"))
+        .where(F.col("e.batchId") == batch_id)
+        .select("e.path", "e.timestamp")
+        .collect()
+    )  # one row per file of the batch
+    return [(hadoop_path(r["path"]), r["timestamp"] * 1000) for r in entries]
+
+
+def record_gone_files(
+    spark: SparkSession,
+    lake: Lakehouse,
+    checkpoint: str,
+    source: str,
+    run_id: str,
+    batch_id: int,
+    read: set[str],
+    txn: tuple[str, int],
+) -> int:
+    """Record the files of this batch's log entry that were not read (``read``: the paths
+    the batch got). Returns how many; the append is idempotent through ``txn``."""
+    try:
+        planned = planned_files(spark, checkpoint, batch_id)
+    except AnalysisException:
+        log.warning(
+            "bronze batch source=%s batch=%d: the file source's log was not found, so files "
+            "gone before the batch read them cannot be told",
+            source,
+            batch_id,
+        )
+        return 0
+    gone = [(path, at) for path, at in planned if path not in read]
+    if not gone:
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    lake.append(
+        change_rows(
+            spark,
+            (
+                (run_id, now, source, path, GONE, batch_id, None, at, None, None, None)
+                for path, at in gone
+            ),
+        ),
+        FILE_CHANGES,
+        txn=txn,
+    )
+    log.warning(
+        "bronze batch source=%s batch=%d: %d listed file(s) were gone when the batch read "
+        "them; see %s",
+        source,
+        batch_id,
+        len(gone),
+        FILE_CHANGES,
+    )
+    return len(gone)
+
+
+# -- rewritten after they were read ------------------------------------------------------------
+def landing_files(spark: SparkSession, root: str, sources: Sequence[Source]) -> DataFrame:
+    """The files in the landing folders of ``sources`` as the bronze streams see them:
+    ``source``, ``file`` (the path as the stream writes it), ``bytes``, ``modified_at``."""
+    frames = [
+        spark.read.format("binaryFile")
+        .schema(BINARY_FILE_SCHEMA)
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", f"*{source.extension}")
+        .load(f"{to_uri(root).rstrip('/')}/{source.name}")
+        .select(
+            F.lit(source.name).alias("source"),
+            F.col("path").alias("file"),
+            F.col("length").alias("bytes"),
+            F.col("modificationTime").alias("modified_at"),
+        )
+        for source in sources
+    ]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def _ledger_column(ledger: DataFrame, name: str, kind: str):
+    # A ledger written by an older version may lack the column: then nothing is compared on it.
+    return F.col(name) if name in ledger.columns else F.lit(None).cast(kind)
+
+
+def rewritten_since_read(listing: DataFrame, reconciliation: DataFrame) -> DataFrame:
+    """The files of ``listing`` whose size differs from, or whose modification time is later
+    than, what the ledger recorded the last time each was read: ``source``, ``file``,
+    ``bytes``, ``modified_at``, ``read_bytes``, ``read_modified_at``, ``read_run_id``. Files
+    the ledger has never seen are the streams' business, not this."""
+    last_read = Window.partitionBy("source", "file").orderBy(
+        F.col("checked_at").desc(), F.col("batch_id").desc()
+    )
+    ledger = (
+        reconciliation.select(
+            "source",
+            "file",
+            "checked_at",
+            "batch_id",
+            _ledger_column(reconciliation, "bytes", "bigint").alias("read_bytes"),
+            _ledger_column(reconciliation, "modified_at", "timestamp").alias("read_modified_at"),
+            F.col("run_id").alias("read_run_id"),
+        )
+        .withColumn("_last", F.row_number().over(last_read))
+        .where(F.col("_last") == 1)
+        .drop("_last", "checked_at", "batch_id")
+    )
+    changed = (F.col("bytes") != F.col("read_bytes")) | (
+        F.col("modified_at") > F.col("read_modified_at")
+    )
+    return listing.join(ledger, ["source", "file"]).where(F.coalesce(changed, F.lit(False)))
+
+
+def _record_rewritten(
+    lake: Lakehouse, run_id: str, sources: Sequence[Source], root: str
+) -> dict[str, int]:
+    """Record the files rewritten since they were read (each state once); count per source."""
+    found = rewritten_since_read(
+        landing_files(lake.spark, root, sources), lake.read(RECONCILIATION)
+    )
+    if lake.exists(FILE_CHANGES):
+        known = lake.read(FILE_CHANGES).where(F.col("change") == REWRITTEN)
+        found = found.join(
+            known.select("source", "file", "bytes", "modified_at"),
+            ["source", "file", "bytes", "modified_at"],
+            "left_anti",
+        )
+    # One row per rewritten file not yet recorded: a subset of the landing listing, which
+    # the file source holds on the driver anyway. Collected once, so the rows written and
+    # the counts reported come from the same listing.
+    rows = found.select(
+        "source",
+        "file",
+        "bytes",
+        F.unix_micros("modified_at").alias("modified_at"),
+        "read_bytes",
+        F.unix_micros("read_modified_at").alias("read_modified_at"),
+        "read_run_id",
+    ).collect()
+    if not rows:
+        return {}
+    now = dt.datetime.now(dt.UTC)
+    lake.append(
+        change_rows(
+            lake.spark,
+            (
+                (
+                    run_id,
+                    now,
+                    r["source"],
+                    r["file"],
+                    REWRITTEN,
+                    None,
+                    r["bytes"],
+                    r["modified_at"],
+                    r["read_bytes"],
+                    r["read_modified_at"],
+                    r["read_run_id"],
+                )
+                for r in rows
+            ),
+        ),
+        FILE_CHANGES,
+    )
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["source"]] = counts.get(r["source"], 0) + 1
+    return counts
+
+
+def audit_landing(
+    lake: Lakehouse,
+    run_id: str,
+    sources: Sequence[Source],
+    root: str,
+    policy: str,
+) -> dict[tuple[str, str], int]:
+    """After a run's streams: record the landing files of ``sources`` rewritten since they
+    were read (unless ``policy`` is ``ignore``), then report them with the files this run's
+    batches found gone, per (source, change), and apply ``policy``."""
+    counts: dict[tuple[str, str], int] = {}
+    if policy != "ignore" and sources and lake.exists(RECONCILIATION):
+        for name, n in _record_rewritten(lake, run_id, sources, root).items():
+            counts[(name, REWRITTEN)] = n
+    if lake.exists(FILE_CHANGES):
+        gone = (
+            lake.read(FILE_CHANGES)
+            .where((F.col("run_id") == run_id) & (F.col("change") == GONE))
+            .groupBy("source")
+            .count()
+            .collect()
+        )  # one row per source
+        for r in gone:
+            counts[(r["source"], GONE)] = r["count"]
+    if not counts:
+        return {}
+    message = (
+        f"landing files changed under the run ({describe_changes(counts)}); what they hold "
+        f"now was not loaded: see {FILE_CHANGES} for run {run_id}, and deliver corrected "
+        "files whole, under new names"
+    )
+    if policy == "fail":
+        raise InputContractError(message + " (collect.file_changes=fail)")
+    log.warning("ingest: %s", message)
+    return dict(sorted(counts.items()))
+
+
+def describe_changes(counts: dict[tuple[str, str], int]) -> str:
+    """``events rewritten 2, orders gone 1``."""
+    return ", ".join(f"{source} {change} {n}" for (source, change), n in sorted(counts.items()))
