@@ -231,6 +231,21 @@ def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monke
     assert [r["file"].rsplit("/", 1)[-1] for r in ctx.lake.read(RECONCILIATION).collect()] == [
         "a.jsonl"
     ]
+    # A batch killed after its writes and before its checkpoint commit is replayed; a file it
+    # read the first time, removed since, is not reported: its records are in.
+    read_then_removed = deliver(
+        landing, "2026-03-06", "d.jsonl", [event("e4", "2026-03-06T10:00:00Z")]
+    )
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    commits = tmp_path / "lakehouse" / "_checkpoints" / "bronze" / "events" / "commits"
+    for name in ("1", ".1.crc"):
+        (commits / name).unlink()
+    read_then_removed.unlink()
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    assert sorted(r["event_id"] for r in ctx.lake.read("bronze.events").collect()) == ["e1", "e4"]
+    assert ctx.lake.read(FILE_CHANGES).count() == 1
 
 
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):

@@ -124,6 +124,14 @@ def record_gone_files(
         )
         return 0
     gone = [(path, at) for path, at in planned if path not in read]
+    if gone and lake.exists(RECONCILIATION):
+        # A replayed batch whose first run got as far as its ledger read these files then:
+        # their records are in, only the file is gone since.
+        ledger = lake.read(RECONCILIATION).where(
+            (F.col("source") == source) & F.col("file").isin([path for path, _ in gone])
+        )
+        known = {r["file"] for r in ledger.select("file").distinct().collect()}
+        gone = [(path, at) for path, at in gone if path not in known]
     if not gone:
         return 0
     now = dt.datetime.now(dt.UTC)
