@@ -52,14 +52,13 @@ FILE_CHANGES_SCHEMA = (
     "batch_id BIGINT, bytes BIGINT, modified_at TIMESTAMP, read_bytes BIGINT, "
     "read_modified_at TIMESTAMP, read_run_id STRING"
 )
+_TIMES = ("modified_at", "read_modified_at")
 # The same with the two file times in microseconds, as the driver builds the rows: a Python
 # datetime is naive local time, an hour off in the hour a clock turns back.
-_ROWS = (
-    "run_id STRING, found_at TIMESTAMP, source STRING, file STRING, change STRING, "
-    "batch_id BIGINT, bytes BIGINT, modified_at BIGINT, read_bytes BIGINT, "
-    "read_modified_at BIGINT, read_run_id STRING"
+_ROWS = ", ".join(
+    f"{column.split()[0]} BIGINT" if column.split()[0] in _TIMES else column
+    for column in FILE_CHANGES_SCHEMA.split(", ")
 )
-_TIMES = ("modified_at", "read_modified_at")
 # The landing listing: a binaryFile read whose content column is never selected, so Spark
 # stats each file and opens none.
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length BIGINT, content BINARY"
