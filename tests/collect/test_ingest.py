@@ -13,9 +13,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from crossdata.collect import bronze
-from crossdata.collect.bronze import RECONCILIATION, BatchInfo, BronzeBatchWriter
-from crossdata.collect.file_changes import FILE_CHANGES, audit_landing
+from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
+from crossdata.collect.file_changes import audit_landing
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
+from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.contracts import SOURCES
 from crossdata.errors import InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.file_changes import record_gone_files
 from crossdata.collect.formats import (
     file_lines,
     parse_lines,
@@ -35,6 +36,7 @@ from crossdata.collect.formats import (
     text_lines,
     whole_file_tasks,
 )
+from crossdata.collect.ledgers import FILE_CHANGES, QUARANTINE, RECONCILIATION
 from crossdata.collect.records import RecordRules, validate
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings
@@ -48,8 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUARANTINE = "bronze.quarantine"
-RECONCILIATION = "ops.ingest_reconciliation"
 META_COLUMNS = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id", "_batch_id")
 
 
@@ -384,8 +384,6 @@ class BronzeBatchWriter:
 
     def _record_gone(self, spark, read: set[str], info: BatchInfo) -> None:
         """Record the files the source's log gave this batch that it could not read."""
-        # Imported here: file_changes reads this module's ledger (a cycle at import time).
-        from crossdata.collect.file_changes import FILE_CHANGES, record_gone_files
 
         record_gone_files(
             spark,

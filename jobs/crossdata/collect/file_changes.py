@@ -35,7 +35,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from crossdata.collect.bronze import RECONCILIATION
+from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.contracts import Source
 from crossdata.errors import InputContractError
 from crossdata.lakehouse import Lakehouse
@@ -43,7 +43,6 @@ from crossdata.spark.session import to_uri
 
 log = logging.getLogger(__name__)
 
-FILE_CHANGES = "ops.ingest_file_changes"
 REWRITTEN, GONE = "rewritten", "gone"
 # The file as it is now (gone: as the log listed it), then what the ledger recorded when it
 # was read (rewritten only); batch_id: the bronze batch a gone file was assigned to.

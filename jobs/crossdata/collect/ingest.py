@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from crossdata.collect.bronze import RECONCILIATION, BatchOutcome, BronzeBatchWriter
+from crossdata.collect.bronze import BatchOutcome, BronzeBatchWriter
 from crossdata.collect.file_changes import (
     BINARY_FILE_SCHEMA,
-    FILE_CHANGES,
     audit_landing,
     describe_changes,
 )
 from crossdata.collect.flows import FLOWS, resessionize
-from crossdata.collect.silver import BATCHES, SilverBatch, SilverBatchWriter, SilverOutcome
+from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION, SILVER_BATCHES
+from crossdata.collect.silver import SilverBatch, SilverBatchWriter, SilverOutcome
 from crossdata.collect.streams import RunningStream, query_app_id, run_available_now
 from crossdata.config.schema import CollectSettings, Settings
 from crossdata.contracts import SOURCES, Source
@@ -263,8 +263,8 @@ def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
                 quarantined=r["quarantined"],
                 duplicates=r["duplicates"],
             )
-    if lake.exists(BATCHES):
-        batches = lake.read(BATCHES)
+    if lake.exists(SILVER_BATCHES):
+        batches = lake.read(SILVER_BATCHES)
         if "removed" not in batches.columns:  # written before removal was counted
             batches = batches.withColumn("removed", F.lit(0).cast("bigint"))
         rows = (

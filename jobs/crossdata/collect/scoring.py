@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from crossdata.collect.ledgers import QUARANTINE, RECONCILIATION, SILVER_BATCHES
 from crossdata.contracts import SOURCES
 from crossdata.lakehouse import Lakehouse
 from crossdata.spark.session import to_uri
@@ -68,7 +69,7 @@ def score_ingestion(
     # Spark writes file:/x where to_uri gives file:///x: compare on the path alone.
     root_path = root.removeprefix("file://").removeprefix("file:")
     relative = F.regexp_replace(F.col("file"), "^(?:file:(?://)?)?" + _escape(root_path) + "/", "")
-    got = lake.read("bronze.quarantine").select(
+    got = lake.read(QUARANTINE).select(
         "source", relative.alias("file"), "line", F.col("reason").alias("got")
     )
     both = expected.join(got, ["source", "file", "line"], "full_outer")
@@ -93,7 +94,7 @@ def score_ingestion(
     score.record_lines = int(
         manifest.agg(F.sum(F.col("lines").cast("bigint") - headers)).collect()[0][0] or 0
     )
-    recon = lake.read("ops.ingest_reconciliation")
+    recon = lake.read(RECONCILIATION)
     totals = recon.agg(
         F.sum("read").alias("read"), F.sum((F.col("status") != "ok").cast("int")).alias("bad")
     ).collect()[0]
@@ -111,7 +112,7 @@ def score_ingestion(
     score.duplicate_records = {
         r["source"]: r["count"] for r in countable.groupBy("source").count().collect()
     }
-    removed = lake.read("ops.silver_batches").groupBy("source").agg(F.sum("duplicates"))
+    removed = lake.read(SILVER_BATCHES).groupBy("source").agg(F.sum("duplicates"))
     score.removed_duplicates = {r[0]: int(r[1]) for r in removed.collect()}
     for source, (table, key) in _KEYED_SILVER.items():
         if lake.exists(table):

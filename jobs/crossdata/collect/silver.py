@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.ledgers import QUALITY, QUARANTINE, SILVER_BATCHES
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings, Expectation
 from crossdata.errors import DataQualityError
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from crossdata.lakehouse import Lakehouse, LakeLocation
 
 log = logging.getLogger(__name__)
-
-QUALITY = "ops.data_quality"
-BATCHES = "ops.silver_batches"
-QUARANTINE = "bronze.quarantine"
 
 
 @dataclass(frozen=True)
@@ -346,9 +343,9 @@ class SilverBatchWriter:
         )
         ctx.lake.append(
             ctx.lake.spark.createDataFrame([row], schema),
-            BATCHES,
+            SILVER_BATCHES,
             merge_schema=True,
-            txn=self._txn(BATCHES, ctx),
+            txn=self._txn(SILVER_BATCHES, ctx),
         )
 
     def _record_quality(self, rows: list[QualityRow], ctx: SilverBatch) -> None:
