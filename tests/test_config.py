@@ -78,6 +78,13 @@ def test_cross_field_validation_runs_before_spark():
 def test_a_value_refused_by_validation_is_traced_to_where_it_was_set():
     with pytest.raises(ConfigError, match=r"^--set: lakehouse.write_retries: must be at least 0$"):
         load_settings(conf_dir=CONF_DIR, overrides=["lakehouse.write_retries=-1"])
+    with pytest.raises(
+        ConfigError,
+        match=r"^--set: collect.maintenance.vacuum_retention_hours: must be at least 0$",
+    ):
+        load_settings(
+            conf_dir=CONF_DIR, overrides=["collect.maintenance.vacuum_retention_hours=-1"]
+        )
     with pytest.raises(ConfigError, match=r"^--set: spark.shuffle_partitions: must be at least 1"):
         load_settings(conf_dir=CONF_DIR, overrides=["spark.shuffle_partitions=0"])
     loaded = load_settings(

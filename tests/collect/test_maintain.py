@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -323,3 +324,57 @@ def test_maintain_gives_an_older_table_its_statistics_columns(spark, tmp_path: P
     assert props["delta.dataSkippingStatsColumns"] == "event_ts,actor_id"
     assert stats_by_commit()[False] == [{"event_ts", "actor_id"}]  # one compacted file
     assert ctx.lake.read("silver.events").count() == 4
+
+
+def test_vacuum_keeps_files_as_long_as_the_configured_retention(
+    spark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Delta 4 ignores VACUUM's RETAIN clause (unless 0) and keeps files for the table's own
+    retention, 7 days by default. Files no commit took, dated by hand, show which retention
+    VACUUM applied: with 24 hours a file 48 hours old goes (it stayed before the retention
+    was written on the table); with 1,000 hours a file 200 hours old stays (it went)."""
+    ctx = Context.create(make_settings(tmp_path), spark=spark)
+    day = dt.date(2026, 3, 2)
+    rows = [
+        (f"e{i}", dt.datetime(2026, 3, 2, 10, i), day, "web", "events", f"a{i}") for i in (1, 2)
+    ]
+    ctx.lake.append(ctx.spark.createDataFrame(rows, EVENTS).coalesce(1), "silver.events")
+    folder = Path(ctx.lake.path("silver.events").removeprefix("file://").removeprefix("file:"))
+    data = next(p for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts)
+    ident = ctx.lake.ident("silver.events")
+
+    def stray(name: str, hours_old: float) -> Path:
+        """A copy of a data file that no commit lists, last modified ``hours_old`` ago."""
+        copy = data.with_name(f"part-stray-{name}.snappy.parquet")
+        copy.write_bytes(data.read_bytes())
+        then = time.time() - hours_old * 3600
+        os.utime(copy, (then, then))
+        return copy
+
+    def maintain(hours: int) -> dict[str, str]:
+        settings = make_settings(
+            tmp_path,
+            f"collect.maintenance.vacuum_retention_hours={hours}",
+            "collect.maintenance.optimize=false",
+        )
+        this = Context.create(settings, spark=spark)
+        with job_run(this, "maintain") as run:
+            run_maintenance(this, run, ["silver.events"])
+        return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()}
+
+    old, young = stray("48h", 48), stray("12h", 12)
+    with caplog.at_level(logging.WARNING, logger="crossdata.collect.maintain"):
+        props = maintain(24)
+    assert not old.exists()
+    assert young.exists()
+    assert props["delta.deletedFileRetentionDuration"] == "interval 24 hours"
+    assert "delta.logRetentionDuration" not in props  # 24 hours: the log's 30 days cover it
+    assert "below Delta's default 168h retention table=silver.events hours=24" in caplog.text
+
+    kept = stray("200h", 200)
+    props = maintain(1000)
+    assert kept.exists()
+    assert young.exists()
+    assert props["delta.deletedFileRetentionDuration"] == "interval 1000 hours"
+    assert props["delta.logRetentionDuration"] == "interval 1000 hours"
+    assert ctx.lake.read("silver.events").count() == 2  # the table never saw the copies

@@ -1,6 +1,7 @@
 """``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints and
 statistics columns declared since a table was created, and VACUUM old files with the retention
-from conf.
+from conf (set on each table as ``delta.deletedFileRetentionDuration``, which Delta 4 honours
+where it ignores VACUUM's own RETAIN clause; see ``Lakehouse.vacuum``).
 
 Each of those is a Delta commit and may meet another job's write (an ingest merging late events
 into silver while OPTIMIZE rewrites the same files): like every lakehouse write, it is retried
@@ -16,8 +17,8 @@ from crossdata.ops import Context, JobRun
 
 log = logging.getLogger(__name__)
 
-# Delta refuses VACUUM below its default retention (7 days) unless this check is turned off.
-_DELTA_MIN_RETENTION_HOURS = 168
+# Delta's default file retention (7 days): readers of an older version may lose its files.
+_DELTA_DEFAULT_RETENTION_HOURS = 168
 
 
 def run_maintenance(
@@ -43,20 +44,14 @@ def run_maintenance(
         added = lake.add_missing_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
-            guarded = hours < _DELTA_MIN_RETENTION_HOURS
-            if guarded:
+            if hours < _DELTA_DEFAULT_RETENTION_HOURS:
                 log.warning(
-                    "maintain: vacuum below Delta's 168h safety retention table=%s hours=%d; "
-                    "readers older than that lose time travel",
+                    "maintain: vacuum below Delta's default 168h retention table=%s hours=%d; "
+                    "a reader or stream behind by more than that loses the files it reads",
                     name,
                     hours,
                 )
-                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-            try:
-                lake.vacuum(name, hours)
-            finally:
-                if guarded:
-                    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+            lake.vacuum(name, hours)
         after = _num_files(spark, ident)
         run.count(output_rows=1)
         lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(added) or '-'}")

@@ -169,8 +169,13 @@ class Expectation:
 
 @dataclass(frozen=True)
 class MaintenanceSettings:
-    vacuum_retention_hours: int
+    vacuum_retention_hours: int  # written on each table as delta.deletedFileRetentionDuration
     optimize: bool
+
+    def validate(self) -> str | None:
+        if self.vacuum_retention_hours < 0:
+            return "vacuum_retention_hours: must be at least 0"
+        return None
 
 
 @dataclass(frozen=True)

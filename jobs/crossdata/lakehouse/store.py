@@ -99,6 +99,23 @@ def stats_columns(spec: Table, columns: Sequence[str] | None) -> str | None:
     return ",".join(c for c in spec.stats_columns if c in present) or None
 
 
+# Delta's default log retention: 30 days (delta.logRetentionDuration).
+_DEFAULT_LOG_RETENTION_HOURS = 30 * 24
+
+
+def retention_properties(hours: int) -> dict[str, str]:
+    """The table properties that keep a table's removed files (and its versions readable by
+    time travel) ``hours`` long: the files' retention, and the log's when the default 30 days
+    would drop versions sooner."""
+    if hours < 0:
+        raise CrossdataError(f"a retention of {hours} hours: it cannot be negative")
+    interval = f"interval {hours} hours"
+    props = {"delta.deletedFileRetentionDuration": interval}
+    if hours > _DEFAULT_LOG_RETENTION_HOURS:
+        props["delta.logRetentionDuration"] = interval
+    return props
+
+
 def _table_properties(spec: Table, columns: Sequence[str] | None) -> str:
     """TBLPROPERTIES for a new table: change data feed, statistics columns, and CHECK
     constraints set at creation (Delta stores them as delta.constraints.* properties: one
@@ -390,16 +407,23 @@ class Lakehouse:
         (``crossdata maintain``, before compacting, so rewritten files carry them). Files
         written earlier keep their statistics. Returns whether the table changed."""
         spec = table(name)
-        ident = self.ident(name)
         wanted = stats_columns(spec, self.read(name).columns) if spec.stats_columns else None
         if wanted is None:
             return False
+        return self._set_properties(name, {STATS_COLUMNS: wanted})
+
+    def _set_properties(self, name: str, wanted: dict[str, str]) -> bool:
+        """Set the table properties of ``name`` that differ from ``wanted`` (one metadata
+        commit, retried like any write; none when all are set). Returns whether it committed."""
+        ident = self.ident(name)
         current = {
             r["key"]: r["value"] for r in self.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
-        }.get(STATS_COLUMNS)
-        if current == wanted:
+        }  # a few dozen rows
+        changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if not changed:
             return False
-        statement = f"ALTER TABLE {ident} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{wanted}')"
+        pairs = ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+        statement = f"ALTER TABLE {ident} SET TBLPROPERTIES ({pairs})"
         self._retrying(name, functools.partial(self.spark.sql, statement))
         return True
 
@@ -416,12 +440,19 @@ class Lakehouse:
         self._retrying(name, functools.partial(self.spark.sql, statement))
 
     def vacuum(self, name: str, retain_hours: int) -> None:
-        """Delete files ``name`` no longer references and older than ``retain_hours``.
+        """Delete the files of ``name`` that no version younger than ``retain_hours`` reads
+        (and files no commit ever took, once that old).
 
-        VACUUM commits its start and end to the table's log, so it is retried like any write.
+        Delta 4 ignores VACUUM's ``RETAIN n HOURS`` unless n is 0, and keeps files for the
+        table's ``delta.deletedFileRetentionDuration`` (7 days by default) instead, with only
+        a warning in Spark's log. So the retention is written on the table first, where every
+        later VACUUM (crossdata's or anyone's) and time travel's own limit read it. A retention
+        longer than the log's (30 days by default) lengthens the log's too: a version whose
+        files are kept stays readable. VACUUM commits its start and end to the table's log,
+        so it is retried like any write.
         """
-        statement = f"VACUUM {self.ident(name)} RETAIN {retain_hours} HOURS"
-        self._retrying(name, functools.partial(self.spark.sql, statement))
+        self._set_properties(name, retention_properties(retain_hours))
+        self._retrying(name, functools.partial(self.spark.sql, f"VACUUM {self.ident(name)}"))
 
     def append(
         self,
