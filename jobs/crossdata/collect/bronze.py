@@ -384,7 +384,6 @@ class BronzeBatchWriter:
 
     def _record_gone(self, spark, read: set[str], info: BatchInfo) -> None:
         """Record the files the source's log gave this batch that it could not read."""
-
         record_gone_files(
             spark,
             self._lake(),
