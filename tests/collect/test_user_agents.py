@@ -6,13 +6,16 @@ import re
 
 import pandas as pd
 import pytest
+import ua_parser
 from chispa import assert_df_equality
+from ua_parser import BasicResolver, Parser, load_builtins, load_lazy_builtins
 
 from crossdata.collect.user_agents import (
     classify_series,
     classify_user_agent,
     with_user_agent_fields,
 )
+from crossdata.world import vocab
 
 OUT = (
     "user_agent string, device_type string, os_family string, browser_family string, "
@@ -144,6 +147,57 @@ def test_other_columns_are_kept_and_named_column_is_read(spark):
         OUT.replace("user_agent", "event_id string, ua"),
     )
     assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+# Agents beyond the world's: other browsers, devices and clients, and strings that match little.
+MORE_AGENTS = (
+    "Mozilla/5.0 (Linux; Android 11; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Silk/120.3.1 like Chrome/120.0.6099.230 Safari/537.36",
+    "Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/52.0.2743.116 Mobile Safari/537.36 Edge/15.15254",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Xbox; Xbox One) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/116.0.0.0 Safari/537.36 Edge/44.18363.8131",
+    "Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/4.0 Chrome/76.0.3809.146 TV Safari/537.36",
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Opera/9.80 (Windows NT 6.1; WOW64) Presto/2.12.388 Version/12.18",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Wget/1.21.4",
+    "Go-http-client/1.1",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+    "-",
+    "??? \u00e9t\u00e9 (unknown)",
+)
+
+
+def test_the_rust_resolver_is_the_one_used_and_agrees_with_pure_python():
+    # ua-parser picks its fastest resolver installed; the pinned [regex] extra is ua-parser-rs,
+    # about ten times faster per new agent than the pure Python one (see
+    # docs/bench-ingest.md). Both read the same uap-core regexes and must agree exactly.
+    assert ua_parser.RegexResolver is not None, "ua-parser-rs is not installed"
+    assert ua_parser.BestAvailableResolver is ua_parser.RegexResolver
+    rust = Parser(ua_parser.RegexResolver(load_lazy_builtins()))
+    python = Parser(BasicResolver(load_builtins()))
+    world = (
+        *vocab.DESKTOP_UAS,
+        *vocab.SAFARI_UAS,
+        *vocab.MOBILE_UAS,
+        *vocab.APP_UAS,
+        vocab.TABLET_APP_UA,
+        vocab.KIOSK_UA,
+        *vocab.DECLARED_BOT_UAS,
+    )
+    mine = (WINDOWS_CHROME, MAC_SAFARI, IPHONE_SAFARI, ANDROID_CHROME, IPAD_SAFARI)
+    mine += (ANDROID_TABLET_CHROME, GOOGLEBOT, HEADLESS)
+    agents = (*world, *mine, *MORE_AGENTS)
+    differ = [ua for ua in agents if rust.parse(ua) != python.parse(ua)]
+    assert differ == []
+    # The families crossdata reads are really found (not None on both sides).
+    assert python.parse(IPAD_SAFARI).device.family == "iPad"
+    assert rust.parse(GOOGLEBOT).device.family == "Spider"
 
 
 def test_each_distinct_user_agent_is_parsed_once_per_batch():
