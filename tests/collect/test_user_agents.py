@@ -190,8 +190,10 @@ def test_the_rust_resolver_is_the_one_used_and_agrees_with_pure_python():
         vocab.KIOSK_UA,
         *vocab.DECLARED_BOT_UAS,
     )
-    mine = (WINDOWS_CHROME, MAC_SAFARI, IPHONE_SAFARI, ANDROID_CHROME, IPAD_SAFARI)
-    mine += (ANDROID_TABLET_CHROME, GOOGLEBOT, HEADLESS)
+    mine = (
+        *(WINDOWS_CHROME, MAC_SAFARI, IPHONE_SAFARI, ANDROID_CHROME, IPAD_SAFARI),
+        *(ANDROID_TABLET_CHROME, GOOGLEBOT, HEADLESS),
+    )
     agents = (*world, *mine, *MORE_AGENTS)
     differ = [ua for ua in agents if rust.parse(ua) != python.parse(ua)]
     assert differ == []

@@ -13,12 +13,10 @@ import logging
 from collections.abc import Sequence
 
 from crossdata.lakehouse import TABLES, table
+from crossdata.lakehouse.store import DELTA_DEFAULT_FILE_RETENTION_HOURS
 from crossdata.ops import Context, JobRun
 
 log = logging.getLogger(__name__)
-
-# Delta's default file retention (7 days): readers of an older version may lose its files.
-_DELTA_DEFAULT_RETENTION_HOURS = 168
 
 
 def run_maintenance(
@@ -44,10 +42,11 @@ def run_maintenance(
         added = lake.add_missing_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
-            if hours < _DELTA_DEFAULT_RETENTION_HOURS:
+            if hours < DELTA_DEFAULT_FILE_RETENTION_HOURS:
                 log.warning(
-                    "maintain: vacuum below Delta's default 168h retention table=%s hours=%d; "
+                    "maintain: vacuum below Delta's default %dh retention table=%s hours=%d; "
                     "a reader or stream behind by more than that loses the files it reads",
+                    DELTA_DEFAULT_FILE_RETENTION_HOURS,
                     name,
                     hours,
                 )

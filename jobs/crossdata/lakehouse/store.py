@@ -99,7 +99,9 @@ def stats_columns(spec: Table, columns: Sequence[str] | None) -> str | None:
     return ",".join(c for c in spec.stats_columns if c in present) or None
 
 
-# Delta's default log retention: 30 days (delta.logRetentionDuration).
+# Delta's defaults: removed files are kept 7 days (delta.deletedFileRetentionDuration), the log
+# 30 days (delta.logRetentionDuration).
+DELTA_DEFAULT_FILE_RETENTION_HOURS = 7 * 24
 _DEFAULT_LOG_RETENTION_HOURS = 30 * 24
 
 
