@@ -54,8 +54,9 @@ REASONS: tuple[Reason, ...] = (
     Reason(
         "malformed_record",
         "the line cannot be read in the source's format: broken or truncated JSON, a JSON value "
-        "that is not an object, CSV with unbalanced quotes or the wrong number of columns, an "
-        "access-log line that does not match the log format",
+        "that is not an object, anything but whitespace after the object, the same key twice, CSV with "
+        "unbalanced quotes or the wrong number of columns, an access-log line that does not "
+        "match the log format",
     ),
     Reason("missing_required_field", "a required field is absent, null or empty"),
     Reason("invalid_timestamp", "a timestamp field cannot be parsed in the documented format"),

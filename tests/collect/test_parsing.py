@@ -77,6 +77,15 @@ EVENT_CASES = [
     (_event() + " trailing", "malformed_record", "line"),
     ("[1, 2, 3]", "malformed_record", "line"),
     ('{"event_id": "a", "event_id": "b"}', "malformed_record", "line"),
+    # Spark's parser stops after the first object: what follows it must still be refused
+    (_event() + _event(), "malformed_record", "line"),
+    (_event() + " x}", "malformed_record", "line"),
+    (_event() + "]}", "malformed_record", "line"),
+    (_event() + ", 1]}", "malformed_record", "line"),
+    (_event() + "}", "malformed_record", "line"),
+    ("null", "malformed_record", "line"),
+    ("\t" + _event() + "  ", None, None),
+    (_event(page_url="https://shop.example/?q=[1]}{"), None, None),
     # several faults: the first in the documented order wins
     (_event(event_id="", price="x"), "missing_required_field", "event_id"),
 ]
@@ -87,6 +96,39 @@ def test_each_event_line_gets_its_documented_reason(spark):
     got = _reasons(_validated(spark, "events", content))
     expected = [(i, reason, detail) for i, (_, reason, detail) in enumerate(EVENT_CASES, 1)]
     assert got == expected
+
+
+def _one_python_object(line: str) -> bool:
+    """The reference: Python's strict reader finds exactly one object, no key twice."""
+
+    def no_twice(pairs):
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("a key twice")
+        return dict(pairs)
+
+    try:
+        return isinstance(json.loads(line, object_pairs_hook=no_twice), dict)
+    except ValueError:
+        return False
+
+
+def test_a_json_line_is_well_formed_exactly_when_it_is_one_object(spark):
+    """Objects joined to what may follow them (brackets and braces, also inside strings and
+    nested arrays): the line is malformed exactly when Python's strict reader refuses it."""
+    objects = [
+        "{}",
+        '{"a": 1}',
+        '{"a": [1, [2]], "b": {"c": "]}"}}',
+        '{"a": "x\\"]", "b": null}',
+        '{"a": 1, "a": 2}',
+    ]
+    glues = ["", " ", "\t", ",", "]", "}", "]]", "}}", ", 0]", " x", "{", "["]
+    lines = [o + g + t for o in objects for g in glues for t in ("", "}", "]}", *objects[1:3])]
+    lines = [line for line in lines if line.strip(" ")]
+    content = "\n".join(lines).encode()
+    lines_df = file_lines(_files(spark, {f"events/{DAY}/f.jsonl": content}))
+    got = parse_lines(lines_df, SOURCES["events"]).orderBy("_line").select("_malformed").collect()
+    assert [not r["_malformed"] for r in got] == [_one_python_object(line) for line in lines]
 
 
 def test_unknown_json_fields_are_rescued_not_dropped(spark):

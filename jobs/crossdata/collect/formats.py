@@ -9,9 +9,11 @@ source into ``_fields`` (a struct with the raw text of each field the source's c
 format (see ``records``).
 
 The contract's fields are a struct, not a map: reading one is a field access, where a map
-lookup scans the keys. JSON lines are parsed straight into that struct; their keys are listed
-by a second, lighter scan (``json_object_keys``) that also decides whether the line is one
-well-formed object, and the whole line is read into a map only when it holds unknown keys.
+lookup scans the keys. A JSON line is parsed once, into a map of every key it holds; the struct
+is taken from that map, and so are the unknown keys to rescue. Spark's JSON functions stop at
+the end of the first complete value and never look at what follows, so the line is parsed
+inside brackets, where anything after its object makes the array longer or invalid (see
+``parse_jsonl``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from crossdata.contracts import Source
 
@@ -225,10 +226,6 @@ def raw_text(lines: DataFrame) -> Column:
     return F.coalesce(F.col("_text"), F.make_valid_utf8(F.col("_raw_bytes").cast("string")))
 
 
-def _text_struct(source: Source) -> T.StructType:
-    return T.StructType([T.StructField(n, T.StringType()) for n in source.field_names])
-
-
 def _known_names(source: Source) -> Column:
     return F.array(*[F.lit(n) for n in source.field_names])
 
@@ -240,33 +237,39 @@ def _no_fields() -> Column:
 def parse_jsonl(lines: DataFrame, source: Source) -> DataFrame:
     """JSON lines -> the contract's fields (nested values as JSON text), the others, _malformed.
 
-    A line is one well-formed object: valid JSON (every nested value included), nothing
-    after the closing brace (Spark's parser stops after the first object, so "{...} garbage"
-    would otherwise pass), and no key twice (which one would be right is unknowable).
+    A line is well formed when it is one JSON object (valid to its end, every nested value
+    included), with nothing but whitespace after it and no key twice (which one would be right
+    is unknowable). Spark's parser stops after the first complete value: alone, ``{...} x}`` or
+    ``{...}{...}`` would pass. Parsed as ``[`` + line + ``]``, text after the object must start
+    with ``,`` (a second element), ``]`` (the array ends early) or anything else (an error).
+    Only the ``]`` case still parses as one element; for the rare lines that hold a ``]``,
+    ``[`` + line + ``,0]`` must then count exactly two elements.
     """
-    text = F.trim("_text")
-    keys = F.json_object_keys(text)
-    well_formed = (
-        keys.isNotNull()
-        & text.startswith("{")
-        & text.endswith("}")
+    text = F.col("_text")
+    parsed = F.from_json(F.concat(F.lit("["), text, F.lit("]")), "array<map<string,string>>")
+    record = F.get(parsed, 0)
+    keys = F.map_keys(record)
+    closed_early = text.contains("]") & (
+        F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))), F.lit(0)) != 2
+    )
+    well_formed = F.coalesce(
+        (F.size(parsed) == 1)
+        & record.isNotNull()
         & (F.size(F.array_distinct(keys)) == F.size(keys))
+        & ~closed_early,
+        F.lit(False),
     )
     known = _known_names(source)
     unknown = F.size(F.array_except(keys, known)) > 0
-    # Only lines with unknown keys pay for a second parse into a map (CASE evaluates lazily).
     rescued = F.when(
-        unknown,
-        F.map_filter(
-            F.from_json(text, "map<string,string>"),
-            lambda k, _v: ~F.array_contains(known, k),
-        ),
+        unknown, F.map_filter(record, lambda k, _v: ~F.array_contains(known, k))
     ).otherwise(_no_fields())
+    fields = F.struct(*[record[n].alias(n) for n in source.field_names])
     return lines.select(
         "*",
-        F.when(well_formed, F.from_json(text, _text_struct(source))).alias("_fields"),
+        F.when(well_formed, fields).alias("_fields"),
         F.when(well_formed, rescued).alias("_rescued"),
-        (F.col("_text").isNotNull() & ~F.coalesce(well_formed, F.lit(False))).alias("_malformed"),
+        (text.isNotNull() & ~well_formed).alias("_malformed"),
     )
 
 
