@@ -54,9 +54,9 @@ REASONS: tuple[Reason, ...] = (
     Reason(
         "malformed_record",
         "the line cannot be read in the source's format: broken or truncated JSON, a JSON value "
-        "that is not an object, anything but whitespace after the object, the same key twice, CSV with "
-        "unbalanced quotes or the wrong number of columns, an access-log line that does not "
-        "match the log format",
+        "that is not an object, anything but whitespace after the object, the same key twice, "
+        "CSV with unbalanced quotes or the wrong number of columns, an access-log line that does "
+        "not match the log format",
     ),
     Reason("missing_required_field", "a required field is absent, null or empty"),
     Reason("invalid_timestamp", "a timestamp field cannot be parsed in the documented format"),
@@ -230,7 +230,9 @@ ACCESS_LOG = Source(
     "combined_log",
     ".log",
     "Web server access logs in the Apache/Nginx combined format. The extended variant appends "
-    'one quoted field with the first-party cookie, as written by nginx\'s "$cookie_cd_id".',
+    'one quoted field with the first-party cookie, as written by nginx\'s "$cookie_cd_id". '
+    'Inside quoted fields `\\"` and `\\\\` are read as a quote and a backslash, as Apache '
+    "escapes them; other escapes (`\\xhh`, `\\t`) are kept as written.",
     (
         _f("ip", "string", True, "client address (%h)", "203.0.113.9"),
         _f("ident", "string", False, "identd user (%l), usually -", "-"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -164,6 +166,35 @@ def test_csv_is_read_by_header_name_with_quotes(spark):
     )
 
 
+# Text a CSV cell may hold on one line: anything but a newline, Java's line separators
+# (U+2028, U+0085, a lone CR) and the unit separator included.
+_CELL = st.text(
+    st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=12
+) | st.sampled_from(['a"b', '""', ",", " x ", "\r", "\u2028", "a\u0085b", "\x1f", ""])
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.tuples(_CELL, _CELL), min_size=1, max_size=6))
+def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows):
+    """Whatever Python's csv writer makes of two text cells, bronze reads the same text (an
+    empty cell is absent). Quoted cells holding a line separator come first, every time."""
+    rows = [("a\r,b", "x\u2028,y"), ('q"\u0085"', "\r"), *rows]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["campaign_id", "campaign_name", "date", "channel", "cost", "currency"])
+    for campaign, name in rows:
+        writer.writerow([campaign, name, DAY, "display", "1.0", "EUR"])
+    lines = file_lines(_files(spark, {f"spend/{DAY}/f.csv": out.getvalue().encode()}))
+    got = parse_lines(lines, SOURCES["spend"]).orderBy("_line").collect()
+    assert [(r["_line"], r["_malformed"]) for r in got] == [
+        (i, False) for i in range(2, len(rows) + 2)
+    ]
+    fields = [(r["_fields"]["campaign_id"], r["_fields"]["campaign_name"]) for r in got]
+    assert fields == [(c or None, n or None) for c, n in rows]
+
+
 def test_csv_extra_header_column_is_rescued(spark):
     content = (
         b"date,channel,campaign_id,cost,currency,preferred_language\n"
@@ -189,6 +220,26 @@ def test_crm_birth_date_accepts_both_documented_formats(spark):
     df = _validated(spark, "crm_customers", content)
     assert _reasons(df) == [(2, None, None), (3, None, None), (4, "wrong_type", "birth_date")]
     assert {str(r["birth_date"]) for r in df.where("_reason IS NULL").collect()} == {"1986-04-17"}
+
+
+def test_access_log_fields_are_exact_whatever_characters_they_hold(spark):
+    agents = [
+        "Mozilla/5.0 \x1f Unit",  # the separator the parse joins its groups with
+        "Line\u2028Separator and next\u0085line",
+        'Quoted \\"x\\" and a backslash \\\\ and \\x07',  # as Apache escapes them
+    ]
+    content = "".join(
+        f'203.0.113.9 - - [05/Mar/2026:14:03:22 +0100] "GET /p HTTP/1.1" 200 5 "-" "{ua}" '
+        f'"ck_{i}"\n'
+        for i, ua in enumerate(agents)
+    ).encode()
+    lines = file_lines(_files(spark, {f"access_log/{DAY}/f.log": content}))
+    got = parse_lines(lines, SOURCES["access_log"]).orderBy("_line").collect()
+    assert [(r["_fields"]["user_agent"], r["_fields"]["cookie_id"]) for r in got] == [
+        ("Mozilla/5.0 \x1f Unit", "ck_0"),
+        ("Line\u2028Separator and next\u0085line", "ck_1"),
+        ('Quoted "x" and a backslash \\ and \\x07', "ck_2"),
+    ]
 
 
 def test_access_log_combined_and_extended(spark):
