@@ -60,7 +60,11 @@ REASONS: tuple[Reason, ...] = (
     ),
     Reason("missing_required_field", "a required field is absent, null or empty"),
     Reason("invalid_timestamp", "a timestamp field cannot be parsed in the documented format"),
-    Reason("wrong_type", "a number or date field holds a value of another type"),
+    Reason(
+        "wrong_type",
+        "a number or date field holds a value of another type, or a JSON field (an order's "
+        "lines) is not exactly one value of its documented shape",
+    ),
     Reason("invalid_value", "a field outside its documented set of values"),
     Reason("oversize_field", "a field longer than collect.max_field_chars (default 8192)"),
     Reason(
@@ -447,7 +451,7 @@ ORDERS = Source(
             "lines",
             "json",
             False,
-            "array of {sku, quantity, unit_price}",
+            "array of {sku, quantity, unit_price}, or that array as JSON text",
             [{"sku": "sku-0042", "quantity": 2, "unit_price": 39.9}],
         ),
         _f(

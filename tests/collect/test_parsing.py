@@ -139,6 +139,27 @@ def test_unknown_json_fields_are_rescued_not_dropped(spark):
     assert row["_rescued"] == {"network": "wifi", "nested": '{"a":1}'}
 
 
+def test_order_lines_are_one_json_array_even_when_sent_as_text(spark):
+    order = {"order_id": "o1", "ts": "2026-03-05T10:00:00Z", "channel": "store", "currency": "EUR"}
+    order["amount"] = 1.0
+    array = [{"sku": "s", "quantity": 1, "unit_price": 1.0}]
+    text = json.dumps(array)
+    cases = [
+        (array, None),
+        (text, None),  # the array as JSON text is read the same way
+        (text + " x", "wrong_type"),
+        (text + "]", "wrong_type"),
+        (text + ", 2]", "wrong_type"),
+        (text + text, "wrong_type"),
+        ("[{]", "wrong_type"),
+    ]
+    content = "\n".join(json.dumps({**order, "lines": lines}) for lines, _ in cases)
+    got = _reasons(_validated(spark, "orders", content.encode()))
+    assert [(reason, detail) for _, reason, detail in got] == [
+        (reason, reason and "lines") for _, reason in cases
+    ]
+
+
 def test_csv_is_read_by_header_name_with_quotes(spark):
     content = (
         b"cost,date,channel,campaign_id,currency,campaign_name\n"

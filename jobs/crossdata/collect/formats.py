@@ -238,30 +238,36 @@ def _no_fields() -> Column:
     return F.create_map().cast("map<string,string>")
 
 
-def parse_jsonl(lines: DataFrame, source: Source) -> DataFrame:
-    """JSON lines -> the contract's fields (nested values as JSON text), the others, _malformed.
+def single_json_value(text: Column, schema: str) -> tuple[Column, Column]:
+    """``text`` read as one JSON value of ``schema``, and whether it is exactly that value:
+    valid to its end, with nothing but whitespace after it.
 
-    A line is well formed when it is one JSON object (valid to its end, every nested value
-    included), with nothing but whitespace after it and no key twice (which one would be right
-    is unknowable). Spark's parser stops after the first complete value: alone, ``{...} x}`` or
-    ``{...}{...}`` would pass. Parsed as ``[`` + line + ``]``, text after the object must start
-    with ``,`` (a second element), ``]`` (the array ends early) or anything else (an error).
-    Only the ``]`` case still parses as one element; for the rare lines that hold a ``]``,
-    ``[`` + line + ``,0]`` must then count exactly two elements.
+    Spark's parser stops after the first complete value, so ``{...} x}`` or ``[...][...]``
+    would read as their first value. Parsed as ``[`` + text + ``]``, text after the value must
+    start with ``,`` (a second element), ``]`` (the array ends early) or anything else (an
+    error). Only the ``]`` case still parses as one element; for the text that holds a ``]``,
+    ``[`` + text + ``,0]`` must then count exactly two elements.
     """
-    text = F.col("_text")
-    parsed = F.from_json(F.concat(F.lit("["), text, F.lit("]")), "array<map<string,string>>")
-    record = F.get(parsed, 0)
-    keys = F.map_keys(record)
+    parsed = F.from_json(F.concat(F.lit("["), text, F.lit("]")), f"array<{schema}>")
+    value = F.get(parsed, 0)
     closed_early = text.contains("]") & (
         F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))), F.lit(0)) != 2
     )
-    well_formed = F.coalesce(
-        (F.size(parsed) == 1)
-        & record.isNotNull()
-        & (F.size(F.array_distinct(keys)) == F.size(keys))
-        & ~closed_early,
-        F.lit(False),
+    exact = F.coalesce((F.size(parsed) == 1) & value.isNotNull() & ~closed_early, F.lit(False))
+    return value, exact
+
+
+def parse_jsonl(lines: DataFrame, source: Source) -> DataFrame:
+    """JSON lines -> the contract's fields (nested values as JSON text), the others, _malformed.
+
+    A line is well formed when it is one JSON object and nothing else (see
+    ``single_json_value``) with no key twice (which one would be right is unknowable).
+    """
+    text = F.col("_text")
+    record, one_object = single_json_value(text, "map<string,string>")
+    keys = F.map_keys(record)
+    well_formed = one_object & F.coalesce(
+        F.size(F.array_distinct(keys)) == F.size(keys), F.lit(False)
     )
     known = _known_names(source)
     unknown = F.size(F.array_except(keys, known)) > 0
