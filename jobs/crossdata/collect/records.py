@@ -102,7 +102,8 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
         elif f.type in ("long", "double", "date"):
             checks["wrong_type"].append((present & value.isNull(), f.name))
         elif f.type == "json" and f.name == "lines":
-            bad = present & ~single_json_value(raw, _ORDER_LINE)[1]
+            _, one_array = single_json_value(raw, _ORDER_LINE)
+            bad = present & ~one_array
             checks["wrong_type"].append((bad, f.name))
         if f.values:
             allowed = F.array(*[F.lit(v) for v in f.values])
