@@ -53,7 +53,8 @@ REASONS: tuple[Reason, ...] = (
     Reason("invalid_encoding", "the line is not valid UTF-8"),
     Reason(
         "malformed_record",
-        "the line cannot be read in the source's format: broken or truncated JSON, a JSON value "
+        "the line cannot be read in the source's format: broken or truncated JSON (JSON as "
+        "RFC 8259 writes it: no 'single quotes', no NaN or Infinity), a JSON value "
         "that is not an object, anything but whitespace after the object, the same key twice, "
         "CSV with unbalanced quotes or the wrong number of columns, an access-log line that does "
         "not match the log format",
@@ -62,8 +63,11 @@ REASONS: tuple[Reason, ...] = (
     Reason("invalid_timestamp", "a timestamp field cannot be parsed in the documented format"),
     Reason(
         "wrong_type",
-        "a number or date field holds a value of another type, or a JSON field (an order's "
-        "lines) is not exactly one value of its documented shape",
+        "a number or date field holds a value of another type (a number is written in "
+        "decimal, as 12, -0.5 or 1.2e3, and is finite: NaN, Infinity, 1.5d or 0x1p3 are not "
+        "numbers; a count is whole and fits in 64 bits), or a JSON field (an order's lines) is "
+        "not exactly one value of its documented shape (lines: one array of objects whose "
+        "quantity is a count and unit_price a number)",
     ),
     Reason("invalid_value", "a field outside its documented set of values"),
     Reason("oversize_field", "a field longer than collect.max_field_chars (default 8192)"),

@@ -88,6 +88,25 @@ EVENT_CASES = [
     ("null", "malformed_record", "line"),
     ("\t" + _event() + "  ", None, None),
     (_event(page_url="https://shop.example/?q=[1]}{"), None, None),
+    # JSON as RFC 8259 writes it: Spark would also read single quotes and NaN or Infinity
+    (_event().replace('"', "'"), "malformed_record", "line"),
+    (_event()[:-1] + ', "price": NaN}', "malformed_record", "line"),
+    (_event()[:-1] + ', "price": -Infinity}', "malformed_record", "line"),
+    # numbers written as numbers: not Java's other spellings, not beyond a double or a bigint
+    (_event(price="NaN"), "wrong_type", "price"),
+    (_event(price="Infinity"), "wrong_type", "price"),
+    (_event(price="inf"), "wrong_type", "price"),
+    (_event(price="12.5d"), "wrong_type", "price"),
+    (_event(price="0x1p3"), "wrong_type", "price"),
+    (_event()[:-1] + ', "price": 1e400}', "wrong_type", "price"),
+    (_event(price=" 1.5e1 "), None, None),
+    (_event(price=".5"), None, None),
+    (_event(quantity="2f"), "wrong_type", "quantity"),
+    (_event(quantity="NaN"), "wrong_type", "quantity"),
+    (_event(quantity="9223372036854775808"), "wrong_type", "quantity"),
+    (_event(quantity=1e19), "wrong_type", "quantity"),
+    (_event(quantity="9223372036854775807"), None, None),
+    (_event(quantity="3e2"), None, None),
     # several faults: the first in the documented order wins
     (_event(event_id="", price="x"), "missing_required_field", "event_id"),
 ]
@@ -108,8 +127,12 @@ def _one_python_object(line: str) -> bool:
             raise ValueError("a key twice")
         return dict(pairs)
 
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
     try:
-        return isinstance(json.loads(line, object_pairs_hook=no_twice), dict)
+        parsed = json.loads(line, object_pairs_hook=no_twice, parse_constant=no_constant)
+        return isinstance(parsed, dict)
     except ValueError:
         return False
 
@@ -123,6 +146,9 @@ def test_a_json_line_is_well_formed_exactly_when_it_is_one_object(spark):
         '{"a": [1, [2]], "b": {"c": "]}"}}',
         '{"a": "x\\"]", "b": null}',
         '{"a": 1, "a": 2}',
+        "{'a': 1}",
+        '{"a": NaN}',
+        '{"a": [Infinity]}',
     ]
     glues = ["", " ", "\t", ",", "]", "}", "]]", "}}", ", 0]", " x", "{", "["]
     lines = [o + g + t for o in objects for g in glues for t in ("", "}", "]}", *objects[1:3])]
@@ -152,6 +178,11 @@ def test_order_lines_are_one_json_array_even_when_sent_as_text(spark):
         (text + ", 2]", "wrong_type"),
         (text + text, "wrong_type"),
         ("[{]", "wrong_type"),
+        ([1], "wrong_type"),  # each line is an object
+        ([{"sku": "s", "quantity": "two"}], "wrong_type"),
+        ([{"sku": "s", "quantity": 1.5}], "wrong_type"),
+        ([{"sku": "s", "unit_price": "NaN"}], "wrong_type"),
+        ([{"sku": "s", "quantity": 2.0, "unit_price": "1e1"}, {"sku": "t"}], None),
     ]
     content = "\n".join(json.dumps({**order, "lines": lines}) for lines, _ in cases)
     got = _reasons(_validated(spark, "orders", content.encode()))

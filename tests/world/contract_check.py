@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ COMBINED = re.compile(
     r'"(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)"'
     r'(?: "(?P<cookie_id>(?:[^"\\]|\\.)*)")?(?: .*)?$'
 )
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INTEGER = re.compile(r"[+-]?[0-9]+")
 QUARANTINE_EXPECTATIONS = {"orders": "amount", "spend": "cost"}  # must not be negative
 MAX_CHARS = contracts.DEFAULT_MAX_FIELD_CHARS
 TOLERANCE = dt.timedelta(hours=contracts.DEFAULT_FUTURE_TOLERANCE_HOURS)
@@ -80,9 +83,12 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
             repeated.append(len({k for k, _ in items}) != len(items))
             return dict(items)
 
+        def no_constant(name: str) -> object:
+            raise ValueError(f"{name} is not JSON")  # RFC 8259 has no NaN or Infinity
+
         try:
-            obj = json.loads(text, object_pairs_hook=pairs)
-        except json.JSONDecodeError:
+            obj = json.loads(text, object_pairs_hook=pairs, parse_constant=no_constant)
+        except ValueError:
             return None
         # One object per line, nothing around it, no key twice (which value would be right?).
         top = text.strip()
@@ -103,15 +109,19 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
 
 
 def is_number(value: object, kind: str) -> bool:
+    """A finite number written in decimal; for a count, whole digits within 64 bits."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int | float):
-        return kind == "double" or isinstance(value, int)
-    try:
-        float(value) if kind == "double" else int(str(value))
-    except (TypeError, ValueError):
+    if isinstance(value, float):
+        return kind == "double" and math.isfinite(value)
+    if isinstance(value, int):
+        return kind == "double" or -(2**63) <= value < 2**63
+    if not isinstance(value, str):
         return False
-    return True
+    text = value.strip(" ")
+    if kind == "long":
+        return INTEGER.fullmatch(text) is not None and -(2**63) <= int(text) < 2**63
+    return DECIMAL.fullmatch(text) is not None and math.isfinite(float(text))
 
 
 def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str | None:

@@ -26,6 +26,7 @@ from crossdata.collect.identifiers import (
     normalize_phone,
     null_placeholders,
 )
+from crossdata.collect.records import order_lines, parse_double, parse_long
 from crossdata.collect.sessions import (
     LANDING_FIELDS,
     session_changes,
@@ -532,7 +533,6 @@ def shape_email_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
 
 
 # -- orders ----------------------------------------------------------------------------------
-_LINE_RAW = "array<struct<sku:string,quantity:string,unit_price:string>>"
 
 
 # Identifier type -> column, for every identifier an order carries.
@@ -544,11 +544,11 @@ ORDER_IDENTIFIERS = {
 def shape_orders(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     ids = ORDER_IDENTIFIERS
     lines = F.transform(
-        F.from_json("lines", _LINE_RAW),
+        order_lines(F.col("lines")),
         lambda x: F.struct(
             x["sku"].alias("sku"),
-            x["quantity"].try_cast("bigint").alias("quantity"),
-            x["unit_price"].try_cast("double").alias("unit_price"),
+            parse_long(x["quantity"]).alias("quantity"),
+            parse_double(x["unit_price"]).alias("unit_price"),
         ),
     )
     df = bronze.select(

@@ -137,6 +137,10 @@ WHOLE_FILE_CONF = {
 }
 _GLOB_CHARS = frozenset("*?[]{}\\")
 
+# JSON as RFC 8259 writes it. Spark's parser also takes 'single quotes' and the bare tokens
+# NaN, Infinity and -Infinity unless told not to; its other leniencies are off by default.
+STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
+
 
 @contextmanager
 def whole_file_tasks(spark: SparkSession) -> Iterator[None]:
@@ -248,7 +252,9 @@ def single_json_value(text: Column, schema: str) -> tuple[Column, Column]:
     error). Only the ``]`` case still parses as one element; for the text that holds a ``]``,
     ``[`` + text + ``,0]`` must then count exactly two elements.
     """
-    parsed = F.from_json(F.concat(F.lit("["), text, F.lit("]")), f"array<{schema}>")
+    parsed = F.from_json(
+        F.concat(F.lit("["), text, F.lit("]")), f"array<{schema}>", options=STRICT_JSON
+    )
     value = F.get(parsed, 0)
     closed_early = text.contains("]") & (
         F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))), F.lit(0)) != 2

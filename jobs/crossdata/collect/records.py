@@ -27,6 +27,10 @@ _SPARK_TYPES = {
     "date": "date",
     "json": "string",
 }
+# A number as people and JSON write one: sign, digits, point, exponent (ASCII digits only),
+# to the very end of the text (Java's $ would also match before a final line separator).
+_DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?![\s\S])"
+_EXACT_IN_DOUBLE = 2**53
 _ORDER_LINE = "array<struct<sku:string,quantity:string,unit_price:string>>"
 
 
@@ -58,11 +62,30 @@ def _parse_date(raw: Column) -> Column:
     return F.coalesce(*[F.try_to_date(F.trim(raw), f) for f in _DATE_FORMATS])
 
 
-def _parse_long(raw: Column) -> Column:
+def _as_number(text: Column) -> Column:
+    """Trimmed text as a finite double when it is written as a decimal number, else NULL.
+
+    Spark's cast also reads Java's spellings: ``NaN``, ``Infinity``, ``inf``, ``1.5d``,
+    ``2f``, hexadecimal ``0x1p3``, and turns ``1e400`` into infinity. None is a number here.
+    """
+    value = text.try_cast("double")
+    return F.when(text.rlike(_DECIMAL) & (F.abs(value) < F.lit(float("inf"))), value)
+
+
+def parse_double(raw: Column) -> Column:
+    """A number field's text -> its double, NULL when it holds something else."""
+    return _as_number(F.trim(raw))
+
+
+def parse_long(raw: Column) -> Column:
+    """A count field's text -> its bigint, NULL when it holds something else."""
     text = F.trim(raw)
-    as_double = text.try_cast("double")
-    # "12" and "12.0" are the same count; "12.5" is not a count.
-    whole = F.when(as_double == F.floor(as_double), as_double.try_cast("bigint"))
+    # Digits with a sign: exact, NULL past the bigint range. Otherwise "12.0" and "1.2e1" are
+    # the same count as "12" ("12.5" is not a count), read through a double, so only while
+    # every whole number is exact in one (a cast of 2**63 would come back as 2**63 - 1).
+    as_double = _as_number(text)
+    exact = F.abs(as_double) <= F.lit(float(_EXACT_IN_DOUBLE))
+    whole = F.when(exact, F.when(as_double == F.floor(as_double), as_double.cast("bigint")))
     return F.coalesce(text.try_cast("bigint"), whole)
 
 
@@ -74,9 +97,9 @@ def typed_value(field: Field, fmt: Format) -> Column:
     if field.type == "date":
         return _parse_date(raw)
     if field.type == "long":
-        return _parse_long(raw)
+        return parse_long(raw)
     if field.type == "double":
-        return F.trim(raw).try_cast("double")
+        return parse_double(raw)
     return raw
 
 
@@ -102,9 +125,7 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
         elif f.type in ("long", "double", "date"):
             checks["wrong_type"].append((present & value.isNull(), f.name))
         elif f.type == "json" and f.name == "lines":
-            _, one_array = single_json_value(raw, _ORDER_LINE)
-            bad = present & ~one_array
-            checks["wrong_type"].append((bad, f.name))
+            checks["wrong_type"].append((present & ~_order_lines_fit(raw), f.name))
         if f.values:
             allowed = F.array(*[F.lit(v) for v in f.values])
             checks["invalid_value"].append((present & ~F.array_contains(allowed, raw), f.name))
@@ -130,6 +151,27 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
         F.coalesce(*reason_cases).alias("_reason"),
         F.coalesce(*detail_cases).alias("_detail"),
     )
+
+
+def order_lines(raw: Column) -> Column:
+    """An order's ``lines`` text -> its array of (sku, quantity, unit_price) as text."""
+    return single_json_value(raw, _ORDER_LINE)[0]
+
+
+def _order_lines_fit(raw: Column) -> Column:
+    """Exactly one array of objects whose quantity is a count and unit price a number."""
+    lines, one_array = single_json_value(raw, _ORDER_LINE)
+
+    def unfit(line: Column) -> Column:
+        quantity, price = line["quantity"], line["unit_price"]
+        return (
+            line.isNull()
+            | (quantity.isNotNull() & parse_long(quantity).isNull())
+            | (price.isNotNull() & parse_double(price).isNull())
+        )
+
+    # A lambda is interpreted row by row: only the arrays that parsed pay for it.
+    return one_array & ~F.exists(lines, unfit)
 
 
 def _is_future(source: Source, rules: RecordRules) -> Column:

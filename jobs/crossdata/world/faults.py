@@ -31,8 +31,8 @@ BAD_TIMES = (
     "2026-03-05T25:61:00+01:00",
 )
 BAD_LOG_TIMES = ("45/Foo/2026:99:00:00 +0100", "yesterday", "2026-03-05 14:03")
-BAD_NUMBERS = ("12,50", "twelve", "1.2.3", "€12")
-BAD_LONGS = ("one", "5kB", "12,5")  # no spaces: a log token stays one token
+BAD_NUMBERS = ("12,50", "twelve", "1.2.3", "€12", "NaN", "Infinity")
+BAD_LONGS = ("one", "5kB", "12,5", "NaN")  # no spaces: a log token stays one token
 BAD_VALUES = ("unknown_value", "billboard", "teleport", "tv")
 GARBAGE = (
     "<html><body><h1>502 Bad Gateway</h1></body></html>",
