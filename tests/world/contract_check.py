@@ -109,19 +109,39 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
 
 
 def is_number(value: object, kind: str) -> bool:
-    """A finite number written in decimal; for a count, whole digits within 64 bits."""
+    """A finite number written in decimal; a count is whole: digits within 64 bits, or a
+    decimal whose value is whole and exact in a double (12.0 counts as 12)."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, float):
-        return kind == "double" and math.isfinite(value)
     if isinstance(value, int):
         return kind == "double" or -(2**63) <= value < 2**63
-    if not isinstance(value, str):
+    if isinstance(value, str):
+        text = value.strip(" ")
+        if kind == "long" and INTEGER.fullmatch(text):
+            return -(2**63) <= int(text) < 2**63
+        if not DECIMAL.fullmatch(text):
+            return False
+        value = float(text)
+    if not isinstance(value, float) or not math.isfinite(value):
         return False
-    text = value.strip(" ")
-    if kind == "long":
-        return INTEGER.fullmatch(text) is not None and -(2**63) <= int(text) < 2**63
-    return DECIMAL.fullmatch(text) is not None and math.isfinite(float(text))
+    return kind == "double" or (value.is_integer() and abs(value) <= 2**53)
+
+
+def order_lines_fit(value: object) -> bool:
+    """One array (or its JSON text) of objects, each quantity a count, each unit price a number."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, parse_constant=lambda name: float("nan"))
+        except ValueError:
+            return False
+    if not isinstance(value, list):
+        return False
+    return all(
+        isinstance(line, dict)
+        and (line.get("quantity") is None or is_number(line["quantity"], "long"))
+        and (line.get("unit_price") is None or is_number(line["unit_price"], "double"))
+        for line in value
+    )
 
 
 def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str | None:
@@ -149,6 +169,10 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
         if f.type in ("double", "long") and not is_number(fields[f.name], f.type):
             return "wrong_type"
         if f.type == "date" and parse_date(str(fields[f.name])) is None:
+            return "wrong_type"
+        if f.type == "string" and isinstance(fields[f.name], dict | list):
+            return "wrong_type"
+        if f.type == "json" and not order_lines_fit(fields[f.name]):
             return "wrong_type"
     if any(
         f.values and present(f.name) and fields[f.name] not in f.values for f in contract.fields

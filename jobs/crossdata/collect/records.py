@@ -126,6 +126,8 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
             checks["wrong_type"].append((present & value.isNull(), f.name))
         elif f.type == "json" and f.name == "lines":
             checks["wrong_type"].append((present & ~_order_lines_fit(raw), f.name))
+        elif f.type == "string" and fmt == "jsonl":
+            checks["wrong_type"].append((present & _holds_json_structure(f.name, raw), f.name))
         if f.values:
             allowed = F.array(*[F.lit(v) for v in f.values])
             checks["invalid_value"].append((present & ~F.array_contains(allowed, raw), f.name))
@@ -151,6 +153,18 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
         F.coalesce(*reason_cases).alias("_reason"),
         F.coalesce(*detail_cases).alias("_detail"),
     )
+
+
+def _holds_json_structure(name: str, raw: Column) -> Column:
+    """Whether a JSON line's text field holds an object or an array, not a scalar.
+
+    The parse gives nested values as JSON text, the same as a string that looks like one
+    (``[1]`` and ``"[1]"``); only a value that starts like one is looked at again, with its
+    type from Spark's variant reading of the line. (Contract names are plain identifiers.)
+    """
+    kind = F.expr(f"schema_of_variant(try_parse_json(_text):{name})")
+    looks = raw.startswith("{") | raw.startswith("[")
+    return F.when(looks, kind.startswith("OBJECT") | kind.startswith("ARRAY")).otherwise(False)
 
 
 def order_lines(raw: Column) -> Column:
