@@ -65,8 +65,8 @@ REASONS: tuple[Reason, ...] = (
         "wrong_type",
         "a number or date field holds a value of another type (a number is written in "
         "decimal, as 12, -0.5 or 1.2e3, and is finite: NaN, Infinity, 1.5d or 0x1p3 are not "
-        "numbers; a count is whole and fits in 64 bits), a text field of a JSON line holds an "
-        "object or an array, or a JSON field (an order's lines) is "
+        "numbers; a count is whole and fits in 64 bits), an identifier holds a JSON array or "
+        "object (or its JSON text), or a JSON field (an order's lines) is "
         "not exactly one value of its documented shape (lines: one array of objects whose "
         "quantity is a count and unit_price a number)",
     ),

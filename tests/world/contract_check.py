@@ -28,6 +28,7 @@ COMBINED = re.compile(
 )
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INTEGER = re.compile(r"[+-]?[0-9]+")
+IDENTIFYING = {*contracts.IDENTIFIER_TYPES, "id_value"}
 QUARANTINE_EXPECTATIONS = {"orders": "amount", "spend": "cost"}  # must not be negative
 MAX_CHARS = contracts.DEFAULT_MAX_FIELD_CHARS
 TOLERANCE = dt.timedelta(hours=contracts.DEFAULT_FUTURE_TOLERANCE_HOURS)
@@ -127,6 +128,16 @@ def is_number(value: object, kind: str) -> bool:
     return kind == "double" or (value.is_integer() and abs(value) <= 2**53)
 
 
+def is_json_structure(value: object) -> bool:
+    """An array or object, or the JSON text of one."""
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False
+    return isinstance(value, dict | list)
+
+
 def order_lines_fit(value: object) -> bool:
     """One array (or its JSON text) of objects, each quantity a count, each unit price a number."""
     if isinstance(value, str):
@@ -170,7 +181,7 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
             return "wrong_type"
         if f.type == "date" and parse_date(str(fields[f.name])) is None:
             return "wrong_type"
-        if f.type == "string" and isinstance(fields[f.name], dict | list):
+        if f.name in IDENTIFYING and is_json_structure(fields[f.name]):
             return "wrong_type"
         if f.type == "json" and not order_lines_fit(fields[f.name]):
             return "wrong_type"

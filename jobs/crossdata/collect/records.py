@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.collect.formats import single_json_value
-from crossdata.contracts import REASON_CODES, Field, Format, Source
+from crossdata.contracts import IDENTIFIER_TYPES, REASON_CODES, Field, Format, Source
 
 _ISO = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
 _LOG_TIME = "dd/MMM/yyyy:HH:mm:ss Z"
@@ -31,6 +31,7 @@ _SPARK_TYPES = {
 # to the very end of the text (Java's $ would also match before a final line separator).
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?![\s\S])"
 _EXACT_IN_DOUBLE = 2**53
+_IDENTIFYING = frozenset((*IDENTIFIER_TYPES, "id_value"))
 _ORDER_LINE = "array<struct<sku:string,quantity:string,unit_price:string>>"
 
 
@@ -126,8 +127,8 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
             checks["wrong_type"].append((present & value.isNull(), f.name))
         elif f.type == "json" and f.name == "lines":
             checks["wrong_type"].append((present & ~_order_lines_fit(raw), f.name))
-        elif f.type == "string" and fmt == "jsonl":
-            checks["wrong_type"].append((present & _holds_json_structure(f.name, raw), f.name))
+        elif f.name in _IDENTIFYING:
+            checks["wrong_type"].append((present & _json_structure(raw), f.name))
         if f.values:
             allowed = F.array(*[F.lit(v) for v in f.values])
             checks["invalid_value"].append((present & ~F.array_contains(allowed, raw), f.name))
@@ -155,16 +156,16 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
     )
 
 
-def _holds_json_structure(name: str, raw: Column) -> Column:
-    """Whether a JSON line's text field holds an object or an array, not a scalar.
+def _json_structure(raw: Column) -> Column:
+    """Whether an identifier's text is a JSON array or object.
 
-    The parse gives nested values as JSON text, the same as a string that looks like one
-    (``[1]`` and ``"[1]"``); only a value that starts like one is looked at again, with its
-    type from Spark's variant reading of the line. (Contract names are plain identifiers.)
+    A JSON line's parse gives a nested value as its JSON text, so ``["a", "b"]`` and the
+    string ``"[\\"a\\", \\"b\\"]"`` read the same; neither identifies anybody, and a
+    CSV cell holding one is no better. Only a value that starts like one is parsed.
     """
-    kind = F.expr(f"schema_of_variant(try_parse_json(_text):{name})")
-    looks = raw.startswith("{") | raw.startswith("[")
-    return F.when(looks, kind.startswith("OBJECT") | kind.startswith("ARRAY")).otherwise(False)
+    looks = raw.startswith("[") | raw.startswith("{")
+    parses = F.json_array_length(raw).isNotNull() | F.json_object_keys(raw).isNotNull()
+    return F.when(looks, parses).otherwise(False)
 
 
 def order_lines(raw: Column) -> Column:
