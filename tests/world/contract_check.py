@@ -74,6 +74,10 @@ def parse_date(value: str) -> dt.date | None:
     return None
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # RFC 8259 has no NaN or Infinity
+
+
 def fields_of(source: str, text: str, header: list[str]) -> dict | None:
     """The line's fields, or None when the format itself cannot be read."""
     fmt = contracts.SOURCES[source].format
@@ -84,11 +88,8 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
             repeated.append(len({k for k, _ in items}) != len(items))
             return dict(items)
 
-        def no_constant(name: str) -> object:
-            raise ValueError(f"{name} is not JSON")  # RFC 8259 has no NaN or Infinity
-
         try:
-            obj = json.loads(text, object_pairs_hook=pairs, parse_constant=no_constant)
+            obj = json.loads(text, object_pairs_hook=pairs, parse_constant=_no_constant)
         except ValueError:
             return None
         # One object per line, nothing around it, no key twice (which value would be right?).
@@ -142,7 +143,7 @@ def order_lines_fit(value: object) -> bool:
     """One array (or its JSON text) of objects, each quantity a count, each unit price a number."""
     if isinstance(value, str):
         try:
-            value = json.loads(value, parse_constant=lambda name: float("nan"))
+            value = json.loads(value, parse_constant=_no_constant)
         except ValueError:
             return False
     if not isinstance(value, list):

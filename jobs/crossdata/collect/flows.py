@@ -533,8 +533,6 @@ def shape_email_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
 
 
 # -- orders ----------------------------------------------------------------------------------
-
-
 # Identifier type -> column, for every identifier an order carries.
 ORDER_IDENTIFIERS = {
     t: t for t in ("user_id", "cookie_id", "device_id", "email", "phone", "loyalty_card")
