@@ -478,6 +478,17 @@ def batches(spark, tmp_path_factory) -> Batches:
     _versions(ctx, "crashed", versions)
     _process(ctx, files[2], 2)
     _versions(ctx, "recovered", versions)
+    # A crash after the late event was appended, before the stored event it moves was
+    # updated: both tables back to that moment, then the batch replayed.
+    crash_at = {
+        SILVER_EVENTS: versions[f"{SILVER_EVENTS}@batch1"] + 1,
+        SILVER_SESSIONS: versions[f"{SILVER_SESSIONS}@batch1"],
+    }
+    for name, version in crash_at.items():
+        ctx.spark.sql(f"RESTORE TABLE delta.`{ctx.lake.path(name)}` TO VERSION AS OF {version}")
+    _versions(ctx, "crashed_after_append", versions)
+    _process(ctx, files[2], 2)
+    _versions(ctx, "recovered_after_append", versions)
     return Batches(ctx, versions, outcomes, replay)
 
 
@@ -557,6 +568,36 @@ def test_a_replay_after_a_crash_before_the_sessions_write_completes_them(batches
     recovered = batches.ctx.lake.read(SILVER_SESSIONS)
     clean = batches.ctx.lake.read(SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@batch2"])
     assert_df_equality(recovered, clean, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_replay_after_a_crash_before_the_moved_events_are_updated_completes_them(batches):
+    v = batches.versions
+    # batch 2 wrote silver.events twice: the late event, then the stored event it moved.
+    assert v[f"{SILVER_EVENTS}@batch2"] == v[f"{SILVER_EVENTS}@batch1"] + 2
+    crashed = batches.ctx.lake.read(
+        SILVER_EVENTS, version=v[f"{SILVER_EVENTS}@crashed_after_append"]
+    )
+    clean = batches.ctx.lake.read(SILVER_EVENTS, version=v[f"{SILVER_EVENTS}@batch2"])
+    columns = ("event_id", *SESSION_COLUMNS)
+    assert crashed.select(*columns).exceptAll(clean.select(*columns)).count() == 1  # e3
+    # The replay appends nothing (the late event is stored) and moves e3 as the first try did.
+    recovered = v[f"{SILVER_EVENTS}@recovered_after_append"]
+    changes = batches.ctx.lake.read_changes(
+        SILVER_EVENTS, v[f"{SILVER_EVENTS}@crashed_after_append"] + 1, recovered
+    )
+    assert sorted(r[0] for r in changes.select("event_id").distinct().collect()) == ["e3"]
+    assert_df_equality(
+        batches.ctx.lake.read(SILVER_EVENTS, version=recovered).select(*columns),
+        clean.select(*columns),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    assert_df_equality(
+        batches.ctx.lake.read(SILVER_SESSIONS),
+        batches.ctx.lake.read(SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@batch2"]),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def test_catch_up_sessions_the_events_an_older_version_inserted_without_one(batches, tmp_path):
