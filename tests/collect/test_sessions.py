@@ -563,9 +563,13 @@ def test_a_replayed_batch_writes_nothing_again_and_counts_the_same(batches):
 
 def test_a_replay_after_a_crash_before_the_sessions_write_completes_them(batches):
     v = batches.versions
-    assert _visits(batches, "ck_a", v[f"{SILVER_SESSIONS}@crashed"]) != _visits(batches, "ck_a")
+    # Read at this replay's own versions: the fixture goes on to another crash after it.
+    after = v[f"{SILVER_SESSIONS}@recovered"]
+    assert _visits(batches, "ck_a", v[f"{SILVER_SESSIONS}@crashed"]) != _visits(
+        batches, "ck_a", after
+    )
     assert v[f"{SILVER_EVENTS}@recovered"] == v[f"{SILVER_EVENTS}@batch2"]  # events were complete
-    recovered = batches.ctx.lake.read(SILVER_SESSIONS)
+    recovered = batches.ctx.lake.read(SILVER_SESSIONS, version=after)
     clean = batches.ctx.lake.read(SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@batch2"])
     assert_df_equality(recovered, clean, ignore_row_order=True, ignore_nullable=True)
 
@@ -593,7 +597,9 @@ def test_a_replay_after_a_crash_before_the_moved_events_are_updated_completes_th
         ignore_nullable=True,
     )
     assert_df_equality(
-        batches.ctx.lake.read(SILVER_SESSIONS),
+        batches.ctx.lake.read(
+            SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@recovered_after_append"]
+        ),
         batches.ctx.lake.read(SILVER_SESSIONS, version=v[f"{SILVER_SESSIONS}@batch2"]),
         ignore_row_order=True,
         ignore_nullable=True,
