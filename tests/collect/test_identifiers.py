@@ -203,6 +203,78 @@ def test_unknown_identifier_type_is_refused(spark, collect):
         null_placeholders(df, {"email": "emial"}, collect)
 
 
+def test_refused_emails_and_phones_are_listed_as_unusable_not_placeholders(spark, collect):
+    from crossdata.collect.flows import clean_identifiers
+
+    schema = "id string, cookie_id string, email string, phone string"
+    df = spark.createDataFrame(
+        [
+            ("refused", "ck_1", "bob@shop", "06 12 34 56 7"),  # no dotted domain, a digit short
+            ("placeholders", "ck_2", "test@test.com", "0600000000"),
+            ("blank", "ck_3", "  ", ""),
+            ("good", "ck_4", " Ann@Shop.Example", "06 12 34 56 78"),
+            ("one of two", "ck_5", "ann@shop.example", "call me"),
+        ],
+        schema,
+    )
+    ids = {"cookie_id": "cookie_id", "email": "email", "phone": "phone"}
+    actual = clean_identifiers(df, ids, collect)
+    expected = spark.createDataFrame(
+        [
+            ("refused", "ck_1", None, None, [], ["email", "phone"]),
+            ("placeholders", "ck_2", None, None, ["email", "phone"], []),
+            ("blank", "ck_3", None, None, [], []),
+            ("good", "ck_4", "ann@shop.example", "+33612345678", [], []),
+            ("one of two", "ck_5", "ann@shop.example", None, [], ["phone"]),
+        ],
+        schema + ", placeholder_fields array<string>, _unusable_fields array<string>",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+    # with no email or phone to check, nothing is added
+    assert clean_identifiers(df, {"cookie_id": "cookie_id"}, collect).columns == [
+        *df.columns,
+        "placeholder_fields",
+    ]
+
+
+def test_consent_counts_a_refused_email_or_phone_as_unusable(spark, collect):
+    import datetime as dt
+
+    from crossdata.collect.flows import shape_consent
+    from crossdata.collect.silver import SilverBatch
+
+    rows = [
+        ("c1", "email", "bob@shop"),  # refused
+        ("c2", "phone", "06 12 34 56 7"),  # refused
+        ("c3", "email", "a@a.com"),  # a placeholder, listed as such
+        ("c4", "phone", "06 12 34 56 78"),
+        ("c5", "cookie_id", "x"),  # only trimmed: never refused
+        ("c6", "email", " "),  # blank: missing
+    ]
+    ts = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
+    bronze = spark.createDataFrame(
+        [
+            (c, ts, t, v, "ads", "granted", "web", {}, "f", i, None, ts, "r")
+            for i, (c, t, v) in enumerate(rows)
+        ],
+        "consent_id string, ts timestamp, id_type string, id_value string, purpose string, "
+        "status string, channel string, _rescued map<string,string>, _source_file string, "
+        "_line bigint, _delivery_date date, _ingested_at timestamp, _run_id string",
+    )
+    batch = SilverBatch(collect, None, "r", 0, ts)  # type: ignore[arg-type]
+    shaped = shape_consent(bronze, batch).select(
+        "consent_id", "id_value", "placeholder_fields", "_unusable_fields"
+    )
+    assert sorted(tuple(r) for r in shaped.collect()) == [
+        ("c1", None, [], ["id_value"]),
+        ("c2", None, [], ["id_value"]),
+        ("c3", None, ["id_value"], []),
+        ("c4", "+33612345678", [], []),
+        ("c5", "x", [], []),
+        ("c6", None, [], []),
+    ]
+
+
 def test_french_phone_forms_become_one_e164_number(spark):
     df = spark.createDataFrame([(v,) for v in FRENCH_FORMS], "phone string")
     actual = normalize_phone(df, "phone", "FR")

@@ -67,8 +67,9 @@ def scenario(spark, tmp_path_factory) -> Scenario:
         "a.jsonl",
         [
             event("e1", "2026-03-05T10:00:00Z"),
-            event("e3", "2026-03-05T10:50:00Z"),
-            event("e4", "2026-03-05T11:00:00Z", cookie="ck_b", network="wifi"),
+            event("e3", "2026-03-05T10:50:00Z", email=" Ann@Shop.Example "),
+            # an address without a dotted domain: nulled in silver, counted as unusable
+            event("e4", "2026-03-05T11:00:00Z", cookie="ck_b", network="wifi", email="bob@shop"),
         ],
     )
     first = _ingest(ctx)
@@ -285,6 +286,17 @@ def test_bots_removed_by_setting_are_counted_not_lost(scenario):
     }
     assert quality["events:bots_removed"] == (3, 1, "remove")
     assert quality["events:is_bot"] == (3, 1, "count")
+    assert quality["events:placeholder_fields"] == (4, 0, "count")
+    assert quality["events:unusable_fields"] == (3, 1, "count")  # e4's email
+
+
+def test_an_unusable_email_is_nulled_in_silver_and_kept_in_bronze(scenario):
+    lake = scenario.ctx.lake
+    silver = {r["event_id"]: r["email"] for r in lake.read("silver.events").collect()}
+    assert silver["e3"] == "ann@shop.example" and silver["e4"] is None
+    assert "_unusable_fields" not in lake.read("silver.events").columns
+    bronze = {r["event_id"]: r["email"] for r in lake.read("bronze.events").collect()}
+    assert bronze["e4"] == "bob@shop"
     assert "removed by rule" in scenario.first.describe()
 
 

@@ -63,3 +63,28 @@ def test_drifted_field_is_kept_from_its_first_day(ingested_world):
     first_day = bronze.agg(F.min(F.to_date("ts"))).collect()[0][0]
     assert first_day is not None
     assert str(first_day) >= drift["from_date"]
+
+
+def test_unusable_identifiers_are_counted_in_every_batch_that_checks_them(ingested_world):
+    _, ctx, _ = ingested_world
+    quality = (
+        ctx.lake.read("ops.data_quality")
+        .where(F.col("rule").endswith(":unusable_fields"))
+        .withColumn("source", F.split("rule", ":")[0])
+    )
+    batches = ctx.lake.read("ops.silver_batches")
+    rows = quality.join(batches, ["run_id", "batch_id", "table", "source"]).collect()
+    # every source whose records carry an email or a phone; the access log has neither
+    assert {r["source"] for r in rows} == {
+        "events",
+        "email_events",
+        "crm_customers",
+        "orders",
+        "consent",
+    }
+    assert all(r["passed"] + r["failed"] == r["rows_in"] for r in rows)
+    assert all(r["action"] == "count" for r in rows)
+    silver_columns = {
+        c for t in ("events", "orders", "consent") for c in ctx.lake.read(f"silver.{t}").columns
+    }
+    assert "_unusable_fields" not in silver_columns

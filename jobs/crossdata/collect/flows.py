@@ -21,10 +21,14 @@ from pyspark.sql import functions as F
 from crossdata.collect.bots import with_bot_flags, with_bot_rates
 from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
+    CHECKED_TYPES,
+    UNUSABLE_FIELDS,
     is_placeholder,
+    listed_fields,
     normalize_email,
     normalize_phone,
     null_placeholders,
+    present,
 )
 from crossdata.collect.records import order_lines, parse_double, parse_long
 from crossdata.collect.sessions import (
@@ -120,6 +124,11 @@ _STATIC = r"(?i)\.(css|js|mjs|map|png|jpe?g|gif|svg|webp|ico|woff2?|ttf|eot|txt|
 _MATCH_SECONDS = 5
 
 
+def _transient(df: DataFrame) -> list[str]:
+    """The counted-then-dropped columns ``df`` carries (see silver.TRANSIENT)."""
+    return [UNUSABLE_FIELDS] if UNUSABLE_FIELDS in df.columns else []
+
+
 def _select_typed(df: DataFrame, columns: Sequence[tuple[str, str]]) -> DataFrame:
     """Exactly these columns in this order (missing ones as typed NULLs), then lineage."""
     have = set(df.columns)
@@ -129,12 +138,20 @@ def _select_typed(df: DataFrame, columns: Sequence[tuple[str, str]]) -> DataFram
             for name, dtype in columns
         ],
         *LINEAGE,
+        *_transient(df),
     )
 
 
-def _identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSettings) -> DataFrame:
-    """Placeholders nulled (and listed), emails canonical, phones E.164, cards upper-cased."""
+def clean_identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSettings) -> DataFrame:
+    """Placeholders nulled (and listed), emails canonical, phones E.164, cards upper-cased.
+
+    Emails and phones that were given (not blank, not a placeholder) but that their
+    normalisation refused are listed in the transient ``UNUSABLE_FIELDS``.
+    """
     out = null_placeholders(df, columns, s)
+    checked = [c for c, id_type in columns.items() if id_type in CHECKED_TYPES]
+    given = {c: f"_given_{c}" for c in checked}
+    out = out.withColumns({flag: F.col(c).isNotNull() for c, flag in given.items()})
     for column, id_type in columns.items():
         if id_type == "email":
             out = out.withColumn(column, normalize_email(F.col(column)))
@@ -144,7 +161,10 @@ def _identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSettings) 
             out = out.withColumn(column, F.upper(F.trim(column)))
         else:
             out = out.withColumn(column, F.trim(column))
-    return out
+    if not checked:
+        return out
+    refused = {c: F.col(flag) & F.col(c).isNull() for c, flag in given.items()}
+    return out.withColumn(UNUSABLE_FIELDS, listed_fields(refused)).drop(*given.values())
 
 
 def web_context(df: DataFrame, s: CollectSettings, url: str) -> DataFrame:
@@ -178,7 +198,7 @@ def shape_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "user_id": "user_id",
         "email": "email",
     }
-    df = web_context(_identifiers(df, ids, s), s, "page_url")
+    df = web_context(clean_identifiers(df, ids, s), s, "page_url")
     return _select_typed(df, EVENT_COLUMNS)
 
 
@@ -206,7 +226,7 @@ def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         F.lit(None).cast("string").alias("device_id"),
         F.col("_rescued").alias("attributes"),
     )
-    df = web_context(_identifiers(df, {"cookie_id": "cookie_id"}, s), s, "page_url")
+    df = web_context(clean_identifiers(df, {"cookie_id": "cookie_id"}, s), s, "page_url")
     return _select_typed(df, EVENT_COLUMNS)
 
 
@@ -468,7 +488,7 @@ def _timed(bronze: DataFrame, ts: str = "ts") -> DataFrame:
 
 
 def shape_ad_impressions(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
-    df = _identifiers(
+    df = clean_identifiers(
         _timed(bronze), {"cookie_id": "cookie_id", "device_id": "device_id"}, batch.settings
     )
     return df.select(
@@ -490,7 +510,7 @@ def shape_ad_impressions(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
 
 
 def shape_ad_clicks(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
-    df = _identifiers(
+    df = clean_identifiers(
         _timed(bronze), {"cookie_id": "cookie_id", "device_id": "device_id"}, batch.settings
     )
     return df.select(
@@ -513,7 +533,7 @@ def shape_ad_clicks(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
 
 
 def shape_email_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
-    df = _identifiers(
+    df = clean_identifiers(
         _timed(bronze), {"email": "email", "landing_cookie_id": "cookie_id"}, batch.settings
     )
     return df.select(
@@ -529,6 +549,7 @@ def shape_email_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
+        *_transient(df),
     )
 
 
@@ -557,7 +578,7 @@ def shape_orders(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         lines.alias("order_lines"),
         F.col("_rescued").alias("attributes"),
     )
-    df = _identifiers(df, ids, batch.settings)
+    df = clean_identifiers(df, ids, batch.settings)
     return df.select(
         "order_id",
         "order_ts",
@@ -577,6 +598,7 @@ def shape_orders(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
+        *_transient(df),
     )
 
 
@@ -651,7 +673,7 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "mobile_phone": "phone",
         "loyalty_card": "loyalty_card",
     }
-    cleaned = _identifiers(versions, ids, s).withColumns(
+    cleaned = clean_identifiers(versions, ids, s).withColumns(
         {
             "first_name": F.trim("first_name"),
             "last_name": F.trim("last_name"),
@@ -661,9 +683,10 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     )
     golden = crm_golden(cleaned, s.crm_source_priority)
     flags = cleaned.groupBy("customer_number").agg(
-        F.array_sort(F.array_distinct(F.flatten(F.collect_list("placeholder_fields")))).alias(
-            "placeholder_fields"
-        )
+        *[
+            F.array_sort(F.array_distinct(F.flatten(F.collect_list(c)))).alias(c)
+            for c in ("placeholder_fields", UNUSABLE_FIELDS)
+        ]
     )
     # A name starting with = + - @ is a spreadsheet formula: kept as text, flagged for exports.
     formula = r"^\s*[=+\-@]"
@@ -707,6 +730,15 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         .alias("placeholder_fields"),
         "attributes",
         *LINEAGE,
+        # an email or phone given, not a placeholder, that its normalisation refused
+        listed_fields(
+            {
+                "id_value": F.col("id_type").isin(*CHECKED_TYPES)
+                & ~F.col("_placeholder")
+                & present(F.col("id_value"))
+                & value.isNull()
+            }
+        ).alias(UNUSABLE_FIELDS),
     )
 
 

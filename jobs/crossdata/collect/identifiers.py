@@ -3,6 +3,11 @@
 An identifier links records of one person; a junk value (``undefined``, ``0``, an all-zero
 UUID, ``test@test.com``) would link everyone who carries it, so it is nulled here and the
 names of the nulled columns are kept in ``placeholder_fields`` for data-quality counts.
+
+An email or a phone that is not a placeholder but cannot be used either (no dotted domain, a
+number that is not valid in its region) is nulled by its normalisation. Those are listed in the
+transient column ``_unusable_fields``: silver counts them in ``ops.data_quality`` and drops the
+column before writing (bronze keeps the raw value).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from crossdata.config.schema import CollectSettings
 from crossdata.contracts import IDENTIFIER_TYPES
 
 PLACEHOLDER_FIELDS = "placeholder_fields"
+# Counted, then dropped before the write: not a stored column.
+UNUSABLE_FIELDS = "_unusable_fields"
+# Identifier types whose normalisation can refuse a value (others are only trimmed).
+CHECKED_TYPES = ("email", "phone")
 
 # Java regexes. (?U) makes \s match Unicode whitespace too (a pasted non-breaking space is
 # common in CRM exports); \p{Cc} refuses control characters, which no real address holds.
@@ -81,18 +90,32 @@ def null_placeholders(
         name: F.when(hit | (_trimmed(F.col(name)) == ""), None).otherwise(F.col(name))
         for name, hit in hits.items()
     }
-    # Placeholders are rare: the list is built (array_compact takes a lambda, interpreted row
-    # by row) only on rows that hold one. The typed NULL keeps the type array<string>.
-    listed = [F.when(hit, F.lit(name)) for name, hit in hits.items()]
-    found = F.when(
-        reduce(lambda a, b: a | b, hits.values(), F.lit(False)),
-        F.array_compact(F.array(F.lit(None).cast("string"), *listed)),
-    ).otherwise(F.array().cast("array<string>"))
+    found = listed_fields(hits)
     if PLACEHOLDER_FIELDS in df.columns:
         found = F.concat(
             F.coalesce(F.col(PLACEHOLDER_FIELDS), F.array().cast("array<string>")), found
         )
     return df.withColumns({**nulled, PLACEHOLDER_FIELDS: found})
+
+
+def present(value: Column) -> Column:
+    """True when ``value`` holds something other than blanks (NULL counts as absent)."""
+    return F.coalesce(_trimmed(value) != "", F.lit(False))
+
+
+def listed_fields(hits: Mapping[str, Column]) -> Column:
+    """The names whose condition holds, as array<string> (empty when none does).
+
+    Hits are rare: the list is built (array_compact takes a lambda, interpreted row by row)
+    only on rows that have one.
+    """
+    tests = {name: F.coalesce(hit, F.lit(False)) for name, hit in hits.items()}
+    return F.when(
+        reduce(lambda a, b: a | b, tests.values(), F.lit(False)),
+        F.array_compact(
+            F.array(F.lit(None).cast("string"), *[F.when(t, F.lit(n)) for n, t in tests.items()])
+        ),
+    ).otherwise(F.array().cast("array<string>"))
 
 
 @lru_cache(maxsize=200_000)

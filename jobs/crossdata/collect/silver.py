@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.identifiers import UNUSABLE_FIELDS
 from crossdata.collect.ledgers import QUALITY, QUARANTINE, SILVER_BATCHES
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings, Expectation
@@ -95,6 +96,11 @@ class Flow:
     removal: Removal | None = None
 
 
+# Columns a shape may add for counting only: counted like ``Flow.counters`` (under their name
+# without the leading underscore), then dropped before anything is written.
+TRANSIENT = (UNUSABLE_FIELDS,)
+
+
 def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...]) -> DataFrame:
     """Keep one row per key: the first by ``prefer`` (deterministic, so replays agree)."""
     order = [F.col(c).asc_nulls_last() for c in prefer]
@@ -169,6 +175,8 @@ class SilverBatchWriter:
         try:
             outcome = SilverOutcome()
             exp_cols = [f"_exp_{e.name}" for e in expectations]
+            transient = [c for c in TRANSIENT if c in shaped.columns]
+            counters = {c: c for c in flow.counters} | {c: c.lstrip("_") for c in transient}
             part = spec.partition_by[0] if len(spec.partition_by) == 1 else None
             to_quarantine = [e for e in expectations if e.action == "quarantine"]
             bad = F.lit(False)
@@ -181,7 +189,7 @@ class SilverBatchWriter:
             counts = flagged.agg(
                 F.count(F.lit(1)).alias("rows"),
                 *[F.sum(F.col(c).cast("int")).alias(c) for c in exp_cols],
-                *[_counter(flagged, c).alias(f"_cnt_{c}") for c in flow.counters],
+                *[_counter(flagged, c).alias(f"_cnt_{c}") for c in counters],
                 # a quarantined row is not also counted as removed
                 *(
                     [F.sum((removal_hit & ~bad).cast("int")).alias("_removed")]
@@ -209,11 +217,11 @@ class SilverBatchWriter:
                         failed,
                         e.action,
                     )
-            for c in flow.counters:
+            for c, name in counters.items():
                 hit = int(counts[f"_cnt_{c}"] or 0)
                 outcome.quality.append(
                     QualityRow(
-                        flow.table, f"{flow.source}:{c}", outcome.rows_in - hit, hit, "count"
+                        flow.table, f"{flow.source}:{name}", outcome.rows_in - hit, hit, "count"
                     )
                 )
             failing = [
@@ -246,7 +254,7 @@ class SilverBatchWriter:
                     )
                 )
                 kept = kept.where(~removal_hit)
-            rows = deduplicate(kept.drop(*exp_cols), spec.keys, flow.prefer)
+            rows = deduplicate(kept.drop(*exp_cols, *transient), spec.keys, flow.prefer)
             if flow.pre_merge is not None:
                 rows = flow.pre_merge(rows, ctx)
             if flow.write is not None:
@@ -302,7 +310,7 @@ class SilverBatchWriter:
 
     def _quarantine(self, rejected: DataFrame, exps: list[Expectation], ctx: SilverBatch) -> int:
         reason_detail = F.coalesce(*[F.when(F.col(f"_exp_{e.name}"), F.lit(e.name)) for e in exps])
-        payload = [c for c in rejected.columns if not c.startswith("_exp_")]
+        payload = [c for c in rejected.columns if not c.startswith("_exp_") and c not in TRANSIENT]
         rows = rejected.select(
             F.lit(self.flow.source).alias("source"),
             F.lit("expectation_failed").alias("reason"),
