@@ -101,11 +101,13 @@ def main() -> None:
         "bronze: + parse": lambda: formats.parse_lines(lines(), source),
         "bronze: + validate": lambda: validated(),
         "silver: read bronze": events,
-        "silver: + identifiers": lambda: flows._identifiers(events(), IDS, collect),
+        "silver: + identifiers": lambda: flows.clean_identifiers(events(), IDS, collect),
         "silver: + user agents": lambda: with_user_agent_fields(
-            flows._identifiers(events(), IDS, collect), "user_agent"
+            flows.clean_identifiers(events(), IDS, collect), "user_agent"
         ),
-        "silver: + url parts, channel": lambda: web(flows._identifiers(events(), IDS, collect)),
+        "silver: + url parts, channel": lambda: web(
+            flows.clean_identifiers(events(), IDS, collect)
+        ),
         "silver: + bots (whole shape)": lambda: flows.shape_events(
             spark.read.format("delta").load(table), batch
         ),
