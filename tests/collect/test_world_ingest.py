@@ -65,25 +65,35 @@ def test_drifted_field_is_kept_from_its_first_day(ingested_world):
     assert str(first_day) >= drift["from_date"]
 
 
-def test_unusable_identifiers_are_counted_in_every_batch_that_checks_them(ingested_world):
-    _, ctx, _ = ingested_world
+def _counted(ctx, rule: str) -> list:
+    """The ``<source>:<rule>`` rows of ops.data_quality beside their batch's rows_in."""
     quality = (
         ctx.lake.read("ops.data_quality")
-        .where(F.col("rule").endswith(":unusable_fields"))
+        .where(F.col("rule").endswith(f":{rule}"))
         .withColumn("source", F.split("rule", ":")[0])
     )
     batches = ctx.lake.read("ops.silver_batches")
     rows = quality.join(batches, ["run_id", "batch_id", "table", "source"]).collect()
-    # every source whose records carry an email or a phone; the access log has neither
-    assert {r["source"] for r in rows} == {
-        "events",
-        "email_events",
-        "crm_customers",
-        "orders",
-        "consent",
-    }
     assert all(r["passed"] + r["failed"] == r["rows_in"] for r in rows)
     assert all(r["action"] == "count" for r in rows)
+    return rows
+
+
+def test_placeholders_are_counted_for_every_source_with_identifiers(ingested_world):
+    _, ctx, _ = ingested_world
+    rows = _counted(ctx, "placeholder_fields")
+    # every source but spend carries an identifier of someone
+    assert {r["source"] for r in rows} == set(ctx.settings.collect.sources) - {"spend"}
+    # the world writes placeholders for cookies and devices on some events
+    assert sum(r["failed"] for r in rows if r["source"] == "events") > 0
+
+
+def test_unusable_identifiers_are_counted_in_every_batch_that_checks_them(ingested_world):
+    _, ctx, _ = ingested_world
+    rows = _counted(ctx, "unusable_fields")
+    # every source whose records carry an email or a phone: not the ads, the access log or spend
+    without = {"ad_impressions", "ad_clicks", "access_log", "spend"}
+    assert {r["source"] for r in rows} == set(ctx.settings.collect.sources) - without
     silver_columns = {
         c for t in ("events", "orders", "consent") for c in ctx.lake.read(f"silver.{t}").columns
     }

@@ -809,7 +809,7 @@ FLOWS: dict[str, Flow] = {
             ("customer_number",),
             when_matched="update",
             compare=_CRM_COMPARE,
-            counters=("has_formula_text",),
+            counters=("has_formula_text", "placeholder_fields"),
         ),
         Flow(
             "orders",
