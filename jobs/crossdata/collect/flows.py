@@ -37,7 +37,7 @@ from crossdata.collect.sessions import (
     sessions_table,
     with_sessions,
 )
-from crossdata.collect.silver import Flow, SilverBatch
+from crossdata.collect.silver import Flow, SilverBatch, transient_columns
 from crossdata.collect.user_agents import with_user_agent_fields
 from crossdata.config.schema import CollectSettings, SessionSettings
 from crossdata.contracts import IDENTIFIER_TYPES
@@ -124,11 +124,6 @@ _STATIC = r"(?i)\.(css|js|mjs|map|png|jpe?g|gif|svg|webp|ico|woff2?|ttf|eot|txt|
 _MATCH_SECONDS = 5
 
 
-def _transient(df: DataFrame) -> list[str]:
-    """The counted-then-dropped columns ``df`` carries (see silver.TRANSIENT)."""
-    return [UNUSABLE_FIELDS] if UNUSABLE_FIELDS in df.columns else []
-
-
 def _select_typed(df: DataFrame, columns: Sequence[tuple[str, str]]) -> DataFrame:
     """Exactly these columns in this order (missing ones as typed NULLs), then lineage."""
     have = set(df.columns)
@@ -138,7 +133,7 @@ def _select_typed(df: DataFrame, columns: Sequence[tuple[str, str]]) -> DataFram
             for name, dtype in columns
         ],
         *LINEAGE,
-        *_transient(df),
+        *transient_columns(df),
     )
 
 
@@ -549,7 +544,7 @@ def shape_email_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
-        *_transient(df),
+        *transient_columns(df),
     )
 
 
@@ -598,7 +593,7 @@ def shape_orders(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
-        *_transient(df),
+        *transient_columns(df),
     )
 
 
@@ -716,12 +711,14 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         .when(F.col("id_type").isin("loyalty_card", "customer_number"), F.upper(F.trim("id_value")))
         .otherwise(F.trim("id_value"))
     )
+    # computed once: written, and tested for an email or phone its normalisation refused
+    df = df.withColumn("_value", value)
     return df.select(
         "consent_id",
         "event_ts",
         "event_date",
         "id_type",
-        value.alias("id_value"),
+        F.col("_value").alias("id_value"),
         "purpose",
         "status",
         "channel",
@@ -736,7 +733,7 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
                 "id_value": F.col("id_type").isin(*CHECKED_TYPES)
                 & ~F.col("_placeholder")
                 & present(F.col("id_value"))
-                & value.isNull()
+                & F.col("_value").isNull()
             }
         ).alias(UNUSABLE_FIELDS),
     )

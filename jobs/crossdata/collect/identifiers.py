@@ -87,7 +87,7 @@ def null_placeholders(
     }
     # withColumns evaluates every expression on the input row, so each test sees the raw value.
     nulled = {
-        name: F.when(hit | (_trimmed(F.col(name)) == ""), None).otherwise(F.col(name))
+        name: F.when(hit | ~present(F.col(name)), None).otherwise(F.col(name))
         for name, hit in hits.items()
     }
     found = listed_fields(hits)

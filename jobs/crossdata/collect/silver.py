@@ -101,6 +101,11 @@ class Flow:
 TRANSIENT = (UNUSABLE_FIELDS,)
 
 
+def transient_columns(df: DataFrame) -> list[str]:
+    """The ``TRANSIENT`` columns ``df`` carries."""
+    return [c for c in TRANSIENT if c in df.columns]
+
+
 def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...]) -> DataFrame:
     """Keep one row per key: the first by ``prefer`` (deterministic, so replays agree)."""
     order = [F.col(c).asc_nulls_last() for c in prefer]
@@ -175,7 +180,7 @@ class SilverBatchWriter:
         try:
             outcome = SilverOutcome()
             exp_cols = [f"_exp_{e.name}" for e in expectations]
-            transient = [c for c in TRANSIENT if c in shaped.columns]
+            transient = transient_columns(shaped)
             counters = {c: c for c in flow.counters} | {c: c.lstrip("_") for c in transient}
             part = spec.partition_by[0] if len(spec.partition_by) == 1 else None
             to_quarantine = [e for e in expectations if e.action == "quarantine"]
