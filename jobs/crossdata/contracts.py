@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pycountry
+
 FieldType = Literal["string", "timestamp", "long", "double", "date", "json"]
 Format = Literal["jsonl", "csv", "combined_log"]
 
@@ -39,6 +41,12 @@ CHANNELS: tuple[str, ...] = (
 )
 
 CONSENT_PURPOSES: tuple[str, ...] = ("analytics", "ads_personalization", "email_marketing")
+
+# The alphabetic codes of ISO 4217 as pycountry ships them (pinned with the stack), funds and
+# precious metals included. A currency field holds one of them; case and edge blanks do not
+# matter ("eur " is EUR), and silver stores the code upper-cased.
+CURRENCIES: tuple[str, ...] = tuple(sorted(c.alpha_3 for c in pycountry.currencies))
+CURRENCY_SET = "an ISO 4217 alphabetic code, any case"
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,9 @@ class Field:
     description: str
     example: object = None
     values: tuple[str, ...] = ()  # the allowed values, when the field is an enumeration
+    # How the docs name a set too long to list (empty: the values are listed). Such a set is
+    # matched on the value trimmed and upper-cased.
+    value_set: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,10 @@ def _f(
     values: tuple[str, ...] = (),
 ) -> Field:
     return Field(name, type_, required, description, example, values)
+
+
+def _currency(required: bool, description: str) -> Field:
+    return Field("currency", "string", required, description, "EUR", CURRENCIES, CURRENCY_SET)
 
 
 EVENT_TYPES = (
@@ -207,7 +222,7 @@ EVENTS = Source(
         _f("cart_value", "double", False, "cart total (checkout)", 79.8),
         _f("order_id", "string", False, "order placed (purchase)", "o_20260305_000981"),
         _f("revenue", "double", False, "order total (purchase)", 79.8),
-        _f("currency", "string", False, "ISO 4217 code of price/revenue", "EUR"),
+        _currency(False, "currency of price/revenue"),
         _f("search_query", "string", False, "what was searched (search)", "running shoes"),
         _f("app_version", "string", False, "app version (app)", "5.2.1"),
     ),
@@ -299,7 +314,7 @@ AD_IMPRESSIONS = Source(
         _f("cookie_id", "string", False, "cookie the ad server matched (web)", "ck_9d2f61a0b4c3"),
         _f("device_id", "string", False, "advertising id (in-app)", ""),
         _f("cost", "double", True, "cost of this impression", 0.0042),
-        _f("currency", "string", True, "ISO 4217 code of cost", "EUR"),
+        _currency(True, "currency of cost"),
     ),
     record_key=("impression_id",),
     time_field="ts",
@@ -327,7 +342,7 @@ AD_CLICKS = Source(
         _f("cookie_id", "string", False, "cookie the ad server matched (web)", "ck_9d2f61a0b4c3"),
         _f("device_id", "string", False, "advertising id (in-app)", ""),
         _f("cost", "double", True, "cost of the click (CPC)", 0.61),
-        _f("currency", "string", True, "ISO 4217 code of cost", "EUR"),
+        _currency(True, "currency of cost"),
         _f(
             "landing_url",
             "string",
@@ -395,7 +410,13 @@ CRM_CUSTOMERS = Source(
         _f("address_line1", "string", False, "street address", "12 rue des Lilas"),
         _f("postal_code", "string", False, "postal code", "69003"),
         _f("city", "string", False, "city", "Lyon"),
-        _f("country", "string", False, "ISO 3166 alpha-2", "FR"),
+        _f(
+            "country",
+            "string",
+            False,
+            "country: ISO 3166 code (FR, FRA, 250) or English name; silver keeps alpha-2",
+            "FR",
+        ),
         _f("birth_date", "date", False, "YYYY-MM-DD or DD/MM/YYYY", "1986-04-17"),
         _f("store_id", "string", False, "home store", "st_012"),
         _f("loyalty_card", "string", False, "loyalty card number", "LC0000123456"),
@@ -450,7 +471,7 @@ ORDERS = Source(
         _f("phone", "string", False, "phone given with the order", "0612345678"),
         _f("loyalty_card", "string", False, "loyalty card shown (store)", "LC0000123456"),
         _f("store_id", "string", False, "store (store, call_center)", "st_012"),
-        _f("currency", "string", True, "ISO 4217 code", "EUR"),
+        _currency(True, "currency of amount"),
         _f("amount", "double", True, "order total", 79.8),
         _f(
             "lines",
@@ -510,7 +531,7 @@ SPEND = Source(
         _f("campaign_id", "string", True, "campaign", "cmp_display_spring"),
         _f("campaign_name", "string", False, "campaign label", "Display - spring"),
         _f("cost", "double", True, "spend that day", 412.37),
-        _f("currency", "string", True, "ISO 4217 code", "EUR"),
+        _currency(True, "currency of cost"),
         _f("impressions", "long", False, "impressions bought that day", 98211),
         _f("clicks", "long", False, "clicks that day", 377),
     ),
@@ -623,7 +644,9 @@ def to_markdown() -> str:
         ]
         for f in source.fields:
             desc = f.description
-            if f.values:
+            if f.value_set:
+                desc += f" ({f.value_set})"
+            elif f.values:
                 desc += " (one of " + ", ".join(f"`{v}`" for v in f.values) + ")"
             example = "" if f.example in (None, "") else f"`{_example_text(f.example)}`"
             out.append(

@@ -17,6 +17,7 @@ from crossdata.collect.identifiers import (
     normalize_email,
     normalize_phone,
     null_placeholders,
+    to_country_code,
     to_e164,
 )
 from crossdata.config import load_settings
@@ -296,6 +297,84 @@ def test_phone_with_country_code_keeps_its_country(spark):
     actual = normalize_phone(df, "phone", "FR")
     expected = spark.createDataFrame([("+447911123456",), ("+4930901820",)], "phone string")
     assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_a_national_number_is_read_in_its_rows_region(spark):
+    rows = [
+        ("030 901820", "de"),  # Berlin: read in France it would be +33 3 09 01 82 0
+        ("07911 123456", "GB"),
+        ("06 12 34 56 78", None),  # no region: the default one
+        ("06 12 34 56 78", "XX"),  # a region phonenumbers does not know: the default one
+        ("+33 6 12 34 56 78", "DE"),  # a country code wins over the row's region
+        ("030 901820", "FR"),  # not a valid French number
+    ]
+    df = spark.createDataFrame(rows, "phone string, country string")
+    actual = normalize_phone(df, "phone", "FR", out="e164", region_column=F.col("country"))
+    assert [r["e164"] for r in actual.collect()] == [
+        "+4930901820",
+        "+447911123456",
+        "+33612345678",
+        "+33612345678",
+        "+33612345678",
+        None,
+    ]
+
+
+def test_a_country_is_kept_as_its_iso_alpha_2_code():
+    for text, code in [
+        ("fr", "FR"),
+        ("FRA", "FR"),
+        ("250", "FR"),
+        ("France", "FR"),
+        (" germany ", "DE"),
+        ("United Kingdom", "GB"),
+        ("Atlantis", None),
+        ("  ", None),
+    ]:
+        assert to_country_code(text) == code, text
+
+
+def test_crm_countries_become_codes_and_their_phones_are_read_there(spark, tmp_path):
+    import datetime as dt
+
+    from crossdata.collect.flows import shape_crm
+    from crossdata.collect.silver import SilverBatch
+    from crossdata.ops import Context
+
+    from ..conftest import make_settings
+
+    ctx = Context.create(make_settings(tmp_path), spark=spark)
+    ts = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
+    versions = [
+        ("C1", "030 901820", "Germany", "pos"),
+        ("C2", "06 12 34 56 78", "fr", "pos"),
+        ("C3", "06 12 34 56 78", "Atlantis", "pos"),  # unknown: nulled, counted, phone in FR
+        # two versions: the e-commerce one's country is unknown, the store's is kept
+        ("C4", "07911 123456", "GBR", "pos"),
+        ("C4", None, "Mars", "ecommerce"),
+    ]
+    bronze = spark.createDataFrame(
+        [(c, p, k, s, ts, {}, "f", i, None, ts, "r") for i, (c, p, k, s) in enumerate(versions)],
+        "customer_number string, phone string, country string, source_system string, "
+        "updated_at timestamp, _rescued map<string,string>, _source_file string, _line bigint, "
+        "_delivery_date date, _ingested_at timestamp, _run_id string",
+    )
+    for column in ("first_name", "last_name", "email", "mobile_phone", "address_line1"):
+        bronze = bronze.withColumn(column, F.lit(None).cast("string"))
+    for column in ("postal_code", "city", "store_id", "loyalty_card"):
+        bronze = bronze.withColumn(column, F.lit(None).cast("string"))
+    bronze = bronze.withColumn("birth_date", F.lit(None).cast("date"))
+    ctx.lake.append(bronze, "bronze.crm_customers")
+    batch = SilverBatch(ctx.settings.collect, ctx.lake, "r", 0, ts)
+    shaped = shape_crm(bronze, batch).select(
+        "customer_number", "country", "phone", "_unusable_fields"
+    )
+    assert sorted(tuple(r) for r in shaped.collect()) == [
+        ("C1", "DE", "+4930901820", []),
+        ("C2", "FR", "+33612345678", []),
+        ("C3", None, "+33612345678", ["country"]),
+        ("C4", "GB", "+447911123456", ["country"]),
+    ]
 
 
 def test_normalized_phone_goes_to_out_column_and_input_is_kept(spark):

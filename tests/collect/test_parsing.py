@@ -281,6 +281,18 @@ def test_crm_birth_date_accepts_both_documented_formats(spark):
     assert {str(r["birth_date"]) for r in df.where("_reason IS NULL").collect()} == {"1986-04-17"}
 
 
+def test_currency_is_an_iso_4217_code_in_any_case(spark):
+    header = "date,channel,campaign_id,cost,currency\n"
+    given = ["EUR", " usd ", "chf", "XAU", "EURO", "€", "E U R", "TV"]
+    content = header + "".join(f"2026-03-05,display,c{i},1.0,{c}\n" for i, c in enumerate(given))
+    df = _validated(spark, "spend", content.encode())
+    refused = (None, None), ("invalid_value", "currency")
+    assert [r[1:] for r in _reasons(df)] == [refused[0]] * 4 + [refused[1]] * 4
+    # bronze keeps the value as delivered; silver upper-cases it
+    kept = [r["currency"] for r in df.where("_reason IS NULL").orderBy("_line").collect()]
+    assert kept == ["EUR", " usd ", "chf", "XAU"]
+
+
 def test_access_log_fields_are_exact_whatever_characters_they_hold(spark):
     agents = [
         "Mozilla/5.0 \x1f Unit",  # the separator the parse joins its groups with

@@ -23,6 +23,7 @@ from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
     CHECKED_TYPES,
     UNUSABLE_FIELDS,
+    country_code,
     is_placeholder,
     listed_fields,
     normalize_email,
@@ -137,11 +138,24 @@ def _select_typed(df: DataFrame, columns: Sequence[tuple[str, str]]) -> DataFram
     )
 
 
-def clean_identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSettings) -> DataFrame:
+def currency_code() -> Column:
+    """The contract's currency as silver stores it: the ISO 4217 code, trimmed and upper-cased
+    (bronze accepted any case)."""
+    return F.upper(F.trim("currency")).alias("currency")
+
+
+def clean_identifiers(
+    df: DataFrame,
+    columns: Mapping[str, str],
+    s: CollectSettings,
+    phone_region: Column | None = None,
+) -> DataFrame:
     """Placeholders nulled (and listed), emails canonical, phones E.164, cards upper-cased.
 
-    Emails and phones that were given (not blank, not a placeholder) but that their
-    normalisation refused are listed in the transient ``UNUSABLE_FIELDS``.
+    Phones without a country code are read in ``phone_region`` (a record's country) when it
+    is a region phonenumbers knows, else in ``collect.default_region``. Emails and phones that
+    were given (not blank, not a placeholder) but that their normalisation refused are listed
+    in the transient ``UNUSABLE_FIELDS``.
     """
     out = null_placeholders(df, columns, s)
     checked = [c for c, id_type in columns.items() if id_type in CHECKED_TYPES]
@@ -151,7 +165,7 @@ def clean_identifiers(df: DataFrame, columns: Mapping[str, str], s: CollectSetti
         if id_type == "email":
             out = out.withColumn(column, normalize_email(F.col(column)))
         elif id_type == "phone":
-            out = normalize_phone(out, column, s.default_region)
+            out = normalize_phone(out, column, s.default_region, region_column=phone_region)
         elif id_type in ("loyalty_card", "customer_number"):
             out = out.withColumn(column, F.upper(F.trim(column)))
         else:
@@ -186,7 +200,7 @@ def shape_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         F.to_date("ts").alias("event_date"),
         F.lit("events").alias("origin"),
         F.col("_rescued").alias("attributes"),
-    )
+    ).withColumn("currency", currency_code())
     ids = {
         "cookie_id": "cookie_id",
         "device_id": "device_id",
@@ -497,7 +511,7 @@ def shape_ad_impressions(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "cookie_id",
         "device_id",
         "cost",
-        "currency",
+        currency_code(),
         "placeholder_fields",
         "attributes",
         *LINEAGE,
@@ -519,7 +533,7 @@ def shape_ad_clicks(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "cookie_id",
         "device_id",
         "cost",
-        "currency",
+        currency_code(),
         "landing_url",
         "placeholder_fields",
         "attributes",
@@ -586,7 +600,7 @@ def shape_orders(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "phone",
         "loyalty_card",
         "store_id",
-        "currency",
+        currency_code(),
         "amount",
         F.col("order_lines").alias("lines"),
         F.col("order_status").alias("status"),
@@ -668,14 +682,24 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "mobile_phone": "phone",
         "loyalty_card": "loyalty_card",
     }
-    cleaned = clean_identifiers(versions, ids, s).withColumns(
+    # The country as an ISO 3166 alpha-2 code; a record's phones are read in it when it has
+    # one. A country given but unknown is nulled and listed among the unusable fields.
+    versions = versions.withColumns(
+        {"_country_given": present(F.col("country")), "country": country_code(F.col("country"))}
+    )
+    cleaned = clean_identifiers(versions, ids, s, phone_region=F.col("country"))
+    refused_country = F.col("_country_given") & F.col("country").isNull()
+    cleaned = cleaned.withColumns(
         {
             "first_name": F.trim("first_name"),
             "last_name": F.trim("last_name"),
-            "country": F.upper(F.trim("country")),
             "postal_code": F.trim("postal_code"),
+            UNUSABLE_FIELDS: F.when(
+                refused_country,
+                F.array_union(F.col(UNUSABLE_FIELDS), F.array(F.lit("country"))),
+            ).otherwise(F.col(UNUSABLE_FIELDS)),
         }
-    )
+    ).drop("_country_given")
     golden = crm_golden(cleaned, s.crm_source_priority)
     flags = cleaned.groupBy("customer_number").agg(
         *[
@@ -746,7 +770,7 @@ def shape_spend(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "campaign_id",
         "campaign_name",
         "cost",
-        "currency",
+        currency_code(),
         "impressions",
         "clicks",
         F.col("_rescued").alias("attributes"),

@@ -17,6 +17,7 @@ from functools import lru_cache, reduce
 
 import pandas as pd
 import phonenumbers
+import pycountry
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -118,6 +119,30 @@ def listed_fields(hits: Mapping[str, Column]) -> Column:
     ).otherwise(F.array().cast("array<string>"))
 
 
+@lru_cache(maxsize=10_000)
+def to_country_code(value: str) -> str | None:
+    """ISO 3166 alpha-2 code of a country written as its alpha-2, alpha-3 or numeric code or
+    its English name, any case ("fr", "FRA", "250", "France" -> "FR"); None when unknown."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return None
+
+
+def country_code(col: Column) -> Column:
+    """``col`` as an ISO 3166 alpha-2 code, NULL when it names no country pycountry knows."""
+
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def _code(values: pd.Series) -> pd.Series:
+        table = {v: to_country_code(v) for v in values.dropna().unique()}
+        return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
+
+    return _code(col.cast("string"))
+
+
 @lru_cache(maxsize=200_000)
 def to_e164(value: str, region: str) -> str | None:
     """E.164 form of a valid number read in ``region`` (when it has no country code), else None."""
@@ -130,25 +155,54 @@ def to_e164(value: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def e164_series(values: pd.Series, region: str) -> pd.Series:
-    """to_e164 over a batch, parsing each distinct value once."""
-    table = {v: to_e164(v, region) for v in values.dropna().unique()}
-    return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
+def e164_series(values: pd.Series, region: str, regions: pd.Series | None = None) -> pd.Series:
+    """to_e164 over a batch, parsing each distinct (value, region) once.
+
+    ``regions``, when given, holds each row's own region (a record's country); a row whose
+    region is missing or not one phonenumbers knows is read in ``region``.
+    """
+    if regions is None:
+        table = {v: to_e164(v, region) for v in values.dropna().unique()}
+        return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
+    known = phonenumbers.SUPPORTED_REGIONS
+    row_regions = [r if isinstance(r, str) and r in known else region for r in regions]
+    out = [
+        to_e164(v, r) if isinstance(v, str) else None
+        for v, r in zip(values, row_regions, strict=True)
+    ]
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def normalize_phone(
-    df: DataFrame, column: str, default_region: str, out: str | None = None
+    df: DataFrame,
+    column: str,
+    default_region: str,
+    out: str | None = None,
+    region_column: Column | None = None,
 ) -> DataFrame:
-    """E.164 form of ``column`` in ``out`` (default: in place); NULL unless a valid number."""
+    """E.164 form of ``column`` in ``out`` (default: in place); NULL unless a valid number.
+
+    A number without its country code is read in ``region_column``'s region when the row has
+    one phonenumbers knows (an ISO 3166 alpha-2 code, any case), else in ``default_region``.
+    """
     # Valid, not merely possible: a possible number only has a plausible length, so
     # "06 12 34 56 7" (a digit lost) would pass as +33061234567 and could merge two people.
     region = default_region.upper()
+    value = F.col(column).cast("string")
 
     # Per batch the distinct values are parsed once, and an LRU cache in the (reused) Python
     # worker spans batches and tasks. That beats distinct + join back: no shuffle of the rows,
     # and it also runs on a streaming DataFrame, where a join with an aggregate cannot.
-    @F.pandas_udf("string")  # type: ignore[call-overload]
-    def _e164(values: pd.Series) -> pd.Series:
-        return e164_series(values, region)
+    if region_column is None:
 
-    return df.withColumn(out or column, _e164(F.col(column).cast("string")))
+        @F.pandas_udf("string")  # type: ignore[call-overload]
+        def _e164(values: pd.Series) -> pd.Series:
+            return e164_series(values, region)
+
+        return df.withColumn(out or column, _e164(value))
+
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def _e164_in(values: pd.Series, regions: pd.Series) -> pd.Series:
+        return e164_series(values, region, regions)
+
+    return df.withColumn(out or column, _e164_in(value, F.upper(F.trim(region_column))))

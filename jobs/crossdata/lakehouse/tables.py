@@ -182,6 +182,8 @@ _SILVER_EVENT_LAYOUT = (
 # one) and ingestion metadata; none on URLs, user agents or identifiers in random order, which
 # skip no file: leaving them out made writing 1M events about 40 % shorter.
 _SILVER_EVENT_STATS = ("event_ts", "actor_id", "session_id", "_ingested_at", "_run_id")
+# A currency that passed the bronze check, as silver stores it.
+_CURRENCY_CODE = {"currency_code": "currency IS NULL OR currency RLIKE '^[A-Z]{3}$'"}
 # The other dated silver tables: time and ingestion metadata.
 _TIMED_STATS = ("event_ts", "_ingested_at", "_run_id")
 _TABLES += [
@@ -200,6 +202,7 @@ _TABLES += [
             "event_time_present": "event_ts IS NOT NULL AND event_date IS NOT NULL",
             "known_platform": "platform IN ('web', 'app')",
             "known_origin": "origin IN ('events', 'access_log')",
+            **_CURRENCY_CODE,
         },
         layout=_SILVER_EVENT_LAYOUT,
     ),
@@ -223,7 +226,7 @@ _TABLES += [
         partition_by=("event_date",),
         stats_columns=_TIMED_STATS,
         change_data_feed=True,
-        constraints={"cost_not_negative": "cost >= 0"},
+        constraints={"cost_not_negative": "cost >= 0", **_CURRENCY_CODE},
         layout=_SILVER_EVENT_LAYOUT,
     ),
     Table(
@@ -234,7 +237,7 @@ _TABLES += [
         partition_by=("event_date",),
         stats_columns=_TIMED_STATS,
         change_data_feed=True,
-        constraints={"cost_not_negative": "cost >= 0"},
+        constraints={"cost_not_negative": "cost >= 0", **_CURRENCY_CODE},
         layout=_SILVER_EVENT_LAYOUT,
     ),
     Table(
@@ -256,7 +259,10 @@ _TABLES += [
         partition_by=("order_date",),
         stats_columns=("order_ts", "_ingested_at", "_run_id"),
         change_data_feed=True,
-        constraints={"known_channel": "channel IN ('web', 'app', 'store', 'call_center')"},
+        constraints={
+            "known_channel": "channel IN ('web', 'app', 'store', 'call_center')",
+            **_CURRENCY_CODE,
+        },
         layout="Partitioned by order day; orders are few beside events. Statistics on time "
         "and ingestion metadata, as the silver event tables.",
     ),
@@ -286,7 +292,7 @@ _TABLES += [
         mode="merge",
         keys=("date", "channel", "campaign_id"),
         change_data_feed=True,
-        constraints={"has_key": "date IS NOT NULL AND channel IS NOT NULL"},
+        constraints={"has_key": "date IS NOT NULL AND channel IS NOT NULL", **_CURRENCY_CODE},
         layout="A few rows per day: no partitioning.",
     ),
 ]
