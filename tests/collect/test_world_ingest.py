@@ -98,3 +98,14 @@ def test_unusable_identifiers_are_counted_in_every_batch_that_checks_them(ingest
         c for t in ("events", "orders", "consent") for c in ctx.lake.read(f"silver.{t}").columns
     }
     assert "_unusable_fields" not in silver_columns
+
+
+def test_crm_countries_written_in_any_iso_form_or_by_name_are_stored_as_codes(ingested_world):
+    _, ctx, _ = ingested_world
+    bronze = ctx.lake.read("bronze.crm_customers")
+    spellings = {r["country"] for r in bronze.select("country").distinct().collect()}
+    assert {"FR", "fr", "France", "FRA"} <= spellings  # the world writes France several ways
+    silver = ctx.lake.read("silver.crm_customers")
+    assert {r["country"] for r in silver.select("country").distinct().collect()} == {"FR"}
+    unusable = ctx.lake.read("ops.data_quality").where("rule = 'crm_customers:unusable_fields'")
+    assert unusable.agg(F.sum("failed")).first()[0] == 0

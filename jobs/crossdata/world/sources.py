@@ -408,7 +408,6 @@ def crm_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame]:
     if len(T["t"]) == 0:
         return []
     C = formats.csv_cells
-    n = len(T["t"])
     cells = [
         C(T["customer_number"], plain=True),
         C(formats.strip_newlines(T["first_name"])),
@@ -419,7 +418,7 @@ def crm_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame]:
         C(T["address_line1"]),
         C(T["postal_code"], plain=True),
         C(T["city"]),
-        np.full(n, "FR", dtype=object),
+        crm_countries(P, T["key"]),
         C(T["birth_date"], plain=True),
         C(T["store_id"], plain=True),
         C(T["loyalty_card"], plain=True),
@@ -431,6 +430,18 @@ def crm_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame]:
     drift = T["day"] >= P.drift_day
     line = np.where(drift, line + "," + C(T["preferred_language"], plain=True), line)
     return [record_frame(P, "crm_customers", T["day"], T["key"], T["t"], line, None, T["ph"])]
+
+
+# How CRM systems write France: mostly the alpha-2 code, sometimes its other ISO forms or
+# its name. Silver stores each as FR.
+COUNTRY_SPELLINGS = ("FR", "fr", "France", "FRA", " france ", "250")
+COUNTRY_WEIGHTS = (0.7, 0.08, 0.1, 0.05, 0.05, 0.02)
+
+
+def crm_countries(P: WorldParams, key: np.ndarray) -> np.ndarray:
+    """One spelling of the country per CRM record (every person lives in France)."""
+    index = pick(uniform(P.seed, "crm-country", key), COUNTRY_WEIGHTS)
+    return np.asarray(COUNTRY_SPELLINGS, dtype=object)[index]
 
 
 def crm_columns(P: WorldParams, day: int) -> tuple[str, ...]:
