@@ -154,3 +154,18 @@ def test_fingerprint_changes_with_settings_only():
 def test_spark_conf_keys_must_be_spark_settings():
     with pytest.raises(ConfigError, match=r"spark.conf: 'sql.shuffle' is not a Spark setting"):
         load_settings(conf_dir=CONF_DIR, overrides=["spark.conf={sql.shuffle: '1'}"])
+
+
+def test_min_timestamp_needs_an_iso_time_with_its_zone():
+    import datetime as dt
+
+    collect = load_settings(conf_dir=CONF_DIR).settings.collect
+    assert collect.min_timestamp_utc == dt.datetime(2000, 1, 2, tzinfo=dt.UTC)
+    # unquoted on the command line YAML reads a time; it is the same setting
+    moved = load_settings(
+        conf_dir=CONF_DIR, overrides=["collect.min_timestamp=1990-01-01T01:00:00+01:00"]
+    )
+    assert moved.settings.collect.min_timestamp_utc == dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+    for value, problem in [("2000-01-02", "needs a zone offset"), ("soon", "is not an ISO-8601")]:
+        with pytest.raises(ConfigError, match=rf"collect.min_timestamp: '.*' {problem}"):
+            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.min_timestamp={value}"])

@@ -55,6 +55,8 @@ class Reason:
     meaning: str
 
 
+DEFAULT_MIN_TIMESTAMP = "2000-01-02T00:00:00Z"
+
 # Why a record goes to bronze.quarantine. When a record has several problems, the first in
 # this order is the one reported.
 REASONS: tuple[Reason, ...] = (
@@ -68,7 +70,12 @@ REASONS: tuple[Reason, ...] = (
         "not match the log format",
     ),
     Reason("missing_required_field", "a required field is absent, null or empty"),
-    Reason("invalid_timestamp", "a timestamp field cannot be parsed in the documented format"),
+    Reason(
+        "invalid_timestamp",
+        "a timestamp field cannot be parsed in the documented format, or is earlier than "
+        f"collect.min_timestamp (default {DEFAULT_MIN_TIMESTAMP}): a clock reset to its epoch "
+        "writes 1970-01-01 or 2000-01-01, not the time of the record",
+    ),
     Reason(
         "wrong_type",
         "a number or date field holds a value of another type (a number is written in "

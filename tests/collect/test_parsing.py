@@ -69,6 +69,11 @@ EVENT_CASES = [
     (_event(event_type="pageview"), "invalid_value", "event_type"),
     (_event(ts="2026-13-45T99:00:00+01:00"), "invalid_timestamp", "ts"),
     (_event(ts="2026-03-05T10:00:00"), "invalid_timestamp", "ts"),
+    # clocks reset to an epoch: before collect.min_timestamp (2000-01-02 UTC by default)
+    (_event(ts="1970-01-01T00:00:00Z"), "invalid_timestamp", "ts"),
+    (_event(ts="2000-01-01T12:00:00+01:00"), "invalid_timestamp", "ts"),
+    (_event(ts="0001-01-01T00:00:00Z"), "invalid_timestamp", "ts"),
+    (_event(ts="2000-01-02T00:00:00Z"), None, None),
     (_event(ts="2026-03-09T10:00:00Z"), "future_timestamp", "ts"),
     (_event(ts="2026-03-06T23:59:00Z"), None, None),
     (_event(event_id=""), "missing_required_field", "event_id"),
@@ -321,6 +326,7 @@ def test_access_log_combined_and_extended(spark):
         b'"Googlebot/2.1 \\"x\\""\n'
         b"203.0.113.9 - - [05/Mar/2026:14:03:22 +0100] GET broken\n"
         b'203.0.113.9 - - [99/Xyz/2026:14:03:22 +0100] "GET / HTTP/1.1" 200 1 "-" "-"\n'
+        b'203.0.113.9 - - [01/Jan/1970:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-"\n'
     )
     df = _validated(spark, "access_log", content)
     assert _reasons(df) == [
@@ -328,6 +334,7 @@ def test_access_log_combined_and_extended(spark):
         (2, None, None),
         (3, "malformed_record", "line"),
         (4, "invalid_timestamp", "ts"),
+        (5, "invalid_timestamp", "ts"),
     ]
     first, second = df.where("_reason IS NULL").orderBy("_line").collect()
     assert (first["cookie_id"], first["status"], first["url"]) == ("ck_1", 200, "/p/1?utm_source=x")

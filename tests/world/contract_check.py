@@ -32,6 +32,7 @@ IDENTIFYING = {*contracts.IDENTIFIER_TYPES, "id_value"}
 QUARANTINE_EXPECTATIONS = {"orders": "amount", "spend": "cost"}  # must not be negative
 MAX_CHARS = contracts.DEFAULT_MAX_FIELD_CHARS
 TOLERANCE = dt.timedelta(hours=contracts.DEFAULT_FUTURE_TOLERANCE_HOURS)
+EARLIEST = dt.datetime.fromisoformat(contracts.DEFAULT_MIN_TIMESTAMP)
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
     if any(f.required and not present(f.name) for f in contract.fields):
         return "missing_required_field"
     times = [f for f in contract.fields if f.type == "timestamp" and present(f.name)]
-    if any(parse_time(str(fields[f.name]), contract.format) is None for f in times):
+    parsed = [parse_time(str(fields[f.name]), contract.format) for f in times]
+    if any(when is None or when < EARLIEST for when in parsed):
         return "invalid_timestamp"
     for f in contract.fields:
         if not present(f.name):
@@ -186,8 +188,13 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
             return "wrong_type"
         if f.type == "json" and not order_lines_fit(fields[f.name]):
             return "wrong_type"
+
+    def allowed(f: contracts.Field, value: object) -> bool:
+        # a long set (currencies) is matched trimmed of spaces and upper-cased
+        return (str(value).strip(" ").upper() if f.value_set else value) in f.values
+
     if any(
-        f.values and present(f.name) and fields[f.name] not in f.values for f in contract.fields
+        f.values and present(f.name) and not allowed(f, fields[f.name]) for f in contract.fields
     ):
         return "invalid_value"
     texts = [v if isinstance(v, str) else json.dumps(v) for v in fields.values() if v is not None]

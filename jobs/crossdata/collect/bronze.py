@@ -112,7 +112,9 @@ def check_line_numbers(per_file: list) -> None:
 def validated_records(lines: DataFrame, source: Source, settings: CollectSettings) -> DataFrame:
     """Lines (``batch_lines`` or ``file_lines``) -> one validated row per record (good and bad)."""
     parsed = parse_lines(lines, source, log_with_cookie=settings.access_log_format == "extended")
-    rules = RecordRules(settings.max_field_chars, settings.future_tolerance_hours)
+    rules = RecordRules(
+        settings.max_field_chars, settings.future_tolerance_hours, settings.min_timestamp_utc
+    )
     return validate(parsed, source, rules)
 
 

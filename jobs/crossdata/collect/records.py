@@ -8,13 +8,21 @@ Input: rows with ``_fields`` (a struct: the raw text of each contract field), ``
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.collect.formats import single_json_value
-from crossdata.contracts import IDENTIFIER_TYPES, REASON_CODES, Field, Format, Source
+from crossdata.contracts import (
+    DEFAULT_MIN_TIMESTAMP,
+    IDENTIFIER_TYPES,
+    REASON_CODES,
+    Field,
+    Format,
+    Source,
+)
 
 _ISO = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
 _LOG_TIME = "dd/MMM/yyyy:HH:mm:ss Z"
@@ -32,6 +40,7 @@ _SPARK_TYPES = {
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?![\s\S])"
 _EXACT_IN_DOUBLE = 2**53
 _IDENTIFYING = frozenset((*IDENTIFIER_TYPES, "id_value"))
+_EARLIEST = dt.datetime.fromisoformat(DEFAULT_MIN_TIMESTAMP)
 _ORDER_LINE = "array<struct<sku:string,quantity:string,unit_price:string>>"
 
 
@@ -41,6 +50,9 @@ class RecordRules:
 
     max_field_chars: int
     future_tolerance_hours: int
+    # A time before this is a device's or system's clock gone back to its epoch, not a record
+    # of that day: 1970-01-01, 2000-01-01, 0001-01-01.
+    min_timestamp: dt.datetime = _EARLIEST
 
 
 def spark_type(field: Field) -> str:
@@ -122,7 +134,8 @@ def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame
         if f.required:
             checks["missing_required_field"].append((~present, f.name))
         if f.type == "timestamp":
-            checks["invalid_timestamp"].append((present & value.isNull(), f.name))
+            too_early = value < F.lit(rules.min_timestamp)
+            checks["invalid_timestamp"].append((present & (value.isNull() | too_early), f.name))
         elif f.type in ("long", "double", "date"):
             checks["wrong_type"].append((present & value.isNull(), f.name))
         elif f.type == "json" and f.name == "lines":

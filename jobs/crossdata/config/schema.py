@@ -8,6 +8,7 @@ A section's ``validate`` returns a message for a cross-field problem, or None.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -192,6 +193,8 @@ class CollectSettings:
     silver_max_bytes_per_trigger: int
     max_field_chars: int
     future_tolerance_hours: int
+    # ISO-8601 with an offset: a record time before it is invalid_timestamp (a clock reset)
+    min_timestamp: str
     schema_drift: Literal["add", "rescue", "fail"]
     # Landing files rewritten after they were read, or gone before their batch read them
     # (crossdata.collect.file_changes): warn: record and log them | fail: also fail the run |
@@ -209,6 +212,18 @@ class CollectSettings:
     expectations: tuple[Expectation, ...]
     maintenance: MaintenanceSettings
 
+    @property
+    def min_timestamp_utc(self) -> dt.datetime:
+        """``min_timestamp`` as an aware datetime; ValueError without a zone or unreadable."""
+        text = str(self.min_timestamp)
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO-8601 time") from None
+        if when.tzinfo is None:
+            raise ValueError(f"{text!r} needs a zone offset, e.g. 2000-01-02T00:00:00Z")
+        return when.astimezone(dt.UTC)
+
     def validate(self) -> str | None:
         from crossdata.contracts import SOURCES
 
@@ -221,6 +236,10 @@ class CollectSettings:
             return "max_bytes_per_trigger: must be at least 1 (or null: count files instead)"
         if self.silver_max_bytes_per_trigger < 1:
             return "silver_max_bytes_per_trigger: must be at least 1"
+        try:
+            self.min_timestamp_utc  # noqa: B018 (parsed to be checked)
+        except ValueError as exc:
+            return f"min_timestamp: {exc}"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         return None

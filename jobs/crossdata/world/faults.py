@@ -29,8 +29,14 @@ BAD_TIMES = (
     "32/13/2026 25:61",
     "not a time",
     "2026-03-05T25:61:00+01:00",
+    "1970-01-01T00:00:00Z",  # a device clock reset to its epoch
 )
-BAD_LOG_TIMES = ("45/Foo/2026:99:00:00 +0100", "yesterday", "2026-03-05 14:03")
+BAD_LOG_TIMES = (
+    "45/Foo/2026:99:00:00 +0100",
+    "yesterday",
+    "2026-03-05 14:03",
+    "01/Jan/1970:00:00:00 +0000",
+)
 BAD_NUMBERS = ("12,50", "twelve", "1.2.3", "€12", "NaN", "Infinity")
 BAD_LONGS = ("one", "5kB", "12,5", "NaN")  # no spaces: a log token stays one token
 BAD_VALUES = ("unknown_value", "billboard", "teleport", "tv")
