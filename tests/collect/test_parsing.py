@@ -240,13 +240,14 @@ _CELL = st.text(
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=st.lists(st.tuples(_CELL, _CELL), min_size=1, max_size=6))
-def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows):
-    """Whatever Python's csv writer makes of two text cells, bronze reads the same text (an
-    empty cell is absent). Quoted cells holding a line separator come first, every time."""
-    rows = [("a\r,b", "x\u2028,y"), ('q"\u0085"', "\r"), *rows]
+@given(rows=st.lists(st.tuples(_CELL, _CELL), min_size=1, max_size=6), sep=st.sampled_from(",;"))
+def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows, sep):
+    """Whatever Python's csv writer makes of two text cells, with commas or semicolons between
+    them, bronze reads the same text (an empty cell is absent). Quoted cells holding a line
+    separator or the other separator come first, every time."""
+    rows = [("a\r,b", "x\u2028,y"), ('q"\u0085"', "\r"), ("c;d", ";"), *rows]
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, delimiter=sep, lineterminator="\n")
     writer.writerow(["campaign_id", "campaign_name", "date", "channel", "cost", "currency"])
     for campaign, name in rows:
         writer.writerow([campaign, name, DAY, "display", "1.0", "EUR"])
@@ -257,6 +258,38 @@ def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows):
     ]
     fields = [(r["_fields"]["campaign_id"], r["_fields"]["campaign_name"]) for r in got]
     assert fields == [(c or None, n or None) for c, n in rows]
+
+
+def test_semicolon_files_are_read_with_their_decimal_commas(spark):
+    content = (
+        b"date;channel;campaign_id;campaign_name;cost;currency;impressions\n"
+        b"2026-03-05;display;c1;Promo 12,50;412,37;EUR;98211\n"
+        b'2026-03-05;display;c2;x;"1,5";EUR;1\n'
+        b"2026-03-05;display;c3;x;12.50;EUR;1\n"
+        b"2026-03-05;display;c4;x;1.234,5;EUR;1\n"  # a thousands mark is not read
+        b"2026-03-05;display;c5;x;-,5;EUR;1\n"
+        b"2026-03-05,display,c6,x,1.0,EUR,1\n"  # commas in a semicolon file: one column
+    )
+    df = _validated(spark, "spend", content)
+    assert _reasons(df) == [
+        (2, None, None),
+        (3, None, None),
+        (4, None, None),
+        (5, "wrong_type", "cost"),
+        (6, None, None),
+        (7, "malformed_record", "line"),
+    ]
+    good = df.where("_reason IS NULL").orderBy("_line").collect()
+    assert [(r["campaign_id"], r["cost"]) for r in good] == [
+        ("c1", 412.37),
+        ("c2", 1.5),
+        ("c3", 12.5),
+        ("c5", -0.5),
+    ]
+    assert good[0]["campaign_name"] == "Promo 12,50"  # text is not a number: kept as written
+    # in a comma file a decimal comma stays what it was: not a number
+    comma = b'date,channel,campaign_id,cost,currency\n2026-03-05,display,c1,"12,50",EUR\n'
+    assert _reasons(_validated(spark, "spend", comma)) == [(2, "wrong_type", "cost")]
 
 
 def test_csv_extra_header_column_is_rescued(spark):

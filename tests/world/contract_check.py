@@ -28,6 +28,27 @@ COMBINED = re.compile(
 )
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INTEGER = re.compile(r"[+-]?[0-9]+")
+# In a semicolon file a number may have a decimal comma.
+DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+\s*", re.ASCII)
+
+
+class Header(list):
+    """A CSV file's column names, and the separator its header line shows."""
+
+    sep: str = ","
+
+
+def csv_header(line: str) -> Header:
+    """The contract's rule: one column read with commas and several with semicolons marks a
+    semicolon file."""
+    commas = next(csv.reader([line]))
+    semicolons = next(csv.reader([line], delimiter=";"))
+    semicolon = len(commas) == 1 and len(semicolons) > 1
+    header = Header(semicolons if semicolon else commas)
+    header.sep = ";" if semicolon else ","
+    return header
+
+
 IDENTIFYING = {*contracts.IDENTIFIER_TYPES, "id_value"}
 QUARANTINE_EXPECTATIONS = {"orders": "amount", "spend": "cost"}  # must not be negative
 MAX_CHARS = contracts.DEFAULT_MAX_FIELD_CHARS
@@ -80,6 +101,7 @@ def _no_constant(name: str) -> object:
 
 
 def fields_of(source: str, text: str, header: list[str]) -> dict | None:
+    sep = getattr(header, "sep", ",")
     """The line's fields, or None when the format itself cannot be read."""
     fmt = contracts.SOURCES[source].format
     if fmt == "jsonl":
@@ -100,10 +122,18 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
         return None if repeated[-1] else obj
     if fmt == "csv":
         try:
-            cells = next(csv.reader([text], strict=True))
+            cells = next(csv.reader([text], delimiter=sep, strict=True))
         except csv.Error:
             return None
-        return dict(zip(header, cells, strict=True)) if len(cells) == len(header) else None
+        if len(cells) != len(header):
+            return None
+        if sep == ";":
+            numbers = {f.name for f in contracts.SOURCES[source].fields if f.type == "double"}
+            cells = [
+                c.replace(",", ".") if name in numbers and DECIMAL_COMMA.fullmatch(c) else c
+                for name, c in zip(header, cells, strict=True)
+            ]
+        return dict(zip(header, cells, strict=True))
     m = COMBINED.match(text)
     if m is None:
         return None
@@ -220,5 +250,5 @@ def file_lines(f: LandingFile) -> tuple[list[str], list[bytes]]:
     assert raw.endswith(b"\n") and b"\r" not in raw
     lines = raw[:-1].split(b"\n")
     if f.is_csv:
-        return next(csv.reader([lines[0].decode()])), lines[1:]
+        return csv_header(lines[0].decode()), lines[1:]
     return [], lines

@@ -62,7 +62,8 @@ def parsed(world: World, source: str) -> list[dict]:
         if contracts.SOURCES[source].format == "jsonl":
             out.append(json.loads(text))
         else:
-            out.append(dict(zip(header, next(csv.reader([text])), strict=True)))
+            cells = next(csv.reader([text], delimiter=header.sep))
+            out.append(dict(zip(header, cells, strict=True)))
     return out
 
 
@@ -119,9 +120,11 @@ def test_csv_files_have_the_contract_header_and_the_header_width(world):
         drifted = f.source == "crm_customers" and f.day >= start + dt.timedelta(days=mid)
         extra = ["preferred_language"] if drifted else []
         assert header == [*contracts.SOURCES[f.source].field_names, *extra], f.relative
+        # the spend export is a French spreadsheet's CSV: semicolons
+        assert header.sep == (";" if f.source == "spend" else ","), f.relative
         for i, raw in enumerate(lines, start=2):
             try:
-                cells = next(csv.reader([raw.decode("utf-8")], strict=True))
+                cells = next(csv.reader([raw.decode("utf-8")], delimiter=header.sep, strict=True))
                 ok = len(cells) == len(header)
             except (UnicodeDecodeError, csv.Error):
                 ok = False

@@ -20,7 +20,7 @@ from crossdata.world.model import build_params
 from crossdata.world.people import _phone_formats, household_of, person_laws
 from crossdata.world.sources import bot_records, people_records, spend_records, unpack
 
-from .contract_check import reason_for
+from .contract_check import Header, reason_for
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +115,14 @@ def test_each_injected_fault_is_read_back_with_its_own_reason(params):
     day = 2
     when = params.start + dt.timedelta(days=day)
     for source, good in lines.items():
-        header = list(contracts.SOURCES[source].field_names)
+        header = Header(contracts.SOURCES[source].field_names)
+        header.sep = formats.separator(source)
         if source == "crm_customers":
             header.append("preferred_language")
         # Lines of other days may not fit this day (a CRM line without the drift column).
         good = [g for g in good if reason_for(source, g.encode(), header, when) is None]
         assert good, source
-        layout = faults.Layout(source, tuple(header))
+        layout = faults.Layout(source, tuple(header), header.sep)
         seen: Counter = Counter()
         rng = group_rng(1, 2, 3)
         for i in range(400):

@@ -18,7 +18,7 @@ inside brackets, where anything after its object makes the array longer or inval
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -30,14 +30,27 @@ from crossdata.contracts import Source
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# One CSV field per RFC 4180: quoted (quotes doubled inside) or bare (no quote, no comma).
-# Possessive quantifiers keep Java's regex engine linear on long or hostile lines.
-_CSV_FIELD = r'(?:"(?:[^"]|"")*+"|[^",]*+)'
 # The very end of the text. Java's $ also matches before a line separator (U+2028, U+0085, a
 # lone CR) that ends it; \z would do, but the world's tests compile these patterns in Python.
 _END = r"(?![\s\S])"
-_CSV_LINE = rf"^{_CSV_FIELD}(?:,{_CSV_FIELD})*+{_END}"
-_CSV_EACH = rf",({_CSV_FIELD})"
+
+
+def csv_patterns(sep: str) -> tuple[str, str]:
+    """(whole line, each field) regexes of CSV separated by ``sep``.
+
+    A field per RFC 4180: quoted (quotes doubled inside) or bare (no quote, no separator).
+    Possessive quantifiers keep Java's regex engine linear on long or hostile lines.
+    """
+    field = rf'(?:"(?:[^"]|"")*+"|[^"{sep}]*+)'
+    return rf"^{field}(?:{sep}{field})*+{_END}", rf"{sep}({field})"
+
+
+# Files are comma-separated, or semicolon-separated as spreadsheets write CSV in locales whose
+# decimal mark is a comma (French among them); the header line tells which.
+CSV_SEPARATORS = (",", ";")
+_CSV = {sep: csv_patterns(sep) for sep in CSV_SEPARATORS}
+# A number with a decimal comma (12,50), read in semicolon files only.
+_DECIMAL_COMMA = r"^\s*[+-]?[0-9]*,[0-9]+\s*$"
 
 # Apache/Nginx combined log format, optionally followed by more quoted fields (the extended
 # format's cookie is the first of them). Quotes inside fields are escaped by the servers.
@@ -303,29 +316,46 @@ def _from_map(parsed: DataFrame, source: Source) -> DataFrame:
 
 
 def _unquote(field: Column) -> Column:
-    # _CSV_LINE has matched: a field that starts with a quote ends with one.
+    # The line pattern has matched: a field that starts with a quote ends with one.
     inner = field.substr(F.lit(2), F.length(field) - 2)
     return F.when(field.startswith('"'), F.regexp_replace(inner, '""', '"')).otherwise(field)
 
 
-def _csv_fields(text: Column) -> Column:
-    raw = F.regexp_extract_all(F.concat(F.lit(","), text), F.lit(_CSV_EACH), F.lit(1))
+def _csv_fields(text: Column, sep: str = ",") -> Column:
+    raw = F.regexp_extract_all(F.concat(F.lit(sep), text), F.lit(_CSV[sep][1]), F.lit(1))
     return F.transform(raw, lambda x: _unquote(x))
 
 
-def parse_csv(lines: DataFrame) -> DataFrame:
+def _by_separator(semicolon: Column, make: Callable[[str], Column]) -> Column:
+    # CASE WHEN runs only the branch a row takes: comma files pay nothing for the other.
+    return F.when(semicolon, make(";")).otherwise(make(","))
+
+
+def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
     """CSV with a header line per file -> _fields by header name, and _malformed.
 
-    Header lines are consumed here (they are not records). A record is malformed when its
-    quoting is broken or its column count differs from its file's header; every record of a
-    file whose header is itself broken (bad quoting, empty or repeated names) is malformed.
+    Header lines are consumed here (they are not records). A file is semicolon-separated when
+    its header is one column read with commas and several read with semicolons; in such a
+    file a decimal comma in one of the ``numbers`` columns is read as a point (12,50 is 12.50).
+    A record is malformed when its quoting is broken or its column count differs from its
+    file's header; every record of a file whose header is itself broken (bad quoting, empty or
+    repeated names) is malformed.
     """
-    headers = lines.where(F.col("_is_header")).select(
-        "_source_file",
-        F.when(
-            F.col("_text").rlike(_CSV_LINE),
-            F.transform(_csv_fields(F.col("_text")), lambda x: F.trim(x)),
-        ).alias("_header"),
+    text = F.col("_text")
+
+    def header(sep: str) -> Column:
+        names = F.transform(_csv_fields(text, sep), lambda x: F.trim(x))
+        return F.when(text.rlike(_CSV[sep][0]), names)
+
+    semicolon = F.coalesce((F.size(header(",")) == 1) & (F.size(header(";")) > 1), F.lit(False))
+    headers = (
+        lines.where(F.col("_is_header"))
+        .select("_source_file", "_text", semicolon.alias("_semicolon"))
+        .select(
+            "_source_file",
+            "_semicolon",
+            _by_separator(F.col("_semicolon"), header).alias("_header"),
+        )
     )
     header_ok = (
         F.col("_header").isNotNull()
@@ -333,18 +363,28 @@ def parse_csv(lines: DataFrame) -> DataFrame:
         & ~F.exists("_header", lambda h: h == F.lit(""))
     )
     records = lines.where(~F.col("_is_header")).join(F.broadcast(headers), "_source_file", "left")
-    values = _csv_fields(F.col("_text"))
-    fits = (
-        header_ok & F.col("_text").rlike(_CSV_LINE) & (F.size(values) == F.size(F.col("_header")))
-    )
-    fields = F.when(
-        fits,
-        F.map_from_arrays(F.col("_header"), F.transform(values, lambda v: F.when(v != "", v))),
-    )
+    is_semicolon = F.coalesce(F.col("_semicolon"), F.lit(False))
+    values = _by_separator(is_semicolon, lambda sep: _csv_fields(text, sep))
+    quoted_right = _by_separator(is_semicolon, lambda sep: text.rlike(_CSV[sep][0]))
+    fits = header_ok & quoted_right & (F.size(values) == F.size(F.col("_header")))
+    by_name = F.map_from_arrays(F.col("_header"), F.transform(values, lambda v: F.when(v != "", v)))
+    if numbers:
+        wanted = F.array(*[F.lit(n) for n in numbers])
+        # Only semicolon files pay for the lambda (interpreted row by row).
+        by_name = F.when(
+            is_semicolon,
+            F.transform_values(
+                by_name,
+                lambda k, v: F.when(
+                    F.array_contains(wanted, k) & v.rlike(_DECIMAL_COMMA),
+                    F.regexp_replace(v, ",", "."),
+                ).otherwise(v),
+            ),
+        ).otherwise(by_name)
     return records.select(
         *[c for c in lines.columns],
-        fields.alias("_fields"),
-        (F.col("_text").isNotNull() & ~F.coalesce(fits, F.lit(False))).alias("_malformed"),
+        F.when(fits, by_name).alias("_fields"),
+        (text.isNotNull() & ~F.coalesce(fits, F.lit(False))).alias("_malformed"),
     )
 
 
@@ -391,5 +431,6 @@ def parse_lines(lines: DataFrame, source: Source, log_with_cookie: bool = True) 
     if source.format == "jsonl":
         return parse_jsonl(lines, source)
     if source.format == "csv":
-        return _from_map(parse_csv(lines), source)
+        numbers = [f.name for f in source.fields if f.type == "double"]
+        return _from_map(parse_csv(lines, numbers), source)
     return parse_combined_log(lines, source, with_cookie=log_with_cookie)

@@ -79,6 +79,10 @@ class Layout:
 
     source: str
     header: tuple[str, ...] = ()
+    sep: str = ","  # CSV cell separator
+
+    def cells(self, line: str) -> list[str]:
+        return next(csv.reader([line], delimiter=self.sep))
 
 
 # Silver expectations (collect.expectations, action quarantine) a record can break while
@@ -116,7 +120,7 @@ def record_key(layout: Layout, line: str) -> str:
     if source.format == "jsonl":
         obj = json.loads(line)
         return "|".join(str(obj.get(k, "")) for k in source.record_key)
-    cells = next(csv.reader([line]))
+    cells = layout.cells(line)
     return "|".join(cells[layout.header.index(k)] for k in source.record_key)
 
 
@@ -149,7 +153,7 @@ def inject(
     if source.format == "jsonl":
         fields = json.loads(line)
     elif source.format == "csv":
-        fields = dict(zip(layout.header, next(csv.reader([line])), strict=True))
+        fields = dict(zip(layout.header, layout.cells(line), strict=True))
     else:
         match = formats.COMBINED_LOG.match(line)
         if match is None:
@@ -181,7 +185,10 @@ def inject(
     elif reason == "wrong_type":
         numeric = [f for f in s.fields if f.type in ("double", "long") and _present(fields, f.name)]
         f = numeric[int(rng.integers(len(numeric)))]
-        bad[f.name] = _choice(rng, BAD_NUMBERS if f.type == "double" else BAD_LONGS)
+        wrong: tuple[str, ...] = BAD_NUMBERS if f.type == "double" else BAD_LONGS
+        if layout.sep == ";":  # a decimal comma is a number there
+            wrong = tuple(v for v in wrong if v != "12,50")
+        bad[f.name] = _choice(rng, wrong)
     elif reason == "invalid_value":
         enum = [f for f in s.fields if f.values and f.required and _present(fields, f.name)]
         bad[_choice(rng, [f.name for f in enum])] = _choice(rng, BAD_VALUES)
@@ -220,7 +227,8 @@ def _render(layout: Layout, fields: dict) -> str:
     if source.format == "jsonl":
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     if source.format == "csv":
-        return formats.csv_line([fields[h] if fields[h] is not None else "" for h in layout.header])
+        cells = [fields[h] if fields[h] is not None else "" for h in layout.header]
+        return formats.csv_line(cells, layout.sep)
     cookie = f' "{fields["cookie_id"]}"' if "cookie_id" in fields else ""
     protocol = f" {fields['protocol']}" if "protocol" in fields else ""
     return (
@@ -241,10 +249,10 @@ def _malformed(layout: Layout, line: str, rng: np.random.Generator) -> str:
             return "[" + line + "]"  # valid JSON, but not an object
         return line[: int(rng.integers(1, len(line) - 1))]  # cut before the closing brace
     if fmt == "csv":
-        cells = next(csv.reader([line]))
+        cells = layout.cells(line)
         if how == 1:
-            return formats.csv_line([*cells, "extra"])
-        return formats.csv_line(cells[: max(1, len(cells) // 2)])
+            return formats.csv_line([*cells, "extra"], layout.sep)
+        return formats.csv_line(cells[: max(1, len(cells) // 2)], layout.sep)
     # Access log: cut before the referrer, so no optional part can make it match again.
     match = formats.COMBINED_LOG.match(line)
     end = match.start("referrer") - 1 if match else len(line)

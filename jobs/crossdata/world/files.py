@@ -168,7 +168,7 @@ def write_landing(
             *contract.field_names,
             *(crm_columns(P, day) if source == "crm_customers" else ()),
         )
-    layout = faults.Layout(source, header)
+    layout = faults.Layout(source, header, formats.separator(source))
     rng = group_rng(P.seed, SOURCE_NUMBER[source], day, shard, 0xFA)
     bad = rng.random(n) < P.fault_rate
     dup = (rng.random(n) < P.fault_rate) & ~bad & bool(contract.record_key)
@@ -180,7 +180,7 @@ def write_landing(
     out: list[bytes] = []
     rows: list[tuple] = []
     if header:
-        out.append(",".join(header).encode())
+        out.append(layout.sep.join(header).encode())
     line_of: dict[int, int] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for i, text in enumerate(lines):

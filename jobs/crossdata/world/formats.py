@@ -117,9 +117,25 @@ def json_objects(first: tuple[str, np.ndarray], rest: Sequence[tuple[str, np.nda
     return out + "}"
 
 
-def csv_cell(value: str) -> str:
-    """RFC 4180: quote a field holding a comma, quote, line break or edge whitespace."""
-    if _CSV_NEEDS_QUOTES.search(value):
+# Sources whose export is written the way a French spreadsheet writes CSV: semicolons between
+# cells and decimal commas in numbers (crossdata reads both, see docs/inputs.md).
+SEMICOLON_SOURCES = frozenset({"spend"})
+
+
+def separator(source: str) -> str:
+    """The cell separator of a CSV source's files."""
+    return ";" if source in SEMICOLON_SOURCES else ","
+
+
+def decimal_comma(text: str) -> str:
+    """A number's text with a decimal comma (412.37 -> 412,37)."""
+    return text.replace(".", ",")
+
+
+def csv_cell(value: str, sep: str = ",") -> str:
+    """RFC 4180: quote a field holding a comma (or ``sep``), quote, line break or edge
+    whitespace."""
+    if _CSV_NEEDS_QUOTES.search(value) or sep in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -130,9 +146,9 @@ def csv_cells(values: np.ndarray, plain: bool = False) -> np.ndarray:
     return v if plain else _by_value(v, csv_cell)
 
 
-def csv_line(cells: Sequence[str]) -> str:
+def csv_line(cells: Sequence[str], sep: str = ",") -> str:
     """One CSV line from raw cell values."""
-    return ",".join(csv_cell(c) for c in cells)
+    return sep.join(csv_cell(c, sep) for c in cells)
 
 
 def csv_lines(columns: Sequence[np.ndarray]) -> np.ndarray:

@@ -698,12 +698,22 @@ def spend_records(P: WorldParams) -> pd.DataFrame:
     if not rows:
         return empty_records()
     day = np.array([r[0] for r in rows], dtype=np.int64)
-    line = np.array(
-        [
-            formats.csv_line([P.day_text(d), ch, cid, name, f"{cost:.2f}", "EUR", str(i), str(k)])
-            for d, ch, cid, name, cost, i, k in rows
-        ],
-        dtype=object,
-    )
+    sep = formats.separator("spend")  # an agency's spreadsheet: semicolons, decimal commas
+
+    def cells(row: tuple[int, str, str, str, float, int, int]) -> list[str]:
+        d, channel, campaign_id, name, cost, impressions, clicks = row
+        money = formats.decimal_comma(f"{cost:.2f}")
+        return [
+            P.day_text(d),
+            channel,
+            campaign_id,
+            name,
+            money,
+            "EUR",
+            str(impressions),
+            str(clicks),
+        ]
+
+    line = np.array([formats.csv_line(cells(r), sep) for r in rows], dtype=object)
     key = hash64(P.seed, "spend-key", np.arange(len(rows)))
     return pack_groups(record_frame(P, "spend", day, key, day * 0, line))
