@@ -260,6 +260,17 @@ def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows, sep):
     assert fields == [(c or None, n or None) for c, n in rows]
 
 
+def test_values_past_the_json_parsers_own_limits_get_the_contracts_reason(spark):
+    # Jackson refuses a number of over 1,000 characters and a string of over 20M by default;
+    # the line would be malformed_record although the contract says what is wrong with it.
+    lines = [
+        _event()[:-1] + ', "price": ' + "1" * 1500 + "}",  # beyond a double: infinite
+        _event(search_query="x" * 20_000_001),
+    ]
+    df = _validated(spark, "events", "\n".join(lines).encode())
+    assert _reasons(df) == [(1, "wrong_type", "price"), (2, "oversize_field", "field")]
+
+
 def test_semicolon_files_are_read_with_their_decimal_commas(spark):
     content = (
         b"date;channel;campaign_id;campaign_name;cost;currency;impressions\n"

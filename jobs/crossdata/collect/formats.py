@@ -152,7 +152,16 @@ _GLOB_CHARS = frozenset("*?[]{}\\")
 
 # JSON as RFC 8259 writes it. Spark's parser also takes 'single quotes' and the bare tokens
 # NaN, Infinity and -Infinity unless told not to; its other leniencies are off by default.
-STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
+# Jackson's own limits (a number of 1,000 characters, a string of 20M) would make a long
+# value an unreadable line; lifted, the contract's checks say what is wrong with it
+# (wrong_type, oversize_field). Nesting stays limited to Jackson's 1,000 levels.
+_NO_LENGTH_LIMIT = str(2**31 - 1)
+STRICT_JSON = {
+    "allowSingleQuotes": "false",
+    "allowNonNumericNumbers": "false",
+    "maxNumLen": _NO_LENGTH_LIMIT,
+    "maxStringLen": _NO_LENGTH_LIMIT,
+}
 
 
 @contextmanager
