@@ -156,7 +156,8 @@ def to_e164(value: str, region: str) -> str | None:
 
 
 def e164_series(values: pd.Series, region: str, regions: pd.Series | None = None) -> pd.Series:
-    """to_e164 over a batch, parsing each distinct (value, region) once.
+    """to_e164 over a batch: each distinct value once, or with ``regions`` each distinct
+    (value, region) once through to_e164's cache.
 
     ``regions``, when given, holds each row's own region (a record's country); a row whose
     region is missing or not one phonenumbers knows is read in ``region``.
