@@ -169,3 +169,13 @@ def test_min_timestamp_needs_an_iso_time_with_its_zone():
     for value, problem in [("2000-01-02", "needs a zone offset"), ("soon", "is not an ISO-8601")]:
         with pytest.raises(ConfigError, match=rf"collect.min_timestamp: '.*' {problem}"):
             load_settings(conf_dir=CONF_DIR, overrides=[f"collect.min_timestamp={value}"])
+
+
+def test_crm_birth_date_checks_are_read_as_dates():
+    import datetime as dt
+
+    collect = load_settings(conf_dir=CONF_DIR).settings.collect
+    assert dt.date(1900, 1, 1) in collect.placeholder_birth_dates
+    assert collect.min_birth_date == dt.date(1900, 1, 1)
+    with pytest.raises(ConfigError, match=r"collect.min_birth_date: expected a date"):
+        load_settings(conf_dir=CONF_DIR, overrides=["collect.min_birth_date=long ago"])

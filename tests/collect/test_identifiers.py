@@ -334,7 +334,9 @@ def test_a_country_is_kept_as_its_iso_alpha_2_code():
         assert to_country_code(text) == code, text
 
 
-def test_crm_countries_become_codes_and_their_phones_are_read_there(spark, tmp_path):
+def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_are_checked(
+    spark, tmp_path
+):
     import datetime as dt
 
     from crossdata.collect.flows import shape_crm
@@ -345,35 +347,45 @@ def test_crm_countries_become_codes_and_their_phones_are_read_there(spark, tmp_p
 
     ctx = Context.create(make_settings(tmp_path), spark=spark)
     ts = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
+    born = dt.date(1986, 4, 17)
     versions = [
-        ("C1", "030 901820", "Germany", "pos"),
-        ("C2", "06 12 34 56 78", "fr", "pos"),
-        ("C3", "06 12 34 56 78", "Atlantis", "pos"),  # unknown: nulled, counted, phone in FR
-        # two versions: the e-commerce one's country is unknown, the store's is kept
-        ("C4", "07911 123456", "GBR", "pos"),
-        ("C4", None, "Mars", "ecommerce"),
+        ("C1", "030 901820", "Germany", "pos", born),
+        ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1)),  # a form's "unknown"
+        # an unknown country: nulled, counted, the phone read in FR; born after the update
+        ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1)),
+        # two versions: the e-commerce one's country and birth date are unusable, the store's
+        # are kept
+        ("C4", "07911 123456", "GBR", "pos", born),
+        ("C4", None, "Mars", "ecommerce", dt.date(1850, 6, 1)),
     ]
     bronze = spark.createDataFrame(
-        [(c, p, k, s, ts, {}, "f", i, None, ts, "r") for i, (c, p, k, s) in enumerate(versions)],
+        [
+            (c, p, k, s, b, ts, {}, "f", i, None, ts, "r")
+            for i, (c, p, k, s, b) in enumerate(versions)
+        ],
         "customer_number string, phone string, country string, source_system string, "
-        "updated_at timestamp, _rescued map<string,string>, _source_file string, _line bigint, "
-        "_delivery_date date, _ingested_at timestamp, _run_id string",
+        "birth_date date, updated_at timestamp, _rescued map<string,string>, _source_file string, "
+        "_line bigint, _delivery_date date, _ingested_at timestamp, _run_id string",
     )
     for column in ("first_name", "last_name", "email", "mobile_phone", "address_line1"):
         bronze = bronze.withColumn(column, F.lit(None).cast("string"))
     for column in ("postal_code", "city", "store_id", "loyalty_card"):
         bronze = bronze.withColumn(column, F.lit(None).cast("string"))
-    bronze = bronze.withColumn("birth_date", F.lit(None).cast("date"))
     ctx.lake.append(bronze, "bronze.crm_customers")
     batch = SilverBatch(ctx.settings.collect, ctx.lake, "r", 0, ts)
     shaped = shape_crm(bronze, batch).select(
-        "customer_number", "country", "phone", "_unusable_fields"
+        "customer_number",
+        "country",
+        "phone",
+        "birth_date",
+        "placeholder_fields",
+        "_unusable_fields",
     )
     assert sorted(tuple(r) for r in shaped.collect()) == [
-        ("C1", "DE", "+4930901820", []),
-        ("C2", "FR", "+33612345678", []),
-        ("C3", None, "+33612345678", ["country"]),
-        ("C4", "GB", "+447911123456", ["country"]),
+        ("C1", "DE", "+4930901820", born, [], []),
+        ("C2", "FR", "+33612345678", None, ["birth_date"], []),
+        ("C3", None, "+33612345678", None, [], ["birth_date", "country"]),
+        ("C4", "GB", "+447911123456", born, [], ["birth_date", "country"]),
     ]
 
 

@@ -22,6 +22,7 @@ from crossdata.collect.bots import with_bot_flags, with_bot_rates
 from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
     CHECKED_TYPES,
+    PLACEHOLDER_FIELDS,
     UNUSABLE_FIELDS,
     country_code,
     is_placeholder,
@@ -684,22 +685,39 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     }
     # The country as an ISO 3166 alpha-2 code; a record's phones are read in it when it has
     # one. A country given but unknown is nulled and listed among the unusable fields.
-    versions = versions.withColumns(
-        {"_country_given": present(F.col("country")), "country": country_code(F.col("country"))}
+    # A birth date that stands for "unknown" is nulled and listed among the placeholders; one
+    # before collect.min_birth_date or after the record's update among the unusable fields.
+    birth = F.col("birth_date")
+    birth_placeholder = birth.isin(list(s.placeholder_birth_dates))
+    birth_implausible = (birth < F.lit(s.min_birth_date)) | (birth > F.to_date("updated_at"))
+    versions = versions.withColumn("_country_code", country_code(F.col("country")))
+    checks = {
+        "_country_refused": present(F.col("country")) & F.col("_country_code").isNull(),
+        "_birth_placeholder": F.coalesce(birth_placeholder, F.lit(False)),
+        "_birth_refused": F.coalesce(~birth_placeholder & birth_implausible, F.lit(False)),
+    }
+    versions = versions.withColumns(checks).withColumns(
+        {
+            "country": F.col("_country_code"),
+            "birth_date": F.when(~F.col("_birth_placeholder") & ~F.col("_birth_refused"), birth),
+        }
     )
     cleaned = clean_identifiers(versions, ids, s, phone_region=F.col("country"))
-    refused_country = F.col("_country_given") & F.col("country").isNull()
+    refused = listed_fields(
+        {"country": F.col("_country_refused"), "birth_date": F.col("_birth_refused")}
+    )
     cleaned = cleaned.withColumns(
         {
             "first_name": F.trim("first_name"),
             "last_name": F.trim("last_name"),
             "postal_code": F.trim("postal_code"),
-            UNUSABLE_FIELDS: F.when(
-                refused_country,
-                F.array_union(F.col(UNUSABLE_FIELDS), F.array(F.lit("country"))),
-            ).otherwise(F.col(UNUSABLE_FIELDS)),
+            PLACEHOLDER_FIELDS: F.when(
+                F.col("_birth_placeholder"),
+                F.array_union(F.col(PLACEHOLDER_FIELDS), F.array(F.lit("birth_date"))),
+            ).otherwise(F.col(PLACEHOLDER_FIELDS)),
+            UNUSABLE_FIELDS: F.array_union(F.col(UNUSABLE_FIELDS), refused),
         }
-    ).drop("_country_given")
+    ).drop("_country_code", *checks)
     golden = crm_golden(cleaned, s.crm_source_priority)
     flags = cleaned.groupBy("customer_number").agg(
         *[

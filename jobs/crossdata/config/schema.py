@@ -205,6 +205,10 @@ class CollectSettings:
     site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers
     placeholders: dict[str, tuple[str, ...]]  # id type (or "*" for all) -> values to null
     placeholder_patterns: tuple[str, ...]  # regexes (whole value, case-insensitive)
+    # CRM birth dates that stand for "unknown" (a form's default): nulled, counted as placeholders
+    placeholder_birth_dates: tuple[dt.date, ...]
+    # CRM birth dates before this, or after the record's update, are nulled and counted unusable
+    min_birth_date: dt.date
     bots: BotSettings
     sessions: SessionSettings
     channels: tuple[ChannelRule, ...]
