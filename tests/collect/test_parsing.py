@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 
@@ -14,10 +15,14 @@ from pyspark.sql import functions as F
 from crossdata.collect.bronze import batch_lines, check_line_numbers
 from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole_file_tasks
 from crossdata.collect.records import RecordRules, validate
-from crossdata.contracts import REASON_CODES, SOURCES
+from crossdata.contracts import DEFAULT_MIN_TIMESTAMP, REASON_CODES, SOURCES
 from crossdata.errors import CrossdataError
 
-RULES = RecordRules(max_field_chars=100, future_tolerance_hours=24)
+RULES = RecordRules(
+    max_field_chars=100,
+    future_tolerance_hours=24,
+    min_timestamp=dt.datetime.fromisoformat(DEFAULT_MIN_TIMESTAMP),
+)
 DAY = "2026-03-05"
 
 

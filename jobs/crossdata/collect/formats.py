@@ -356,15 +356,15 @@ def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
         names = F.transform(_csv_fields(text, sep), lambda x: F.trim(x))
         return F.when(text.rlike(_CSV[sep][0]), names)
 
-    semicolon = F.coalesce((F.size(header(",")) == 1) & (F.size(header(";")) > 1), F.lit(False))
-    headers = (
-        lines.where(F.col("_is_header"))
-        .select("_source_file", "_text", semicolon.alias("_semicolon"))
-        .select(
-            "_source_file",
-            "_semicolon",
-            _by_separator(F.col("_semicolon"), header).alias("_header"),
-        )
+    # Each header line read both ways once, then the way its file is written kept.
+    both = lines.where(F.col("_is_header")).select(
+        "_source_file", header(",").alias("_commas"), header(";").alias("_semicolons")
+    )
+    semicolon = (F.size("_commas") == 1) & (F.size("_semicolons") > 1)
+    headers = both.select(
+        "_source_file",
+        F.coalesce(semicolon, F.lit(False)).alias("_semicolon"),
+        F.when(semicolon, F.col("_semicolons")).otherwise(F.col("_commas")).alias("_header"),
     )
     header_ok = (
         F.col("_header").isNotNull()

@@ -15,14 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.collect.formats import single_json_value
-from crossdata.contracts import (
-    DEFAULT_MIN_TIMESTAMP,
-    IDENTIFIER_TYPES,
-    REASON_CODES,
-    Field,
-    Format,
-    Source,
-)
+from crossdata.contracts import IDENTIFIER_TYPES, REASON_CODES, Field, Format, Source
 
 _ISO = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
 _LOG_TIME = "dd/MMM/yyyy:HH:mm:ss Z"
@@ -40,7 +33,6 @@ _SPARK_TYPES = {
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?![\s\S])"
 _EXACT_IN_DOUBLE = 2**53
 _IDENTIFYING = frozenset((*IDENTIFIER_TYPES, "id_value"))
-_EARLIEST = dt.datetime.fromisoformat(DEFAULT_MIN_TIMESTAMP)
 _ORDER_LINE = "array<struct<sku:string,quantity:string,unit_price:string>>"
 
 
@@ -52,7 +44,7 @@ class RecordRules:
     future_tolerance_hours: int
     # A time before this is a device's or system's clock gone back to its epoch, not a record
     # of that day: 1970-01-01, 2000-01-01, 0001-01-01.
-    min_timestamp: dt.datetime = _EARLIEST
+    min_timestamp: dt.datetime
 
 
 def spark_type(field: Field) -> str:
