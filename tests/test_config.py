@@ -179,3 +179,16 @@ def test_crm_birth_date_checks_are_read_as_dates():
     assert collect.min_birth_date == dt.date(1900, 1, 1)
     with pytest.raises(ConfigError, match=r"collect.min_birth_date: expected a date"):
         load_settings(conf_dir=CONF_DIR, overrides=["collect.min_birth_date=long ago"])
+
+
+def test_postal_code_digits_name_countries_by_their_alpha_2_code():
+    collect = load_settings(conf_dir=CONF_DIR).settings.collect
+    assert collect.postal_code_digits["FR"] == 5
+    assert collect.postal_code_digits["NO"] == 4  # quoted in conf: bare NO is YAML's false
+    for value, problem in [
+        ("{fr: 5}", "'fr' is not an upper-case ISO alpha-2 code"),
+        ("{FRA: 5}", "'FRA' is not an upper-case ISO alpha-2 code"),
+        ("{FR: 0}", "FR: 0 digits, expected 3 to 10"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"collect.postal_code_digits: {problem}"):
+            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.postal_code_digits={value}"])

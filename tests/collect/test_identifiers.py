@@ -17,6 +17,7 @@ from crossdata.collect.identifiers import (
     normalize_email,
     normalize_phone,
     null_placeholders,
+    postal_code,
     to_country_code,
     to_e164,
 )
@@ -349,27 +350,30 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     ts = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
     born = dt.date(1986, 4, 17)
     versions = [
-        ("C1", "030 901820", "Germany", "pos", born),
-        ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1)),  # a form's "unknown"
-        # an unknown country: nulled, counted, the phone read in FR; born after the update
-        ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1)),
+        ("C1", "030 901820", "Germany", "pos", born, "1067"),  # Dresden's 01067, as a number
+        ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1), "6000"),  # form's "unknown"
+        # an unknown country: nulled, counted, the phone and postal code read in FR; born
+        # after the update
+        ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1), " 75 011 "),
         # two versions: the e-commerce one's country and birth date are unusable, the store's
-        # are kept
-        ("C4", "07911 123456", "GBR", "pos", born),
-        ("C4", None, "Mars", "ecommerce", dt.date(1850, 6, 1)),
+        # are kept; a British code is only cleaned
+        ("C4", "07911 123456", "GBR", "pos", born, "sw1a 1aa"),
+        ("C4", None, "Mars", "ecommerce", dt.date(1850, 6, 1), None),
+        ("C5", None, "FR", "pos", born, "75O11"),  # a letter O typed for a zero: unusable
     ]
     bronze = spark.createDataFrame(
         [
-            (c, p, k, s, b, ts, {}, "f", i, None, ts, "r")
-            for i, (c, p, k, s, b) in enumerate(versions)
+            (c, p, k, s, b, z, ts, {}, "f", i, None, ts, "r")
+            for i, (c, p, k, s, b, z) in enumerate(versions)
         ],
         "customer_number string, phone string, country string, source_system string, "
-        "birth_date date, updated_at timestamp, _rescued map<string,string>, _source_file string, "
+        "birth_date date, postal_code string, updated_at timestamp, "
+        "_rescued map<string,string>, _source_file string, "
         "_line bigint, _delivery_date date, _ingested_at timestamp, _run_id string",
     )
     for column in ("first_name", "last_name", "email", "mobile_phone", "address_line1"):
         bronze = bronze.withColumn(column, F.lit(None).cast("string"))
-    for column in ("postal_code", "city", "store_id", "loyalty_card"):
+    for column in ("city", "store_id", "loyalty_card"):
         bronze = bronze.withColumn(column, F.lit(None).cast("string"))
     ctx.lake.append(bronze, "bronze.crm_customers")
     batch = SilverBatch(ctx.settings.collect, ctx.lake, "r", 0, ts)
@@ -378,15 +382,41 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
         "country",
         "phone",
         "birth_date",
+        "postal_code",
         "placeholder_fields",
         "_unusable_fields",
     )
     assert sorted(tuple(r) for r in shaped.collect()) == [
-        ("C1", "DE", "+4930901820", born, [], []),
-        ("C2", "FR", "+33612345678", None, ["birth_date"], []),
-        ("C3", None, "+33612345678", None, [], ["birth_date", "country"]),
-        ("C4", "GB", "+447911123456", born, [], ["birth_date", "country"]),
+        ("C1", "DE", "+4930901820", born, "01067", [], []),
+        ("C2", "FR", "+33612345678", None, "06000", ["birth_date"], []),
+        ("C3", None, "+33612345678", None, "75011", [], ["birth_date", "country"]),
+        ("C4", "GB", "+447911123456", born, "SW1A1AA", [], ["birth_date", "country"]),
+        ("C5", "FR", None, born, None, [], ["postal_code"]),
     ]
+
+
+def test_postal_codes_get_back_the_leading_zeros_a_spreadsheet_dropped(spark):
+    digits = {"FR": 5, "IT": 5, "DK": 4}
+    rows = [
+        ("6000", "FR", "06000", False),  # Nice, read as a number
+        ("75 011", "FR", "75011", False),
+        ("\u00a075011\u00a0", None, "75011", False),  # pasted non-breaking spaces; default FR
+        ("100", "IT", "00100", False),  # Rome's 00100 lost two zeros
+        ("800", "DK", "0800", False),
+        ("750110", "FR", None, True),  # a digit too many
+        ("75", "FR", None, True),  # three short: not a lost zero
+        ("2A004", "FR", None, True),  # a Corsican commune's INSEE code, not a postal code
+        ("02134-1234", "US", "02134-1234", False),  # a country not listed: only cleaned
+        ("ec1a 1bb", "GB", "EC1A1BB", False),
+        ("  ", "FR", None, False),  # blank: absent, not refused
+        (None, "FR", None, False),
+    ]
+    df = spark.createDataFrame(
+        [(i, v, c) for i, (v, c, _, _) in enumerate(rows)], "i int, v string, c string"
+    )
+    code, refused = postal_code(F.col("v"), F.col("c"), digits, "FR")
+    got = df.select("i", code.alias("code"), refused.alias("refused")).orderBy("i").collect()
+    assert [(r["code"], r["refused"]) for r in got] == [(c, x) for _, _, c, x in rows]
 
 
 def test_normalized_phone_goes_to_out_column_and_input_is_kept(spark):

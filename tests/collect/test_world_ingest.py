@@ -8,6 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from crossdata.collect.scoring import score_ingestion
+from crossdata.world.vocab import CITIES
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,20 @@ def test_crm_countries_written_in_any_iso_form_or_by_name_are_stored_as_codes(in
     assert {r["country"] for r in silver.select("country").distinct().collect()} == {"FR"}
     unusable = ctx.lake.read("ops.data_quality").where("rule = 'crm_customers:unusable_fields'")
     assert unusable.agg(F.sum("failed")).first()[0] == 0
+
+
+def test_crm_postal_codes_get_back_their_leading_zeros_and_lose_their_blanks(ingested_world):
+    _, ctx, _ = ingested_world
+    cities = {code for code, _ in CITIES}
+    bronze = {
+        r["postal_code"]
+        for r in ctx.lake.read("bronze.crm_customers").select("postal_code").collect()
+    }
+    # The world's till exports drop Nice's leading zero; other records are typed with a space.
+    assert "6000" in bronze and any(" " in c for c in bronze if c)
+    silver = ctx.lake.read("silver.crm_customers")
+    stored = {r["postal_code"] for r in silver.select("postal_code").distinct().collect()}
+    assert "06000" in stored and stored <= cities | {None}
 
 
 def test_spend_written_with_semicolons_and_decimal_commas_keeps_its_amounts(ingested_world):

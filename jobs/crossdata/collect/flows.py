@@ -30,6 +30,7 @@ from crossdata.collect.identifiers import (
     normalize_email,
     normalize_phone,
     null_placeholders,
+    postal_code,
     present,
 )
 from crossdata.collect.records import order_lines, parse_double, parse_long
@@ -684,33 +685,42 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "loyalty_card": "loyalty_card",
     }
     # The country as an ISO 3166 alpha-2 code; a record's phones are read in it when it has
-    # one. A country given but unknown is nulled and listed among the unusable fields.
+    # one. A country given but unknown is nulled and listed among the unusable fields. Postal
+    # codes get back the leading zeros a spreadsheet dropped (collect.postal_code_digits).
     # A birth date that stands for "unknown" is nulled and listed among the placeholders; one
     # before collect.min_birth_date or after the record's update among the unusable fields.
     birth = F.col("birth_date")
     birth_placeholder = birth.isin(list(s.placeholder_birth_dates))
     birth_implausible = (birth < F.lit(s.min_birth_date)) | (birth > F.to_date("updated_at"))
     versions = versions.withColumn("_country_code", country_code(F.col("country")))
+    postal, postal_refused = postal_code(
+        F.col("postal_code"), F.col("_country_code"), s.postal_code_digits, s.default_region
+    )
     checks = {
         "_country_refused": present(F.col("country")) & F.col("_country_code").isNull(),
+        "_postal_refused": postal_refused,
         "_birth_placeholder": F.coalesce(birth_placeholder, F.lit(False)),
         "_birth_refused": F.coalesce(~birth_placeholder & birth_implausible, F.lit(False)),
     }
     versions = versions.withColumns(checks).withColumns(
         {
             "country": F.col("_country_code"),
+            "postal_code": postal,
             "birth_date": F.when(~F.col("_birth_placeholder") & ~F.col("_birth_refused"), birth),
         }
     )
     cleaned = clean_identifiers(versions, ids, s, phone_region=F.col("country"))
     refused = listed_fields(
-        {"country": F.col("_country_refused"), "birth_date": F.col("_birth_refused")}
+        {
+            "country": F.col("_country_refused"),
+            "postal_code": F.col("_postal_refused"),
+            "birth_date": F.col("_birth_refused"),
+        }
     )
     cleaned = cleaned.withColumns(
         {
             "first_name": F.trim("first_name"),
             "last_name": F.trim("last_name"),
-            "postal_code": F.trim("postal_code"),
             PLACEHOLDER_FIELDS: F.when(
                 F.col("_birth_placeholder"),
                 F.array_union(F.col(PLACEHOLDER_FIELDS), F.array(F.lit("birth_date"))),

@@ -143,6 +143,35 @@ def country_code(col: Column) -> Column:
     return _code(col.cast("string"))
 
 
+def postal_code(
+    value: Column, country: Column, digits: Mapping[str, int], default_region: str
+) -> tuple[Column, Column]:
+    """``(code, refused)``: a postal code as silver stores it, and whether it was given but
+    is unusable.
+
+    Blanks inside and around the code are removed and letters upper-cased ("75 011",
+    "sw1a 1aa" -> "75011", "SW1A1AA"). In a country of ``digits`` (its codes are that many
+    digits; the record's ``country``, else ``default_region``) a code one or two digits short
+    lost its leading zeros to a spreadsheet and gets them back ("6000" -> "06000" in
+    France); any other code there (letters, too many or too few digits) is nulled and
+    ``refused``.
+    Codes of other countries are only cleaned.
+    """
+    squeezed = F.upper(F.regexp_replace(value, r"(?U)\s+", ""))
+    given = F.when(squeezed != "", squeezed)
+    width = F.coalesce(country, F.lit(default_region))
+    widths = sorted(set(digits.values()))
+    padded = given
+    checked = F.lit(False)
+    for n in widths:
+        here = width.isin([c for c, d in digits.items() if d == n])
+        fits = given.rlike(f"^[0-9]{{{max(1, n - 2)},{n}}}$")
+        padded = F.when(here, F.when(fits, F.lpad(given, n, "0"))).otherwise(padded)
+        checked = checked | here
+    refused = F.coalesce(given.isNotNull() & checked & padded.isNull(), F.lit(False))
+    return padded, refused
+
+
 @lru_cache(maxsize=200_000)
 def to_e164(value: str, region: str) -> str | None:
     """E.164 form of a valid number read in ``region`` (when it has no country code), else None."""

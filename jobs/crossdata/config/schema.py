@@ -209,6 +209,9 @@ class CollectSettings:
     placeholder_birth_dates: tuple[dt.date, ...]
     # CRM birth dates before this, or after the record's update, are nulled and counted unusable
     min_birth_date: dt.date
+    # Countries (ISO alpha-2) whose postal codes are all this many digits: CRM codes there get
+    # back the leading zeros a spreadsheet dropped; other codes there are nulled, counted unusable
+    postal_code_digits: dict[str, int]
     bots: BotSettings
     sessions: SessionSettings
     channels: tuple[ChannelRule, ...]
@@ -246,6 +249,11 @@ class CollectSettings:
             return f"min_timestamp: {exc}"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
+        for country, digits in self.postal_code_digits.items():
+            if not (len(country) == 2 and country.isalpha() and country.isupper()):
+                return f"postal_code_digits: {country!r} is not an upper-case ISO alpha-2 code"
+            if not 3 <= digits <= 10:
+                return f"postal_code_digits: {country}: {digits} digits, expected 3 to 10"
         return None
 
 

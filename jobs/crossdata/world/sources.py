@@ -416,7 +416,7 @@ def crm_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame]:
         C(T["phone"]),
         C(T["mobile_phone"]),
         C(T["address_line1"]),
-        C(T["postal_code"], plain=True),
+        C(crm_postal_codes(P, T["key"], T["postal_code"], T["source_system"]), plain=True),
         C(T["city"]),
         crm_countries(P, T["key"]),
         C(T["birth_date"], plain=True),
@@ -442,6 +442,20 @@ def crm_countries(P: WorldParams, key: np.ndarray) -> np.ndarray:
     """One spelling of the country per CRM record (every person lives in France)."""
     index = pick(uniform(P.seed, "crm-country", key), COUNTRY_WEIGHTS)
     return np.asarray(COUNTRY_SPELLINGS, dtype=object)[index]
+
+
+def crm_postal_codes(
+    P: WorldParams, key: np.ndarray, codes: np.ndarray, systems: np.ndarray
+) -> np.ndarray:
+    """Postal codes as the CRM exports write them: the tills' export goes through a
+    spreadsheet, which reads a code as a number and drops its leading zero (Nice's 06000
+    becomes 6000), and a few records elsewhere are typed with a space (75 011). Silver
+    stores each as the five digits."""
+    codes = np.asarray(codes, dtype=object)
+    stripped = np.array([str(c).lstrip("0") or str(c) for c in codes], dtype=object)
+    spaced = np.array([f"{c[:2]} {c[2:]}" if len(c) == 5 else c for c in codes], dtype=object)
+    typed = uniform(P.seed, "crm-postal", key) < 0.05
+    return np.where(systems == "pos", stripped, np.where(typed, spaced, codes))
 
 
 def crm_columns(P: WorldParams, day: int) -> tuple[str, ...]:
