@@ -6,7 +6,8 @@ Both engines take an edge list of longs ``(src, dst)`` and return ``(id, compone
 The native engine contracts the graph in rounds. Each round routes every edge to the
 partitions of both its endpoints, solves each partition's subgraph exactly with scipy's
 connected components inside ``mapInArrow``, and keeps one star per local component; rounds stop
-when every partition finds its input already made of finished stars. A round subsumes a
+when every partition finds its input already made of finished stars, or after the first round
+when the whole graph fits one partition (it is then solved exactly at once). A round subsumes a
 large-star plus small-star step of the algorithm GraphFrames runs by default (Kiveris et al.,
 "Connected Components in MapReduce and Beyond", SoCC 2014), so it needs no more rounds and in
 practice far fewer. Memory is bounded per partition (``partition_rows``), the driver holds two
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -42,8 +44,18 @@ class ComponentsOptions:
     partition_rows: int = 16_000_000  # native: edge rows one worker solves in memory at once
 
 
+# Per session: a session's classpath is fixed when it starts, and the probe runs a Spark job.
+_PROBED: weakref.WeakKeyDictionary[SparkSession, tuple[bool, str]] = weakref.WeakKeyDictionary()
+
+
 def graphframes_available(spark: SparkSession) -> tuple[bool, str]:
     """Whether GraphFrames runs in this session: (ok, what was found or why not)."""
+    if spark not in _PROBED:
+        _PROBED[spark] = _probe_graphframes(spark)
+    return _PROBED[spark]
+
+
+def _probe_graphframes(spark: SparkSession) -> tuple[bool, str]:
     try:
         from graphframes import GraphFrame
     except ImportError:
@@ -190,20 +202,13 @@ def _star_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatc
         )
 
 
-def _round_partitions(edges: int, opts: ComponentsOptions, floor: int) -> int:
-    # Each edge travels twice (to both endpoints); a partition's rows must fit one worker. No
-    # more partitions than that, nor than needed to keep every core busy: the more of the
-    # graph a partition sees, the fewer rounds (at 10M edges on 2 cores: 4 rounds with 2
-    # partitions, 6 with 4).
-    return max(floor, math.ceil(2 * edges / opts.partition_rows))
-
-
-def _cores(spark: SparkSession) -> int:
-    """Task slots to keep busy: the default parallelism (shuffle partitions over Connect)."""
-    try:
-        return max(1, int(spark.sparkContext.defaultParallelism))
-    except Exception:  # Spark Connect has no SparkContext
-        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions") or "1"))
+def _round_partitions(edges: int, opts: ComponentsOptions) -> int:
+    # Each edge travels twice (to both endpoints); a partition's rows must fit one worker. As
+    # few partitions as that allows: the more of the graph a partition sees, the fewer rounds,
+    # and a graph that fits one partition is solved exactly in a single round. Keeping every
+    # core busy does not pay: on 2 cores, 4M random edges took 22.3 s in 2 partitions and 7.3 s
+    # in one (docs/bench-identity.md).
+    return max(1, math.ceil(2 * edges / opts.partition_rows))
 
 
 def native_components(
@@ -214,7 +219,6 @@ def native_components(
     """Rounds of partition-local exact components until the edges are one star per component."""
     opts = options or ComponentsOptions()
     spark = edges.sparkSession
-    floor = _cores(spark)
     src, dst = F.col("src").cast("long"), F.col("dst").cast("long")
     is_edge = F.coalesce(src != dst, F.lit(False))  # both ends known and different
     counts = edges.agg(F.count_if(is_edge), F.count_if(~is_edge)).first()
@@ -226,7 +230,7 @@ def native_components(
     batch_before = spark.conf.get(batch_conf, None)
     spark.conf.set(batch_conf, str(_ARROW_BATCH_ROWS))
     try:
-        stars = _contract(e, size, floor, opts)
+        stars = _contract(e, size, opts)
     finally:
         if batch_before is None:
             spark.conf.unset(batch_conf)
@@ -244,7 +248,7 @@ def native_components(
     return labels.unionByName(alone.select("id", F.col("id").alias("component")))
 
 
-def _contract(e: DataFrame, size: int, floor: int, opts: ComponentsOptions) -> DataFrame:
+def _contract(e: DataFrame, size: int, opts: ComponentsOptions) -> DataFrame:
     """The rounds: edges ``(u, v)`` with u > v in; the final stars out, with ``(r, r)`` rows."""
     for iteration in range(1, opts.max_iterations + 1):
         both = e.select(
@@ -255,7 +259,7 @@ def _contract(e: DataFrame, size: int, floor: int, opts: ComponentsOptions) -> D
                 )
             ).alias("x")
         ).select("x.*")
-        parts = _round_partitions(size, opts, floor)
+        parts = _round_partitions(size, opts)
         owner = F.when(F.col("own_u"), F.col("u")).otherwise(F.col("v"))
         stars = both.repartition(parts, owner).mapInArrow(_star_partition, _ROUND_SCHEMA)
         # Cut the lineage every round (each round would otherwise re-run all before it). A
@@ -269,7 +273,8 @@ def _contract(e: DataFrame, size: int, floor: int, opts: ComponentsOptions) -> D
         row = stars.agg(F.count_if(edge), F.max(F.col("changed").cast("int"))).first()
         size, changed = (int(row[0]), bool(row[1])) if row is not None else (0, False)
         log.debug("native components: iteration=%d edges=%d partitions=%d", iteration, size, parts)
-        if not changed:
+        # One partition saw the whole graph and solved it exactly: its stars are the answer.
+        if not changed or parts == 1:
             return stars.select("u", "v")
         e = stars.where(edge).select("u", "v")
     raise RuntimeError(f"connected components did not converge in {opts.max_iterations} iterations")
