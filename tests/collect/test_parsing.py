@@ -276,31 +276,48 @@ def test_values_past_the_json_parsers_own_limits_get_the_contracts_reason(spark)
     assert _reasons(df) == [(1, "wrong_type", "price"), (2, "oversize_field", "field")]
 
 
-def test_semicolon_files_are_read_with_their_decimal_commas(spark):
+def test_semicolon_files_are_read_with_their_decimal_commas_and_thousands_marks(spark):
     content = (
-        b"date;channel;campaign_id;campaign_name;cost;currency;impressions\n"
-        b"2026-03-05;display;c1;Promo 12,50;412,37;EUR;98211\n"
-        b'2026-03-05;display;c2;x;"1,5";EUR;1\n'
-        b"2026-03-05;display;c3;x;12.50;EUR;1\n"
-        b"2026-03-05;display;c4;x;1.234,5;EUR;1\n"  # a thousands mark is not read
-        b"2026-03-05;display;c5;x;-,5;EUR;1\n"
-        b"2026-03-05,display,c6,x,1.0,EUR,1\n"  # commas in a semicolon file: one column
-    )
+        "date;channel;campaign_id;campaign_name;cost;currency;impressions\n"
+        "2026-03-05;display;c1;Promo 12,50;412,37;EUR;98211\n"
+        '2026-03-05;display;c2;x;"1,5";EUR;1\n'
+        "2026-03-05;display;c3;x;12.50;EUR;1\n"
+        "2026-03-05;display;c4;x;1.234,5;EUR;1\n"  # points group thousands before a comma
+        "2026-03-05;display;c5;x;-,5;EUR;1\n"
+        "2026-03-05,display,c6,x,1.0,EUR,1\n"  # commas in a semicolon file: one column
+        # Excel's no-break space, the narrow one of newer locales, a plain space
+        "2026-03-05;display;c7;x;1\u00a0234,50;EUR;12\u202f345\n"
+        "2026-03-05;display;c8;x;1 234 567;EUR;1 000\n"
+        "2026-03-05;display;c9;x;1.234;EUR;1\n"  # no comma: a decimal point
+        "2026-03-05;display;c10;x;12 34,5;EUR;1\n"  # not groups of three
+        "2026-03-05;display;c11;x;1.234.567;EUR;1\n"  # points with no decimal comma
+        "2026-03-05;display;c12;x;1,0;EUR;1 234,5\n"  # a count must be whole
+    ).encode()
     df = _validated(spark, "spend", content)
     assert _reasons(df) == [
         (2, None, None),
         (3, None, None),
         (4, None, None),
-        (5, "wrong_type", "cost"),
+        (5, None, None),
         (6, None, None),
         (7, "malformed_record", "line"),
+        (8, None, None),
+        (9, None, None),
+        (10, None, None),
+        (11, "wrong_type", "cost"),
+        (12, "wrong_type", "cost"),
+        (13, "wrong_type", "impressions"),
     ]
     good = df.where("_reason IS NULL").orderBy("_line").collect()
-    assert [(r["campaign_id"], r["cost"]) for r in good] == [
-        ("c1", 412.37),
-        ("c2", 1.5),
-        ("c3", 12.5),
-        ("c5", -0.5),
+    assert [(r["campaign_id"], r["cost"], r["impressions"]) for r in good] == [
+        ("c1", 412.37, 98211),
+        ("c2", 1.5, 1),
+        ("c3", 12.5, 1),
+        ("c4", 1234.5, 1),
+        ("c5", -0.5, 1),
+        ("c7", 1234.5, 12345),
+        ("c8", 1234567.0, 1000),
+        ("c9", 1.234, 1),
     ]
     assert good[0]["campaign_name"] == "Promo 12,50"  # text is not a number: kept as written
     # in a comma file a decimal comma stays what it was: not a number

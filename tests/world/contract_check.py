@@ -28,8 +28,14 @@ COMBINED = re.compile(
 )
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 INTEGER = re.compile(r"[+-]?[0-9]+")
-# In a semicolon file a number may have a decimal comma.
-DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]*,[0-9]+\s*", re.ASCII)
+# In a semicolon file a number may have a decimal comma and thousands grouped by a space (or
+# a no-break one), or by points before a decimal comma.
+LOCAL_NUMBER = re.compile(
+    r"\s*[+-]?(?:[0-9]*,[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+(?:,[0-9]+)?"
+    r"|[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+)\s*",
+    re.ASCII,
+)
+GROUP_MARKS = re.compile("[ .\u00a0\u202f]")
 
 
 class Header(list):
@@ -128,9 +134,13 @@ def fields_of(source: str, text: str, header: list[str]) -> dict | None:
         if len(cells) != len(header):
             return None
         if sep == ";":
-            numbers = {f.name for f in contracts.SOURCES[source].fields if f.type == "double"}
+            numbers = {
+                f.name for f in contracts.SOURCES[source].fields if f.type in ("double", "long")
+            }
             cells = [
-                c.replace(",", ".") if name in numbers and DECIMAL_COMMA.fullmatch(c) else c
+                GROUP_MARKS.sub("", c).replace(",", ".")
+                if name in numbers and LOCAL_NUMBER.fullmatch(c)
+                else c
                 for name, c in zip(header, cells, strict=True)
             ]
         return dict(zip(header, cells, strict=True))

@@ -159,3 +159,12 @@ def test_csv_cells_quote_only_what_rfc_4180_needs():
     )
     assert formats.csv_cell(" padded ") == '" padded "'
     assert formats.csv_cell("a,b") == '"a,b"'
+
+
+def test_spend_numbers_are_written_as_a_french_spreadsheet_writes_them():
+    decimal_comma = formats.decimal_comma
+    assert decimal_comma("412.37") == "412,37"
+    assert decimal_comma("1234.50", "\u202f") == "1\u202f234,50"
+    assert decimal_comma("-1234567.5", "\u202f") == "-1\u202f234\u202f567,5"
+    assert decimal_comma("12345", "\u00a0") == "12\u00a0345"
+    assert decimal_comma("999", "\u00a0") == "999"

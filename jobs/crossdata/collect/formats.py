@@ -49,8 +49,17 @@ def csv_patterns(sep: str) -> tuple[str, str]:
 # decimal mark is a comma (French among them); the header line tells which.
 CSV_SEPARATORS = (",", ";")
 _CSV = {sep: csv_patterns(sep) for sep in CSV_SEPARATORS}
-# A number with a decimal comma (12,50), read in semicolon files only.
-_DECIMAL_COMMA = r"^\s*[+-]?[0-9]*,[0-9]+\s*$"
+# A number as a spreadsheet writes it where the decimal mark is a comma, read in semicolon
+# files only: a decimal comma (12,50); digits grouped by thousands with a space (1 234,50 or
+# 12 345; Excel writes U+00A0, newer locales U+202F); or grouped with points when a decimal
+# comma follows (1.234,50). A point alone (1.234) stays a decimal point: without a comma it
+# cannot be told from one.
+_LOCAL_NUMBER = (
+    r"^\s*[+-]?(?:[0-9]*,[0-9]+"
+    r"|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})++(?:,[0-9]+)?"
+    r"|[0-9]{1,3}(?:\.[0-9]{3})++,[0-9]+)\s*$"
+)
+_GROUP_MARKS = r"[ .\u00a0\u202f]"
 
 # Apache/Nginx combined log format, optionally followed by more quoted fields (the extended
 # format's cookie is the first of them). Quotes inside fields are escaped by the servers.
@@ -345,7 +354,8 @@ def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
 
     Header lines are consumed here (they are not records). A file is semicolon-separated when
     its header is one column read with commas and several read with semicolons; in such a
-    file a decimal comma in one of the ``numbers`` columns is read as a point (12,50 is 12.50).
+    file a number in one of the ``numbers`` columns is read as such a file writes it: its
+    decimal comma as a point and its thousands marks dropped (1 234,50 is 1234.50).
     A record is malformed when its quoting is broken or its column count differs from its
     file's header; every record of a file whose header is itself broken (bad quoting, empty or
     repeated names) is malformed.
@@ -385,8 +395,8 @@ def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
             F.transform_values(
                 by_name,
                 lambda k, v: F.when(
-                    F.array_contains(wanted, k) & v.rlike(_DECIMAL_COMMA),
-                    F.regexp_replace(v, ",", "."),
+                    F.array_contains(wanted, k) & v.rlike(_LOCAL_NUMBER),
+                    F.regexp_replace(F.regexp_replace(v, _GROUP_MARKS, ""), ",", "."),
                 ).otherwise(v),
             ),
         ).otherwise(by_name)
@@ -440,6 +450,6 @@ def parse_lines(lines: DataFrame, source: Source, log_with_cookie: bool = True) 
     if source.format == "jsonl":
         return parse_jsonl(lines, source)
     if source.format == "csv":
-        numbers = [f.name for f in source.fields if f.type == "double"]
+        numbers = [f.name for f in source.fields if f.type in ("double", "long")]
         return _from_map(parse_csv(lines, numbers), source)
     return parse_combined_log(lines, source, with_cookie=log_with_cookie)

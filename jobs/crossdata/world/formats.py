@@ -127,9 +127,17 @@ def separator(source: str) -> str:
     return ";" if source in SEMICOLON_SOURCES else ","
 
 
-def decimal_comma(text: str) -> str:
-    """A number's text with a decimal comma (412.37 -> 412,37)."""
-    return text.replace(".", ",")
+def decimal_comma(text: str, thousands: str = "") -> str:
+    """A number's text with a decimal comma, its whole part grouped by ``thousands`` when
+    given (1234.5, "\u202f" -> "1\u202f234,5"; 412.37 -> 412,37)."""
+    whole, _, fraction = text.partition(".")
+    sign = whole[:1] if whole[:1] in "+-" else ""
+    digits = whole[len(sign) :]
+    if thousands:
+        head = len(digits) % 3 or 3
+        groups = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
+        digits = thousands.join(groups)
+    return sign + digits + ("," + fraction if fraction else "")
 
 
 def csv_cell(value: str, sep: str = ",") -> str:

@@ -716,15 +716,16 @@ def spend_records(P: WorldParams) -> pd.DataFrame:
 
     def cells(row: tuple[int, str, str, str, float, int, int]) -> list[str]:
         d, channel, campaign_id, name, cost, impressions, clicks = row
-        money = formats.decimal_comma(f"{cost:.2f}")
+        # Thousands grouped as French spreadsheets write them: the narrow no-break space of
+        # newer locales in money, Excel's no-break space in counts (1\u202f234,50; 12\u00a0345).
         return [
             P.day_text(d),
             channel,
             campaign_id,
             name,
-            money,
+            formats.decimal_comma(f"{cost:.2f}", "\u202f"),
             "EUR",
-            str(impressions),
+            formats.decimal_comma(str(impressions), "\u00a0"),
             str(clicks),
         ]
 
