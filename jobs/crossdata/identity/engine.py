@@ -51,7 +51,12 @@ _PROBED: weakref.WeakKeyDictionary[SparkSession, tuple[bool, str]] = weakref.Wea
 def graphframes_available(spark: SparkSession) -> tuple[bool, str]:
     """Whether GraphFrames runs in this session: (ok, what was found or why not)."""
     if spark not in _PROBED:
-        _PROBED[spark] = _probe_graphframes(spark)
+        _PROBED[spark] = ok, why = _probe_graphframes(spark)
+        # Said once per session, not at every call of the engine.
+        if ok:
+            log.info("graph engine: graphframes (%s)", why)
+        else:
+            log.warning("graph engine: graphframes unavailable (%s)", why)
     return _PROBED[spark]
 
 
@@ -84,12 +89,7 @@ def connected_components(
     spark = edges.sparkSession
     engine = opts.engine
     if engine == "auto":
-        ok, why = graphframes_available(spark)
-        engine = "graphframes" if ok else "native"
-        if ok:
-            log.info("graph engine: graphframes (%s)", why)
-        else:
-            log.warning("graph engine: graphframes unavailable, using native (%s)", why)
+        engine = "graphframes" if graphframes_available(spark)[0] else "native"
     if engine == "graphframes":
         return _graphframes_components(edges, vertices, opts)
     return native_components(edges, vertices, opts)
