@@ -154,17 +154,15 @@ def postal_code(
     digits; the record's ``country``, else ``default_region``) a code one or two digits short
     lost its leading zeros to a spreadsheet and gets them back ("6000" -> "06000" in
     France); any other code there (letters, too many or too few digits) is nulled and
-    ``refused``.
-    Codes of other countries are only cleaned.
+    ``refused``. Codes of other countries are only cleaned.
     """
     squeezed = F.upper(F.regexp_replace(value, r"(?U)\s+", ""))
     given = F.when(squeezed != "", squeezed)
-    width = F.coalesce(country, F.lit(default_region))
-    widths = sorted(set(digits.values()))
+    region = F.coalesce(country, F.lit(default_region))
     padded = given
     checked = F.lit(False)
-    for n in widths:
-        here = width.isin([c for c, d in digits.items() if d == n])
+    for n in sorted(set(digits.values())):
+        here = region.isin([c for c, d in digits.items() if d == n])
         fits = given.rlike(f"^[0-9]{{{max(1, n - 2)},{n}}}$")
         padded = F.when(here, F.when(fits, F.lpad(given, n, "0"))).otherwise(padded)
         checked = checked | here

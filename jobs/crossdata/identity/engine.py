@@ -206,7 +206,7 @@ def _round_partitions(edges: int, opts: ComponentsOptions) -> int:
     # Each edge travels twice (to both endpoints); a partition's rows must fit one worker. As
     # few partitions as that allows: the more of the graph a partition sees, the fewer rounds,
     # and a graph that fits one partition is solved exactly in a single round. Keeping every
-    # core busy does not pay: on 2 cores, 4M random edges took 22.3 s in 2 partitions and 7.3 s
+    # core busy does not pay: on 2 cores, 4M random edges took 19.1 s in 2 partitions and 6.3 s
     # in one (docs/bench-identity.md).
     return max(1, math.ceil(2 * edges / opts.partition_rows))
 
