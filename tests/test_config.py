@@ -192,3 +192,9 @@ def test_postal_code_digits_name_countries_by_their_alpha_2_code():
     ]:
         with pytest.raises(ConfigError, match=rf"collect.postal_code_digits: {problem}"):
             load_settings(conf_dir=CONF_DIR, overrides=[f"collect.postal_code_digits={value}"])
+
+
+def test_country_name_languages_must_be_ones_pycountry_translates():
+    assert load_settings(conf_dir=CONF_DIR).settings.collect.country_name_languages == ("fr",)
+    with pytest.raises(ConfigError, match=r"pycountry has no country names in 'klingon'"):
+        load_settings(conf_dir=CONF_DIR, overrides=["collect.country_name_languages=[klingon]"])

@@ -415,13 +415,20 @@ CRM_CUSTOMERS = Source(
         _f("phone", "string", False, "landline or mobile, any format", "06 12 34 56 78"),
         _f("mobile_phone", "string", False, "mobile, any format", "+33 6 12 34 56 78"),
         _f("address_line1", "string", False, "street address", "12 rue des Lilas"),
-        _f("postal_code", "string", False, "postal code", "69003"),
+        _f(
+            "postal_code",
+            "string",
+            False,
+            "postal code; lost leading zeros restored (collect.postal_code_digits)",
+            "69003",
+        ),
         _f("city", "string", False, "city", "Lyon"),
         _f(
             "country",
             "string",
             False,
-            "country: ISO 3166 code (FR, FRA, 250) or English name; silver keeps alpha-2",
+            "country: ISO 3166 code (FR, FRA, 250), or name in English or in "
+            "collect.country_name_languages (France, Allemagne); silver keeps alpha-2",
             "FR",
         ),
         _f("birth_date", "date", False, "YYYY-MM-DD or DD/MM/YYYY", "1986-04-17"),

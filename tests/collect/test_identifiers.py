@@ -331,8 +331,19 @@ def test_a_country_is_kept_as_its_iso_alpha_2_code():
         ("United Kingdom", "GB"),
         ("Atlantis", None),
         ("  ", None),
+        ("Allemagne", None),  # a French name, French names not asked for
     ]:
         assert to_country_code(text) == code, text
+    for text, code in [
+        ("Allemagne", "DE"),
+        (" royaume-uni ", "GB"),
+        ("Etats-Unis", "US"),  # accents left out
+        ("États-Unis d'Amérique", "US"),  # the official name
+        ("Germany", "DE"),  # English names and codes still
+        ("BEL", "BE"),
+        ("Atlantide", None),
+    ]:
+        assert to_country_code(text, ("fr",)) == code, text
 
 
 def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_are_checked(
@@ -352,14 +363,16 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     versions = [
         ("C1", "030 901820", "Germany", "pos", born, "1067"),  # Dresden's 01067, as a number
         ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1), "6000"),  # form's "unknown"
-        # an unknown country: nulled, counted, the phone and postal code read in FR; born
-        # after the update
-        ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1), " 75 011 "),
+        # an unknown country: nulled, counted, the phone read in FR, the postal code only
+        # cleaned (not taken for a French one); born after the update
+        ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1), " 6 000 "),
         # two versions: the e-commerce one's country and birth date are unusable, the store's
         # are kept; a British code is only cleaned
         ("C4", "07911 123456", "GBR", "pos", born, "sw1a 1aa"),
         ("C4", None, "Mars", "ecommerce", dt.date(1850, 6, 1), None),
         ("C5", None, "FR", "pos", born, "75O11"),  # a letter O typed for a zero: unusable
+        ("C6", None, "Belgique", "pos", born, "1000"),  # named in French; Brussels, 4 digits
+        ("C7", None, None, "pos", born, "6000"),  # no country: the default region's rule
     ]
     bronze = spark.createDataFrame(
         [
@@ -389,9 +402,11 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     assert sorted(tuple(r) for r in shaped.collect()) == [
         ("C1", "DE", "+4930901820", born, "01067", [], []),
         ("C2", "FR", "+33612345678", None, "06000", ["birth_date"], []),
-        ("C3", None, "+33612345678", None, "75011", [], ["birth_date", "country"]),
+        ("C3", None, "+33612345678", None, "6000", [], ["birth_date", "country"]),
         ("C4", "GB", "+447911123456", born, "SW1A1AA", [], ["birth_date", "country"]),
         ("C5", "FR", None, born, None, [], ["postal_code"]),
+        ("C6", "BE", None, born, "1000", [], []),
+        ("C7", None, None, born, "06000", [], []),
     ]
 
 
@@ -400,7 +415,8 @@ def test_postal_codes_get_back_the_leading_zeros_a_spreadsheet_dropped(spark):
     rows = [
         ("6000", "FR", "06000", False),  # Nice, read as a number
         ("75 011", "FR", "75011", False),
-        ("\u00a075011\u00a0", None, "75011", False),  # pasted non-breaking spaces; default FR
+        ("\u00a075011\u00a0", "FR", "75011", False),  # pasted non-breaking spaces
+        ("6000", None, "6000", False),  # no known country: only cleaned
         ("100", "IT", "00100", False),  # Rome's 00100 lost two zeros
         ("800", "DK", "0800", False),
         ("750110", "FR", None, True),  # a digit too many
@@ -414,7 +430,7 @@ def test_postal_codes_get_back_the_leading_zeros_a_spreadsheet_dropped(spark):
     df = spark.createDataFrame(
         [(i, v, c) for i, (v, c, _, _) in enumerate(rows)], "i int, v string, c string"
     )
-    code, refused = postal_code(F.col("v"), F.col("c"), digits, "FR")
+    code, refused = postal_code(F.col("v"), F.col("c"), digits)
     got = df.select("i", code.alias("code"), refused.alias("refused")).orderBy("i").collect()
     assert [(r["code"], r["refused"]) for r in got] == [(c, x) for _, _, c, x in rows]
 

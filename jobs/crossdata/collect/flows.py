@@ -692,10 +692,15 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     birth = F.col("birth_date")
     birth_placeholder = birth.isin(list(s.placeholder_birth_dates))
     birth_implausible = (birth < F.lit(s.min_birth_date)) | (birth > F.to_date("updated_at"))
-    versions = versions.withColumn("_country_code", country_code(F.col("country")))
-    postal, postal_refused = postal_code(
-        F.col("postal_code"), F.col("_country_code"), s.postal_code_digits, s.default_region
+    versions = versions.withColumn(
+        "_country_code", country_code(F.col("country"), s.country_name_languages)
     )
+    # Postal codes are read in the record's country, in the default region when it gives
+    # none, and only cleaned when it gives one crossdata does not know.
+    region = F.when(present(F.col("country")), F.col("_country_code")).otherwise(
+        F.lit(s.default_region)
+    )
+    postal, postal_refused = postal_code(F.col("postal_code"), region, s.postal_code_digits)
     checks = {
         "_country_refused": present(F.col("country")) & F.col("_country_code").isNull(),
         "_postal_refused": postal_refused,

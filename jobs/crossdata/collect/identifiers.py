@@ -12,6 +12,8 @@ column before writing (bronze keeps the raw value).
 
 from __future__ import annotations
 
+import gettext
+import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, reduce
 
@@ -119,46 +121,67 @@ def listed_fields(hits: Mapping[str, Column]) -> Column:
     ).otherwise(F.array().cast("array<string>"))
 
 
+def _folded(text: str) -> str:
+    """Case, accents and blanks aside ("  États-Unis " and "etats-unis" fold alike)."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=16)
+def _country_names(languages: tuple[str, ...]) -> dict[str, str]:
+    """Country names in ``languages`` (pycountry's translations of ISO 3166), folded -> code."""
+    names: dict[str, str] = {}
+    for language in languages:
+        words = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        for country in pycountry.countries:
+            for attribute in ("name", "official_name", "common_name"):
+                english = getattr(country, attribute, None)
+                if english:
+                    names.setdefault(_folded(words.gettext(english)), country.alpha_2)
+    return names
+
+
 @lru_cache(maxsize=10_000)
-def to_country_code(value: str) -> str | None:
+def to_country_code(value: str, languages: tuple[str, ...] = ()) -> str | None:
     """ISO 3166 alpha-2 code of a country written as its alpha-2, alpha-3 or numeric code or
-    its English name, any case ("fr", "FRA", "250", "France" -> "FR"); None when unknown."""
+    its English name, any case ("fr", "FRA", "250", "France" -> "FR"), or as its name in one
+    of ``languages`` with or without accents ("Allemagne", "Etats-Unis" with "fr"); None when
+    unknown."""
     text = value.strip()
     if not text:
         return None
     try:
         return str(pycountry.countries.lookup(text).alpha_2)
     except LookupError:
-        return None
+        return _country_names(languages).get(_folded(text)) if languages else None
 
 
-def country_code(col: Column) -> Column:
-    """``col`` as an ISO 3166 alpha-2 code, NULL when it names no country pycountry knows."""
+def country_code(col: Column, languages: Sequence[str] = ()) -> Column:
+    """``col`` as an ISO 3166 alpha-2 code, NULL when it names no country pycountry knows (in
+    English or in one of ``languages``)."""
+    known = tuple(languages)
 
     @F.pandas_udf("string")  # type: ignore[call-overload]
     def _code(values: pd.Series) -> pd.Series:
-        table = {v: to_country_code(v) for v in values.dropna().unique()}
+        table = {v: to_country_code(v, known) for v in values.dropna().unique()}
         return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
 
     return _code(col.cast("string"))
 
 
-def postal_code(
-    value: Column, country: Column, digits: Mapping[str, int], default_region: str
-) -> tuple[Column, Column]:
+def postal_code(value: Column, region: Column, digits: Mapping[str, int]) -> tuple[Column, Column]:
     """``(code, refused)``: a postal code as silver stores it, and whether it was given but
     is unusable.
 
     Blanks inside and around the code are removed and letters upper-cased ("75 011",
-    "sw1a 1aa" -> "75011", "SW1A1AA"). In a country of ``digits`` (its codes are that many
-    digits; the record's ``country``, else ``default_region``) a code one or two digits short
+    "sw1a 1aa" -> "75011", "SW1A1AA"). When ``region`` is a country of ``digits`` (its codes
+    are that many digits) a code one or two digits short
     lost its leading zeros to a spreadsheet and gets them back ("6000" -> "06000" in
     France); any other code there (letters, too many or too few digits) is nulled and
-    ``refused``. Codes of other countries are only cleaned.
+    ``refused``. Codes of other countries, or of no known one (NULL), are only cleaned.
     """
     squeezed = F.upper(F.regexp_replace(value, r"(?U)\s+", ""))
     given = F.when(squeezed != "", squeezed)
-    region = F.coalesce(country, F.lit(default_region))
     padded = given
     checked = F.lit(False)
     for n in sorted(set(digits.values())):

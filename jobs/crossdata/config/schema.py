@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 JarMode = Literal["local_cache", "packages", "provided"]
@@ -212,6 +213,9 @@ class CollectSettings:
     # Countries (ISO alpha-2) whose postal codes are all this many digits: CRM codes there get
     # back the leading zeros a spreadsheet dropped; other codes there are nulled, counted unusable
     postal_code_digits: dict[str, int]
+    # Languages (pycountry's locales) whose country names CRM countries may be written in,
+    # beside English names and ISO codes
+    country_name_languages: tuple[str, ...]
     bots: BotSettings
     sessions: SessionSettings
     channels: tuple[ChannelRule, ...]
@@ -254,6 +258,12 @@ class CollectSettings:
                 return f"postal_code_digits: {country!r} is not an upper-case ISO alpha-2 code"
             if not 3 <= digits <= 10:
                 return f"postal_code_digits: {country}: {digits} digits, expected 3 to 10"
+        import pycountry
+
+        for language in self.country_name_languages:
+            names = Path(pycountry.LOCALES_DIR) / language / "LC_MESSAGES" / "iso3166-1.mo"
+            if not names.is_file():
+                return f"country_name_languages: pycountry has no country names in {language!r}"
         return None
 
 
