@@ -697,12 +697,11 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     )
     # Postal codes are read in the record's country, in the default region when it gives
     # none, and only cleaned when it gives one crossdata does not know.
-    region = F.when(present(F.col("country")), F.col("_country_code")).otherwise(
-        F.lit(s.default_region)
-    )
+    country_given = present(F.col("country"))
+    region = F.when(country_given, F.col("_country_code")).otherwise(F.lit(s.default_region))
     postal, postal_refused = postal_code(F.col("postal_code"), region, s.postal_code_digits)
     checks = {
-        "_country_refused": present(F.col("country")) & F.col("_country_code").isNull(),
+        "_country_refused": country_given & F.col("_country_code").isNull(),
         "_postal_refused": postal_refused,
         "_birth_placeholder": F.coalesce(birth_placeholder, F.lit(False)),
         "_birth_refused": F.coalesce(~birth_placeholder & birth_implausible, F.lit(False)),

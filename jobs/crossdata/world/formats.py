@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Literal
 
 import numpy as np
@@ -130,14 +131,8 @@ def separator(source: str) -> str:
 def decimal_comma(text: str, thousands: str = "") -> str:
     """A number's text with a decimal comma, its whole part grouped by ``thousands`` when
     given (1234.5, "\u202f" -> "1\u202f234,5"; 412.37 -> 412,37)."""
-    whole, _, fraction = text.partition(".")
-    sign = whole[:1] if whole[:1] in "+-" else ""
-    digits = whole[len(sign) :]
-    if thousands:
-        head = len(digits) % 3 or 3
-        groups = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
-        digits = thousands.join(groups)
-    return sign + digits + ("," + fraction if fraction else "")
+    grouped = f"{Decimal(text):,}"  # grouped by commas, digits and sign kept as written
+    return grouped.replace(",", " ").replace(".", ",").replace(" ", thousands)
 
 
 def csv_cell(value: str, sep: str = ",") -> str:
