@@ -124,6 +124,12 @@ class Field:
     value_set: str = ""
 
 
+# Compressed deliveries the readers open by name (Hadoop's codecs): gzip, as web servers
+# rotate their logs and most exports compress. A gzip file cannot be split, so it is read
+# whole by one task anyway, as line numbers need.
+COMPRESSED_SUFFIXES = (".gz",)
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
@@ -139,6 +145,16 @@ class Source:
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    @property
+    def file_suffixes(self) -> tuple[str, ...]:
+        """How the names of the files this source reads end: its extension, plain or gzipped."""
+        return (self.extension, *(self.extension + c for c in COMPRESSED_SUFFIXES))
+
+    @property
+    def file_glob(self) -> str:
+        """``file_suffixes`` as a Hadoop glob on file names (the streams' ``pathGlobFilter``)."""
+        return "*{" + ",".join(self.file_suffixes) + "}"
 
     def get(self, name: str) -> Field:
         for f in self.fields:
@@ -570,7 +586,8 @@ SOURCES: dict[str, Source] = {
 
 LANDING_LAYOUT = (
     "Files land under `<landing>/<source>/<YYYY-MM-DD>/<name><extension>`, one folder per "
-    "day of delivery. Files are UTF-8 text with one record per line (`\\n` or `\\r\\n`); "
+    "day of delivery, or gzip-compressed as `<name><extension>.gz` (as web servers rotate "
+    "their logs). Files are UTF-8 text with one record per line (`\\n` or `\\r\\n`); "
     "blank lines are not records. CSV files start with a header line naming their columns "
     "in any order; a column the contract does not list is kept like an unknown JSON field. "
     "Cells are separated by commas, or by semicolons as spreadsheets write CSV where the "
@@ -584,9 +601,13 @@ LANDING_LAYOUT = (
     "as duplicate. Place each file whole (write it under another name or folder, then "
     "rename it) and leave it in place: a file changed after a run read it, whether "
     "corrected in place or still being uploaded, is not read again, and one removed between "
-    "a run's listing and its read is skipped. Both are recorded in "
-    "`ops.ingest_file_changes` with a warning, or fail the run with "
-    "`collect.file_changes: fail`; deliver a corrected file under a new name."
+    "a run's listing and its read is skipped. A file in a source's folder named otherwise "
+    "(`events.json` among `*.jsonl` files, a `.zip`) is never read. All three are recorded "
+    "in `ops.ingest_file_changes` with a warning, or fail the run with "
+    "`collect.file_changes: fail`; deliver a corrected file under a new name. Names starting "
+    "with `.` or `_` are not listed at all: upload a file under such a name, then rename it. "
+    "A gzip file cut short or damaged stops the run with its name, before anything of its "
+    "batch is written."
 )
 
 
@@ -654,7 +675,8 @@ def to_markdown() -> str:
             "",
             source.description,
             "",
-            f"- format: {source.format}, files `*{source.extension}`",
+            f"- format: {source.format}, files "
+            + " or ".join(f"`*{suffix}`" for suffix in source.file_suffixes),
             f"- timestamps: {_time_format(source)}",
             "- record key (duplicates): "
             + (", ".join(f"`{k}`" for k in source.record_key) or "none (see notes)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import os
 import shutil
 import time
@@ -14,7 +15,7 @@ from pyspark.sql import functions as F
 
 from crossdata.collect import bronze
 from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
-from crossdata.collect.file_changes import audit_landing
+from crossdata.collect.file_changes import BINARY_FILE_SCHEMA, audit_landing
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
 from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.contracts import SOURCES
@@ -121,7 +122,7 @@ def test_rerun_without_new_files_is_a_no_op(scenario):
 def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(scenario):
     ctx, landing = scenario.ctx, scenario.landing
     assert scenario.third.file_changes == {("events", "rewritten"): 2}
-    assert f"changed, not loaded (see {FILE_CHANGES}): events rewritten 2" in (
+    assert f"files not loaded (see {FILE_CHANGES}): events rewritten 2" in (
         scenario.third.describe()
     )
     found = {r["file"].rsplit("/", 1)[-1]: r for r in ctx.lake.read(FILE_CHANGES).collect()}
@@ -143,7 +144,7 @@ def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(s
     # Changed once more, with collect.file_changes=fail: recorded, then the run fails.
     with (landing / "events" / "2026-03-06" / "b.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(event("e7", "2026-03-06T09:40:00Z", cookie="ck_c") + "\n")
-    with pytest.raises(InputContractError, match=r"changed under the run \(events rewritten 1\)"):
+    with pytest.raises(InputContractError, match=r"not loaded by the run \(events rewritten 1\)"):
         audit_landing(ctx.lake, "run-fail", events, str(landing), "fail")
     again = ctx.lake.read(FILE_CHANGES).where("run_id = 'run-fail'").collect()
     assert [(r["file"].rsplit("/", 1)[-1], r["read_bytes"]) for r in again] == [
@@ -248,6 +249,94 @@ def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monke
         start_bronze(ctx, run, events, str(landing)).wait()
     assert sorted(r["event_id"] for r in ctx.lake.read("bronze.events").collect()) == ["e1", "e4"]
     assert ctx.lake.read(FILE_CHANGES).count() == 1
+
+
+def test_a_misnamed_file_is_recorded_once_and_hidden_names_are_not(spark, tmp_path):
+    # The stream reads *.jsonl and *.jsonl.gz only; events.json would be left in silence.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = [SOURCES["events"]]
+    line = [event("e1", "2026-03-05T10:00:00Z")]
+    deliver(landing, "2026-03-05", "a.jsonl", line)
+    misnamed = deliver(landing, "2026-03-05", "events.json", line)
+    deliver(landing, "2026-03-05", "b.JSONL", line)  # names are matched as written
+    deliver(landing, "2026-03-05", ".c.jsonl.uploading", line)  # an upload in progress
+    deliver(landing, "2026-03-05", "_SUCCESS", [])
+    # Before any run has read a file: nothing in the ledger yet, misnamed files all the same.
+    found = audit_landing(ctx.lake, "run-1", events, str(landing), "warn")
+    assert found == {("events", "misnamed"): 2}
+    rows = ctx.lake.read(FILE_CHANGES).collect()
+    assert sorted((r["file"].rsplit("/", 1)[-1], r["change"], r["bytes"]) for r in rows) == [
+        ("b.JSONL", "misnamed", misnamed.stat().st_size),
+        ("events.json", "misnamed", misnamed.stat().st_size),
+    ]
+    assert {r["read_run_id"] for r in rows} == {None}
+    assert audit_landing(ctx.lake, "run-2", events, str(landing), "warn") == {}  # once per state
+    deliver(landing, "2026-03-06", "export.zip", ["PK"])
+    with pytest.raises(InputContractError, match=r"not loaded by the run \(events misnamed 1\)"):
+        audit_landing(ctx.lake, "run-3", events, str(landing), "fail")
+    # The stream itself reads the file the listing calls readable, and only that one.
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events[0], str(landing)).wait()
+    assert [r["file"].rsplit("/", 1)[-1] for r in ctx.lake.read(RECONCILIATION).collect()] == [
+        "a.jsonl"
+    ]
+
+
+def test_gzipped_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    lines = [
+        event("e1", "2026-03-05T10:00:00Z"),
+        "",
+        '{"event_id": "e2", "event_type": ',  # cut short
+        event("e3", "2026-03-05T10:05:00Z"),
+    ]
+    plain = deliver(landing, "2026-03-05", "a.jsonl", lines)
+    folder = plain.parent
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + plain.read_bytes()))
+    shutil.copy(folder / "b.jsonl.gz", folder / "b-again.jsonl.gz")  # the same bytes again
+    plain.unlink()
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, SOURCES["events"], str(landing)).wait()
+    loaded = ctx.lake.read("bronze.events").collect()
+    assert sorted((r["event_id"], r["_line"]) for r in loaded) == [("e1", 1), ("e3", 4)]
+    assert {r["_source_file"].rsplit("/", 1)[-1] for r in loaded} == {"b-again.jsonl.gz"}
+    bad = ctx.lake.read("bronze.quarantine").collect()
+    assert [(r["line"], r["reason"], r["raw"]) for r in bad] == [(3, "malformed_record", lines[2])]
+    ledger = {
+        r["file"].rsplit("/", 1)[-1]: (r["read"], r["loaded"], r["quarantined"], r["duplicates"])
+        for r in ctx.lake.read(RECONCILIATION).collect()
+    }
+    assert ledger == {"b-again.jsonl.gz": (3, 2, 1, 0), "b.jsonl.gz": (3, 0, 0, 3)}
+
+
+def test_a_damaged_gzip_file_stops_its_batch_with_its_name(spark, tmp_path):
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = SOURCES["events"]
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    whole = gzip.compress(
+        "".join(event(f"e{i}", "2026-03-05T10:00:00Z") + "\n" for i in range(2, 400)).encode()
+    )
+    damaged = landing / "events" / "2026-03-05" / "b.jsonl.gz"
+    damaged.write_bytes(whole[: len(whole) // 2])  # an upload cut short
+    cut_short = r"b\.jsonl\.gz could not be read to its end"
+    with pytest.raises(InputContractError, match=cut_short), job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    assert not ctx.lake.exists("bronze.events")  # nothing of the batch was written
+    damaged.unlink()  # as the error says: moved out of the landing folder, then run again
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    assert [r["event_id"] for r in ctx.lake.read("bronze.events").collect()] == ["e1"]
+    gone = ctx.lake.read(FILE_CHANGES).collect()
+    assert [(r["file"].rsplit("/", 1)[-1], r["change"]) for r in gone] == [("b.jsonl.gz", "gone")]
+
+
+def test_a_compressed_file_named_with_a_glob_character_is_refused_by_name(spark):
+    files = spark.createDataFrame([], BINARY_FILE_SCHEMA)
+    with pytest.raises(InputContractError, match=r"a\[1\]\.jsonl\.gz is compressed"):
+        bronze.batch_lines(spark, files, ["file:/landing/events/2026-03-05/a[1].jsonl.gz"])
 
 
 def test_copy_of_a_file_is_counted_as_duplicate_and_not_loaded(scenario):

@@ -17,8 +17,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from crossdata.cli import main
+from crossdata.collect.file_changes import FILE_CHANGES_SCHEMA
 from crossdata.collect.maintain import run_maintenance
-from crossdata.errors import CrossdataError
+from crossdata.errors import CrossdataError, InvariantViolation
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -74,6 +75,33 @@ def test_maintain_rejects_an_unknown_table(spark, tmp_path: Path) -> None:
     ctx = Context.create(make_settings(tmp_path), spark=spark)
     with job_run(ctx, "maintain") as run, pytest.raises(CrossdataError, match="unknown table"):
         run_maintenance(ctx, run, ["silver.nope"])
+
+
+def test_maintain_brings_constraints_up_to_date(spark, tmp_path: Path) -> None:
+    # ops.ingest_file_changes as a version before misnamed files left it: the old set of
+    # changes, which refuses the new rows, and a constraint it never had.
+    ctx = Context.create(make_settings(tmp_path, "collect.maintenance.optimize=false"), spark=spark)
+    name = "ops.ingest_file_changes"
+    row = [("r1", None, "events", "file:/l/e.json", "misnamed", None, 5, None, None, None, None)]
+    change_rows = ctx.spark.createDataFrame(row, FILE_CHANGES_SCHEMA)
+    ctx.lake.append(change_rows.where("false"), name)
+    ident = ctx.lake.ident(name)
+    ctx.spark.sql(f"ALTER TABLE {ident} DROP CONSTRAINT valid_change")
+    ctx.spark.sql(
+        f"ALTER TABLE {ident} ADD CONSTRAINT valid_change CHECK (change IN ('rewritten', 'gone'))"
+    )
+    with pytest.raises(InvariantViolation, match="valid_change"):
+        ctx.lake.append(change_rows, name)
+
+    with job_run(ctx, "maintain") as run:
+        report = run_maintenance(ctx, run, [name], vacuum=False)
+    assert report.splitlines()[1].split()[-1] == "valid_change"
+    ctx.lake.append(change_rows, name)
+    assert [r["change"] for r in ctx.lake.read(name).collect()] == ["misnamed"]
+    with pytest.raises(InvariantViolation, match="valid_change"):
+        ctx.lake.append(change_rows.withColumn("change", F.lit("moved")), name)
+    with job_run(ctx, "maintain") as run:  # up to date: nothing to change
+        assert run_maintenance(ctx, run, [name], vacuum=False).splitlines()[1].split()[-1] == "-"
 
 
 def test_maintain_command_line(spark, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import json
 import math
 import re
@@ -72,6 +73,16 @@ class LandingFile:
     @property
     def is_csv(self) -> bool:
         return contracts.SOURCES[self.source].format == "csv"
+
+    def content(self) -> bytes:
+        """The file's text as bytes, uncompressed when it was delivered gzipped."""
+        return text_of(self.path)
+
+
+def text_of(path: Path) -> bytes:
+    """A landing file's text as bytes, uncompressed when it was delivered gzipped."""
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if path.name.endswith(".gz") else raw
 
 
 def landing_files(root: Path) -> list[LandingFile]:
@@ -256,7 +267,7 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
 
 def file_lines(f: LandingFile) -> tuple[list[str], list[bytes]]:
     """(header, data lines) of a landing file; line i of ``data`` is physical line i+1+offset."""
-    raw = f.path.read_bytes()
+    raw = f.content()
     assert raw.endswith(b"\n") and b"\r" not in raw
     lines = raw[:-1].split(b"\n")
     if f.is_csv:

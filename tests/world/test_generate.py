@@ -16,7 +16,7 @@ import phonenumbers
 from crossdata import contracts
 
 from .conftest import World
-from .contract_check import COMBINED, file_lines, landing_files, parse_time, reason_for
+from .contract_check import COMBINED, file_lines, landing_files, parse_time, reason_for, text_of
 
 JSONL = [s for s, c in contracts.SOURCES.items() if c.format == "jsonl"]
 CSV_SOURCES = [s for s, c in contracts.SOURCES.items() if c.format == "csv"]
@@ -196,7 +196,7 @@ def test_bad_records_are_about_the_fault_rate(world):
 
 def test_no_blank_lines_and_no_raw_carriage_returns(world):
     for f in landing_files(world.root):
-        raw = f.path.read_bytes()
+        raw = f.content()
         assert b"\n\n" not in raw and not raw.startswith(b"\n") and b"\r" not in raw, f.relative
 
 
@@ -206,12 +206,23 @@ def test_manifest_lists_every_landing_file_with_its_lines_bytes_and_sha256(world
     on_disk = {f.relative: f for f in landing_files(world.root)}
     assert set(manifest) == set(on_disk)
     for name, f in on_disk.items():
-        raw = f.path.read_bytes()
+        raw = f.path.read_bytes()  # as delivered: compressed or not
         row = manifest[name]
         assert int(row["bytes"]) == len(raw)
-        assert int(row["lines"]) == raw.count(b"\n")
+        assert int(row["lines"]) == f.content().count(b"\n")
         assert row["sha256"] == hashlib.sha256(raw).hexdigest()
         assert row["source"] == f.source and row["delivery_date"] == f.day.isoformat()
+
+
+def test_access_logs_of_odd_delivery_days_are_gzipped_as_a_rotated_log(world):
+    first = dt.date.fromisoformat(world.settings.start_date)
+    for f in landing_files(world.root):
+        assert not f.relative.endswith(".gz") or f.source == "access_log", f.relative
+    originals = [f for f in original_files(world) if f.source == "access_log"]
+    gzipped = {f.relative.endswith(".gz") for f in originals}
+    assert gzipped == {True, False}
+    for f in originals:
+        assert f.relative.endswith(".gz") == bool((f.day - first).days % 2), f.relative
 
 
 def test_redelivered_files_are_identical_copies_in_the_same_or_a_later_folder(world):
@@ -245,7 +256,7 @@ def test_duplicates_point_at_identical_records_with_the_same_key(world):
 
     def line(path: str, number: int) -> bytes:
         if path not in cache:
-            cache[path] = (world.root / path).read_bytes()[:-1].split(b"\n")
+            cache[path] = text_of(world.root / path)[:-1].split(b"\n")
         return cache[path][number - 1]
 
     for r in rows:
@@ -260,7 +271,7 @@ def test_late_records_are_app_events_one_to_five_days_late(world):
     assert rows
     for r in rows:
         f = world.root / r["file"]
-        event = json.loads(f.read_bytes()[:-1].split(b"\n")[int(r["line"]) - 1])
+        event = json.loads(text_of(f)[:-1].split(b"\n")[int(r["line"]) - 1])
         assert event["event_id"] == r["record_id"]
         assert event["platform"] == "app"
         late = (
@@ -305,7 +316,7 @@ def unwritten_identifiers(world: World) -> list[tuple[str, str]]:
     """Identifiers of the truth that no landing line carries (emails/phones: no spelling)."""
     tokens: set[str] = set()
     for f in landing_files(world.root):
-        tokens.update(ID_TOKEN.findall(f.path.read_bytes().decode("utf-8", "replace")))
+        tokens.update(ID_TOKEN.findall(f.content().decode("utf-8", "replace")))
     variants = defaultdict(set)
     for r in world.truth("identifier_variants"):
         variants[(r["id_type"], r["normalised_value"])].add(r["raw_value"])
@@ -363,9 +374,9 @@ def test_emails_and_phones_come_in_several_spellings(world):
 
 
 def test_every_conversion_is_an_order_in_the_orders_files(world):
-    text = b"".join(
-        f.path.read_bytes() for f in landing_files(world.root) if f.source == "orders"
-    ).decode("utf-8", "replace")
+    text = b"".join(f.content() for f in landing_files(world.root) if f.source == "orders").decode(
+        "utf-8", "replace"
+    )
     conversions = world.truth("conversions")
     assert conversions
     assert all(c["order_id"] in text for c in conversions)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from crossdata.collect.file_changes import record_gone_files
+from crossdata.collect.file_changes import hadoop_path, record_gone_files
 from crossdata.collect.formats import (
     file_lines,
     parse_lines,
@@ -40,7 +41,7 @@ from crossdata.collect.ledgers import FILE_CHANGES, QUARANTINE, RECONCILIATION
 from crossdata.collect.records import RecordRules, validate
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings
-from crossdata.contracts import Source
+from crossdata.contracts import COMPRESSED_SUFFIXES, Source
 from crossdata.errors import CrossdataError, InputContractError, ReconciliationError
 
 if TYPE_CHECKING:
@@ -85,11 +86,57 @@ def batch_lines(spark: SparkSession, files: DataFrame, paths: list[str]) -> Data
     """
     by_reader = [p for p in paths if readable_by_path(p)]
     by_split = [p for p in paths if not readable_by_path(p)]
+    compressed = [p for p in by_split if p.endswith(COMPRESSED_SUFFIXES)]
+    if compressed:  # its binaryFile row holds the compressed bytes, not lines
+        raise InputContractError(
+            f"bronze: landing file {compressed[0]} is compressed and its name holds a glob "
+            "character (* ? [ ] { } \\), so no reader can open it; nothing of this batch was "
+            "written. Rename it (the old name is then recorded as gone) and run again"
+        )
     parts = [text_lines(spark, by_reader)] if by_reader else []
     if by_split or not parts:
         split = file_lines(files.where(F.col("path").isin(by_split)))
         parts.append(split.withColumn("_task", F.lit(None).cast("int")))
     return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+
+
+# Spark's error when a scan fails on one file (FAILED_READ_FILE), which it names as a URI
+_FAILED_FILE = re.compile(r"FAILED_READ_FILE.*?reading file (\S+)\.(?:\s|$)")
+
+
+def unreadable_file(exc: BaseException, paths: list[str]) -> str | None:
+    """The file of ``paths`` a scan could not read, when ``exc`` is that failure."""
+    found = _FAILED_FILE.search(str(exc))
+    if found is None:
+        return None
+    path = hadoop_path(found.group(1))
+    return path if path in paths else None
+
+
+def counts_per_file(validated: DataFrame, paths: list[str]) -> list:
+    """Lines, bad lines and scan tasks per file (one row per file of the batch): the
+    first read of the lines, where a file no reader can open fails the batch."""
+    try:
+        return (
+            validated.groupBy("_source_file")
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.count("_reason").alias("bad"),
+                F.min("_task").alias("first_task"),
+                F.max("_task").alias("last_task"),
+            )
+            .collect()
+        )
+    except Exception as exc:
+        path = unreadable_file(exc, paths)
+        if path is None:
+            raise
+        raise InputContractError(
+            f"bronze: landing file {path} could not be read to its end (a compressed "
+            "file cut short or damaged, or one the job may not read); nothing of this "
+            "batch was written. Replace it under a new name, or move it out of the "
+            "landing folder (it is then recorded as gone), and run again"
+        ) from exc
 
 
 def check_line_numbers(per_file: list) -> None:
@@ -351,16 +398,7 @@ class BronzeBatchWriter:
                 validated = kept_for_writes(
                     validated_records(lines, self.source, self.settings), self.source
                 ).persist()
-                per_file = (
-                    validated.groupBy("_source_file")
-                    .agg(
-                        F.count(F.lit(1)).alias("n"),
-                        F.count("_reason").alias("bad"),
-                        F.min("_task").alias("first_task"),
-                        F.max("_task").alias("last_task"),
-                    )
-                    .collect()
-                )  # one row per file of the batch
+                per_file = counts_per_file(validated, fresh_paths)
             check_line_numbers(per_file)
             read_counts = {r["_source_file"]: r["n"] for r in per_file}
             bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}

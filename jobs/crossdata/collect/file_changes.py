@@ -1,4 +1,5 @@
-"""Landing files that changed under a run: rewritten after they were read, or gone first.
+"""Landing files whose records a run did not load: rewritten after they were read, gone
+first, or misnamed.
 
 Spark's file source knows a landing file by its path, and trusts it to stay as it was listed.
 Two changes would lose records without a word:
@@ -16,7 +17,13 @@ Two changes would lose records without a word:
   with a log line only. Each bronze batch compares the files it read with its entry in the
   checkpoint's log and records the missing ones.
 
-Both go to ``ops.ingest_file_changes``; ``collect.file_changes`` decides what else happens:
+And one file is never read at all: **misnamed**, a file in a source's folder whose name does
+not end as the source's files do (``Source.file_suffixes``: ``events.json`` beside the
+``*.jsonl`` files, a ``.zip``). The same listing records it, once per state. Names starting
+with ``.`` or ``_`` are not listed: Spark leaves them out, as uploads in progress and markers
+(``_SUCCESS``) are named.
+
+All three go to ``ops.ingest_file_changes``; ``collect.file_changes`` decides what else happens:
 ``warn`` (log them and name them on the summary), ``fail`` (the run that finds them fails,
 after everything else is loaded), or ``ignore`` (no landing listing, as Spark's file source
 alone; gone files, found at no cost, are still recorded). The new content is not loaded: a
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 from collections.abc import Iterable, Sequence
 from functools import reduce
 from urllib.parse import unquote, urlsplit
@@ -43,7 +51,7 @@ from crossdata.spark.session import to_uri
 
 log = logging.getLogger(__name__)
 
-REWRITTEN, GONE = "rewritten", "gone"
+REWRITTEN, GONE, MISNAMED = "rewritten", "gone", "misnamed"
 # The file as it is now (gone: as the log listed it), then what the ledger recorded when it
 # was read (rewritten only); batch_id: the bronze batch a gone file was assigned to.
 FILE_CHANGES_SCHEMA = (
@@ -155,21 +163,25 @@ def record_gone_files(
     return len(gone)
 
 
-# -- rewritten after they were read ------------------------------------------------------------
+# -- rewritten after they were read, or misnamed ------------------------------------------------
 def landing_files(spark: SparkSession, root: str, sources: Sequence[Source]) -> DataFrame:
-    """The files in the landing folders of ``sources`` as the bronze streams see them:
-    ``source``, ``file`` (the path as the stream writes it), ``bytes``, ``modified_at``."""
+    """The files in the landing folders of ``sources``, as the bronze streams list them but
+    whatever their names: ``source``, ``file`` (the path as the stream writes it), ``bytes``,
+    ``modified_at``, and ``readable``: whether the name is one the source's stream reads."""
     frames = [
         spark.read.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", f"*{source.extension}")
         .load(f"{to_uri(root).rstrip('/')}/{source.name}")
         .select(
             F.lit(source.name).alias("source"),
             F.col("path").alias("file"),
             F.col("length").alias("bytes"),
             F.col("modificationTime").alias("modified_at"),
+            # pathGlobFilter's test (Source.file_glob), on the name's end
+            reduce(operator.or_, [F.col("path").endswith(s) for s in source.file_suffixes]).alias(
+                "readable"
+            ),
         )
         for source in sources
     ]
@@ -209,26 +221,44 @@ def rewritten_since_read(listing: DataFrame, reconciliation: DataFrame) -> DataF
     return listing.join(ledger, ["source", "file"]).where(F.coalesce(changed, F.lit(False)))
 
 
-def _record_rewritten(
-    lake: Lakehouse, run_id: str, sources: Sequence[Source], root: str
-) -> dict[str, int]:
-    """Record the files rewritten since they were read (each state once); count per source."""
-    found = rewritten_since_read(
-        landing_files(lake.spark, root, sources), lake.read(RECONCILIATION)
+def misnamed_files(listing: DataFrame) -> DataFrame:
+    """The files of ``listing`` no stream reads, in ``rewritten_since_read``'s columns."""
+    return listing.where(~F.col("readable")).select(
+        "source",
+        "file",
+        "bytes",
+        "modified_at",
+        F.lit(None).cast("bigint").alias("read_bytes"),
+        F.lit(None).cast("timestamp").alias("read_modified_at"),
+        F.lit(None).cast("string").alias("read_run_id"),
     )
-    if lake.exists(FILE_CHANGES):
-        known = lake.read(FILE_CHANGES).where(F.col("change") == REWRITTEN)
-        found = found.join(
-            known.select("source", "file", "bytes", "modified_at"),
-            ["source", "file", "bytes", "modified_at"],
-            "left_anti",
+
+
+_STATE = ["source", "file", "change", "bytes", "modified_at"]
+
+
+def _record_listed(
+    lake: Lakehouse, run_id: str, sources: Sequence[Source], root: str
+) -> dict[tuple[str, str], int]:
+    """Record the landing files misnamed, or rewritten since they were read (each state once);
+    count them per (source, change)."""
+    listing = landing_files(lake.spark, root, sources)
+    found = misnamed_files(listing).withColumn("change", F.lit(MISNAMED))
+    if lake.exists(RECONCILIATION):
+        rewritten = rewritten_since_read(
+            listing.where("readable").drop("readable"), lake.read(RECONCILIATION)
         )
-    # One row per rewritten file not yet recorded: a subset of the landing listing, which
-    # the file source holds on the driver anyway. Collected once, so the rows written and
-    # the counts reported come from the same listing.
+        found = found.unionByName(rewritten.withColumn("change", F.lit(REWRITTEN)))
+    if lake.exists(FILE_CHANGES):
+        known = lake.read(FILE_CHANGES).where(F.col("change").isin(REWRITTEN, MISNAMED))
+        found = found.join(known.select(*_STATE), _STATE, "left_anti")
+    # One row per such file not yet recorded: a subset of the landing listing, which the
+    # file source holds on the driver anyway. Collected once, so the rows written and the
+    # counts reported come from the same listing.
     rows = found.select(
         "source",
         "file",
+        "change",
         "bytes",
         F.unix_micros("modified_at").alias("modified_at"),
         "read_bytes",
@@ -247,7 +277,7 @@ def _record_rewritten(
                     now,
                     r["source"],
                     r["file"],
-                    REWRITTEN,
+                    r["change"],
                     None,
                     r["bytes"],
                     r["modified_at"],
@@ -260,9 +290,10 @@ def _record_rewritten(
         ),
         FILE_CHANGES,
     )
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, str], int] = {}
     for r in rows:
-        counts[r["source"]] = counts.get(r["source"], 0) + 1
+        key = (r["source"], r["change"])
+        counts[key] = counts.get(key, 0) + 1
     return counts
 
 
@@ -273,13 +304,12 @@ def audit_landing(
     root: str,
     policy: str,
 ) -> dict[tuple[str, str], int]:
-    """After a run's streams: record the landing files of ``sources`` rewritten since they
-    were read (unless ``policy`` is ``ignore``), then report them with the files this run's
-    batches found gone, per (source, change), and apply ``policy``."""
+    """After a run's streams: record the landing files of ``sources`` misnamed or rewritten
+    since they were read (unless ``policy`` is ``ignore``), then report them with the files
+    this run's batches found gone, per (source, change), and apply ``policy``."""
     counts: dict[tuple[str, str], int] = {}
-    if policy != "ignore" and sources and lake.exists(RECONCILIATION):
-        for name, n in _record_rewritten(lake, run_id, sources, root).items():
-            counts[(name, REWRITTEN)] = n
+    if policy != "ignore" and sources:
+        counts.update(_record_listed(lake, run_id, sources, root))
     if lake.exists(FILE_CHANGES):
         gone = (
             lake.read(FILE_CHANGES)
@@ -293,9 +323,9 @@ def audit_landing(
     if not counts:
         return {}
     message = (
-        f"landing files changed under the run ({describe_changes(counts)}); what they hold "
-        f"now was not loaded: see {FILE_CHANGES} for run {run_id}, and deliver corrected "
-        "files whole, under new names"
+        f"landing files not loaded by the run ({describe_changes(counts)}): see {FILE_CHANGES} "
+        f"for run {run_id}; deliver corrected files whole, under new names ending as the "
+        "source's files do (docs/inputs.md)"
     )
     if policy == "fail":
         raise InputContractError(message + " (collect.file_changes=fail)")

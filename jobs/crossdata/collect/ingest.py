@@ -91,7 +91,7 @@ class IngestSummary:
             lines.append("no landing folder: " + ", ".join(self.skipped))
         if self.file_changes:
             lines.append(
-                f"landing files changed, not loaded (see {FILE_CHANGES}): "
+                f"landing files not loaded (see {FILE_CHANGES}): "
                 + describe_changes(self.file_changes)
             )
         return "\n".join(line.rstrip() for line in lines)
@@ -159,7 +159,7 @@ def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> Run
         ctx.spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", f"*{source.extension}")
+        .option("pathGlobFilter", source.file_glob)
         .option("maxFileAge", NEVER_TOO_OLD)
         .options(**trigger_limit(ctx.settings.collect))
         .load(folder)

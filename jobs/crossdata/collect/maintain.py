@@ -1,7 +1,7 @@
-"""``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), add constraints and
-statistics columns declared since a table was created, and VACUUM old files with the retention
-from conf (set on each table as ``delta.deletedFileRetentionDuration``, which Delta 4 honours
-where it ignores VACUUM's own RETAIN clause; see ``Lakehouse.vacuum``).
+"""``crossdata maintain``: compact (OPTIMIZE, Z-order where declared), bring a table's
+constraints and statistics columns up to what is declared now, and VACUUM old files with the
+retention from conf (set on each table as ``delta.deletedFileRetentionDuration``, which Delta 4
+honours where it ignores VACUUM's own RETAIN clause; see ``Lakehouse.vacuum``).
 
 Each of those is a Delta commit and may meet another job's write (an ingest merging late events
 into silver while OPTIMIZE rewrites the same files): like every lakehouse write, it is retried
@@ -28,7 +28,7 @@ def run_maintenance(
     settings = ctx.settings.collect.maintenance
     names = [table(n).name for n in only] if only else sorted(TABLES)
     existing = [n for n in names if lake.exists(n)]
-    lines = ["table                          files before  after  constraints added"]
+    lines = ["table                          files before  after  constraints added or changed"]
     for i, name in enumerate(existing, 1):
         run.progress(i, len(existing), f"maintain {name}")
         spec = table(name)
@@ -39,7 +39,7 @@ def run_maintenance(
         if settings.optimize:
             log.info("maintain: optimize table=%s zorder_by=%s", name, ",".join(spec.zorder_by))
             lake.optimize(name)
-        added = lake.add_missing_constraints(name)
+        added = lake.sync_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
             if hours < DELTA_DEFAULT_FILE_RETENTION_HOURS:

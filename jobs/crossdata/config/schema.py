@@ -196,9 +196,10 @@ class CollectSettings:
     # ISO-8601 with an offset: a record time before it is invalid_timestamp (a clock reset)
     min_timestamp: str
     schema_drift: Literal["add", "rescue", "fail"]
-    # Landing files rewritten after they were read, or gone before their batch read them
-    # (crossdata.collect.file_changes): warn: record and log them | fail: also fail the run |
-    # ignore: no landing listing for rewritten files (gone ones are still recorded)
+    # Landing files rewritten after they were read, gone before their batch read them, or
+    # misnamed (crossdata.collect.file_changes): warn: record and log them | fail: also fail
+    # the run | ignore: no landing listing for rewritten or misnamed files (gone ones are
+    # still recorded)
     file_changes: Literal["warn", "fail", "ignore"]
     access_log_format: Literal["combined", "extended"]
     default_region: str  # phone numbers without a country code are read in this region

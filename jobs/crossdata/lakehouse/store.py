@@ -63,6 +63,13 @@ def withheld_violation(exc: BaseException, table_name: str) -> InvariantViolatio
     )
 
 
+def _condition_text(sql: str) -> str:
+    """A CHECK condition's text without the spaces Delta may add or drop: it stores the
+    condition as given at creation, but as tokens joined by spaces after ALTER TABLE
+    (``change IN ( 'a' , 'b' )``)."""
+    return re.sub(r"\s*([^\w\s'])\s*", r"\1", " ".join(sql.split()))
+
+
 def is_conflict(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}"
     return any(marker in text for marker in _CONFLICT_MARKERS)
@@ -386,23 +393,30 @@ class Lakehouse:
             time.sleep(0.5 * (attempt + 1))
         return False
 
-    def add_missing_constraints(self, name: str) -> list[str]:
-        """Add constraints declared since the table was created (``crossdata maintain``)."""
+    def sync_constraints(self, name: str) -> list[str]:
+        """Give the table the CHECK constraints its spec declares now (``crossdata maintain``):
+        add those declared since it was created, and replace one whose condition changed
+        (a set of allowed values grown), which would refuse the new rows. Returns their names."""
         spec = table(name)
         ident = self.ident(name)
+        prefix = "delta.constraints."
         existing = {
-            r["key"]
+            r["key"][len(prefix) :]: r["value"]
             for r in self.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
-            if r["key"].startswith("delta.constraints.")
+            if r["key"].startswith(prefix)
         }
-        added = []
+        changed = []
         for cname, expr in spec.constraints.items():
-            if f"delta.constraints.{cname.lower()}" in existing:
+            stored = existing.get(cname.lower())
+            if stored is not None and _condition_text(stored) == _condition_text(expr):
                 continue
-            statement = f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"
-            self._retrying(name, functools.partial(self.spark.sql, statement))
-            added.append(cname)
-        return added
+            statements = [f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"]
+            if stored is not None:
+                statements.insert(0, f"ALTER TABLE {ident} DROP CONSTRAINT {cname}")
+            for statement in statements:
+                self._retrying(name, functools.partial(self.spark.sql, statement))
+            changed.append(cname)
+        return changed
 
     def declare_stats_columns(self, name: str) -> bool:
         """Give a table created before its ``stats_columns`` were declared those columns

@@ -146,12 +146,13 @@ _TABLES += [
     ),
     Table(
         "ops.ingest_file_changes",
-        "Landing files that changed under a run, whose content (or part of it) was not "
-        "loaded: rewritten after they were read (recorded once per size and time, with what "
-        "the ledger held when read), or gone before their batch read them "
+        "Landing files whose content (or part of it) was not loaded: rewritten after they "
+        "were read (with what the ledger held when read), gone before their batch read "
+        "them, or misnamed (in a source's folder, but not named as its files are, so never "
+        "read); rewritten and misnamed files are recorded once per size and time "
         "(collect.file_changes).",
         mode="append",
-        constraints={"valid_change": "change IN ('rewritten', 'gone')"},
+        constraints={"valid_change": "change IN ('rewritten', 'gone', 'misnamed')"},
         layout="Rare rows: no partitioning.",
     ),
     Table(

@@ -11,10 +11,16 @@ of its folder's day, a second apart per file, sources a minute apart, and a rede
 after its original. A stream taking the oldest files first then takes the days in the order
 they arrived, as it would on a landing zone filled day by day. (On an object store the
 store sets the time when the file is written.)
+
+The world's web server rotates its access log with gzip every other day: the access-log files
+of odd delivery days land as ``.log.gz`` (a redelivered copy as its original), so that both
+kinds of file go through ingestion. Their bytes do not depend on when they were written (no
+time in the gzip header).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import zlib
@@ -109,15 +115,24 @@ class Sink:
         self.__init__(state["root"])  # type: ignore[misc]
 
 
+# Sources whose files of odd delivery days are gzipped, as a rotated web server log is.
+GZIPPED_SOURCES = frozenset({"access_log"})
+
+
+def file_suffix(source: str, day: int) -> str:
+    """How the names of ``source``'s files delivered on ``day`` end."""
+    ext = contracts.SOURCES[source].extension
+    return f"{ext}.gz" if source in GZIPPED_SOURCES and day % 2 else ext
+
+
 def landing_name(P: WorldParams, source: str, day: int, shard: int) -> str:
     """A landing file's path: <source>/<date>/<source>-<shard><ext>."""
-    ext = contracts.SOURCES[source].extension
-    return f"{source}/{P.day_text(day)}/{source}-{shard:04d}{ext}"
+    return f"{source}/{P.day_text(day)}/{source}-{shard:04d}{file_suffix(source, day)}"
 
 
 def copy_name(P: WorldParams, source: str, day: int, shard: int, copy_day: int) -> str:
     """A redelivered copy: another name (sorting after the original's), maybe a later folder."""
-    ext = contracts.SOURCES[source].extension
+    ext = file_suffix(source, day)  # the original's bytes, so its compression too
     stamp = P.day_text(day).replace("-", "")
     return f"{source}/{P.day_text(copy_day)}/{source}-{shard:04d}.resent-{stamp}{ext}"
 
@@ -240,6 +255,8 @@ def write_landing(
                 )
             )
     data = b"\n".join(out) + b"\n"
+    if name.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=6, mtime=0)
     sink.write(name, data, delivered_ms(P, source, day, shard))
     digest = hashlib.sha256(data).hexdigest()
     delivery = P.day_text(day)
