@@ -262,14 +262,19 @@ def test_a_misnamed_file_is_recorded_once_and_hidden_names_are_not(spark, tmp_pa
     deliver(landing, "2026-03-05", "b.JSONL", line)  # names are matched as written
     deliver(landing, "2026-03-05", ".c.jsonl.uploading", line)  # an upload in progress
     deliver(landing, "2026-03-05", "_SUCCESS", [])
+    deliver(landing, "2026-03-05", "d.jsonl", line, source="evnets")  # a folder mistyped
+    deliver(landing, "2026-03-05", "e.jsonl", line, source="_archive")  # hidden as well
+    (landing / "README.txt").write_text("about this landing zone\n")  # beside the folders
     # Before any run has read a file: nothing in the ledger yet, misnamed files all the same.
     found = audit_landing(ctx.lake, "run-1", events, str(landing), "warn")
-    assert found == {("events", "misnamed"): 2}
+    assert found == {("events", "misnamed"): 2, ("evnets", "misnamed"): 1}
     rows = ctx.lake.read(FILE_CHANGES).collect()
-    assert sorted((r["file"].rsplit("/", 1)[-1], r["change"], r["bytes"]) for r in rows) == [
-        ("b.JSONL", "misnamed", misnamed.stat().st_size),
-        ("events.json", "misnamed", misnamed.stat().st_size),
+    assert sorted((r["source"], r["file"].rsplit("/", 1)[-1], r["change"]) for r in rows) == [
+        ("events", "b.JSONL", "misnamed"),
+        ("events", "events.json", "misnamed"),
+        ("evnets", "d.jsonl", "misnamed"),
     ]
+    assert {r["bytes"] for r in rows} == {misnamed.stat().st_size}
     assert {r["read_run_id"] for r in rows} == {None}
     assert audit_landing(ctx.lake, "run-2", events, str(landing), "warn") == {}  # once per state
     deliver(landing, "2026-03-06", "export.zip", ["PK"])

@@ -19,9 +19,10 @@ Two changes would lose records without a word:
 
 And one file is never read at all: **misnamed**, a file in a source's folder whose name does
 not end as the source's files do (``Source.file_suffixes``: ``events.json`` beside the
-``*.jsonl`` files, a ``.zip``). The same listing records it, once per state. Names starting
-with ``.`` or ``_`` are not listed: Spark leaves them out, as uploads in progress and markers
-(``_SUCCESS``) are named.
+``*.jsonl`` files, a ``.zip``), or any file in a folder of a local landing root that names
+no source (``evnets/``; recorded under that folder's name). The same listing records it,
+once per state. Names starting with ``.`` or ``_`` are not listed: Spark leaves them out, as
+uploads in progress and markers (``_SUCCESS``) are named.
 
 All three go to ``ops.ingest_file_changes``; ``collect.file_changes`` decides what else happens:
 ``warn`` (log them and name them on the summary), ``fail`` (the run that finds them fails,
@@ -44,10 +45,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
-from crossdata.contracts import Source
+from crossdata.contracts import SOURCES, Source
 from crossdata.errors import InputContractError
 from crossdata.lakehouse import Lakehouse
-from crossdata.spark.session import to_uri
+from crossdata.spark.session import local_path, to_uri
 
 log = logging.getLogger(__name__)
 
@@ -164,28 +165,45 @@ def record_gone_files(
 
 
 # -- rewritten after they were read, or misnamed ------------------------------------------------
-def landing_files(spark: SparkSession, root: str, sources: Sequence[Source]) -> DataFrame:
-    """The files in the landing folders of ``sources``, as the bronze streams list them but
-    whatever their names: ``source``, ``file`` (the path as the stream writes it), ``bytes``,
-    ``modified_at``, and ``readable``: whether the name is one the source's stream reads."""
+def landing_files(
+    spark: SparkSession, root: str, sources: Sequence[Source], strays: Sequence[str] = ()
+) -> DataFrame:
+    """The files in the landing folders of ``sources`` and in the ``strays`` folders, as the
+    bronze streams list them but whatever their names: ``source`` (the folder's name),
+    ``file`` (the path as the stream writes it), ``bytes``, ``modified_at``, and ``readable``:
+    whether a source's stream reads the file (never, in a stray folder)."""
+    folders = [(s.name, s.file_suffixes) for s in sources] + [(name, ()) for name in strays]
     frames = [
         spark.read.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)
         .option("recursiveFileLookup", "true")
-        .load(f"{to_uri(root).rstrip('/')}/{source.name}")
+        .load(f"{to_uri(root).rstrip('/')}/{name}")
         .select(
-            F.lit(source.name).alias("source"),
+            F.lit(name).alias("source"),
             F.col("path").alias("file"),
             F.col("length").alias("bytes"),
             F.col("modificationTime").alias("modified_at"),
             # pathGlobFilter's test (Source.file_glob), on the name's end
-            reduce(operator.or_, [F.col("path").endswith(s) for s in source.file_suffixes]).alias(
+            reduce(operator.or_, [F.col("path").endswith(s) for s in suffixes], F.lit(False)).alias(
                 "readable"
             ),
         )
-        for source in sources
+        for name, suffixes in folders
     ]
     return reduce(DataFrame.unionByName, frames)
+
+
+def stray_folders(root: str) -> list[str]:
+    """The folders of a local landing root that name no source (``evnets``), hidden names
+    aside; none for a root on another file system, which is not listed from the driver."""
+    folder = local_path(root)
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir() and p.name not in SOURCES and not p.name.startswith((".", "_"))
+    )
 
 
 def _ledger_column(ledger: DataFrame, name: str, kind: str):
@@ -242,7 +260,10 @@ def _record_listed(
 ) -> dict[tuple[str, str], int]:
     """Record the landing files misnamed, or rewritten since they were read (each state once);
     count them per (source, change)."""
-    listing = landing_files(lake.spark, root, sources)
+    strays = stray_folders(root)
+    if not sources and not strays:
+        return {}
+    listing = landing_files(lake.spark, root, sources, strays)
     found = misnamed_files(listing).withColumn("change", F.lit(MISNAMED))
     if lake.exists(RECONCILIATION):
         rewritten = rewritten_since_read(
@@ -308,7 +329,7 @@ def audit_landing(
     since they were read (unless ``policy`` is ``ignore``), then report them with the files
     this run's batches found gone, per (source, change), and apply ``policy``."""
     counts: dict[tuple[str, str], int] = {}
-    if policy != "ignore" and sources:
+    if policy != "ignore":
         counts.update(_record_listed(lake, run_id, sources, root))
     if lake.exists(FILE_CHANGES):
         gone = (

@@ -148,9 +148,9 @@ _TABLES += [
         "ops.ingest_file_changes",
         "Landing files whose content (or part of it) was not loaded: rewritten after they "
         "were read (with what the ledger held when read), gone before their batch read "
-        "them, or misnamed (in a source's folder, but not named as its files are, so never "
-        "read); rewritten and misnamed files are recorded once per size and time "
-        "(collect.file_changes).",
+        "them, or misnamed (never read: not named as its source's files are, or in a landing "
+        "folder that names no source, whose name is then the row's source); rewritten and "
+        "misnamed files are recorded once per size and time (collect.file_changes).",
         mode="append",
         constraints={"valid_change": "change IN ('rewritten', 'gone', 'misnamed')"},
         layout="Rare rows: no partitioning.",
