@@ -254,7 +254,12 @@ def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monke
 def test_a_misnamed_file_is_recorded_once_and_hidden_names_are_not(spark, tmp_path):
     # The stream reads *.jsonl and *.jsonl.gz only; events.json would be left in silence.
     landing = tmp_path / "landing"
-    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    # A lakehouse kept inside the landing root is not a landing folder: the second listing
+    # below finds its tables there, and records none of their files.
+    settings = make_settings(
+        tmp_path, f"collect.landing={landing}", f"lakehouse.root={landing / 'lake'}"
+    )
+    ctx = Context.create(settings, spark=spark)
     events = [SOURCES["events"]]
     line = [event("e1", "2026-03-05T10:00:00Z")]
     deliver(landing, "2026-03-05", "a.jsonl", line)

@@ -193,16 +193,21 @@ def landing_files(
     return reduce(DataFrame.unionByName, frames)
 
 
-def stray_folders(root: str) -> list[str]:
+def stray_folders(root: str, lakehouse: str) -> list[str]:
     """The folders of a local landing root that name no source (``evnets``), hidden names
-    aside; none for a root on another file system, which is not listed from the driver."""
+    and a folder holding the lakehouse aside; none for a root on another file system, which
+    is not listed from the driver."""
     folder = local_path(root)
     if folder is None or not folder.is_dir():
         return []
+    lake = local_path(lakehouse)
     return sorted(
         p.name
         for p in folder.iterdir()
-        if p.is_dir() and p.name not in SOURCES and not p.name.startswith((".", "_"))
+        if p.is_dir()
+        and p.name not in SOURCES
+        and not p.name.startswith((".", "_"))
+        and not (lake is not None and lake.resolve().is_relative_to(p.resolve()))
     )
 
 
@@ -260,7 +265,7 @@ def _record_listed(
 ) -> dict[tuple[str, str], int]:
     """Record the landing files misnamed, or rewritten since they were read (each state once);
     count them per (source, change)."""
-    strays = stray_folders(root)
+    strays = stray_folders(root, lake.root)
     if not sources and not strays:
         return {}
     listing = landing_files(lake.spark, root, sources, strays)
