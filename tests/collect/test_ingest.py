@@ -304,7 +304,10 @@ def test_gzipped_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
     ]
     plain = deliver(landing, "2026-03-05", "a.jsonl", lines)
     folder = plain.parent
-    (folder / "b.jsonl.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + plain.read_bytes()))
+    text = b"\xef\xbb\xbf" + plain.read_bytes()
+    # two gzip members, as `cat a.gz b.gz` or a log appended after rotation leaves them
+    cut = text.index(b"\n", len(text) // 2) + 1
+    (folder / "b.jsonl.gz").write_bytes(gzip.compress(text[:cut]) + gzip.compress(text[cut:]))
     shutil.copy(folder / "b.jsonl.gz", folder / "b-again.jsonl.gz")  # the same bytes again
     plain.unlink()
     with job_run(ctx, "ingest") as run:
