@@ -126,6 +126,21 @@ def test_crm_postal_codes_get_back_their_leading_zeros_and_lose_their_blanks(ing
     assert "06000" in stored and stored <= cities | {None}
 
 
+def test_a_tills_unknown_birth_date_is_nulled_in_silver(ingested_world):
+    world, ctx, _ = ingested_world
+    truth = [r for r in world.truth("placeholders") if r["field"] == "birth_date"]
+    assert [r["value"] for r in truth] == ["1900-01-01"]
+    unknown = F.col("birth_date") == F.to_date(F.lit("1900-01-01"))
+    bronze = ctx.lake.read("bronze.crm_customers").where(unknown)
+    # every record the truth says carries it, once (a record written twice is one record)
+    assert bronze.dropDuplicates(["customer_number", "updated_at"]).count() == int(
+        truth[0]["count"]
+    )
+    silver = ctx.lake.read("silver.crm_customers")
+    assert silver.where(unknown).count() == 0
+    assert silver.where(F.col("birth_date").isNotNull()).count() > 0  # real ones are kept
+
+
 def test_spend_written_with_semicolons_and_decimal_commas_keeps_its_amounts(ingested_world):
     world, ctx, _ = ingested_world
     truth = {r["channel"]: float(r["spend"]) for r in world.truth("channel_effects")}

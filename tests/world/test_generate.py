@@ -446,8 +446,15 @@ def test_family_tablets_and_a_family_email_are_shared_within_households(world):
 
 
 def test_placeholders_in_good_records_match_the_truth_counts(world):
-    fields = {"cookie_id", "device_id", "user_id", "email", "phone"}
-    values = {"undefined", "null", "0", "00000000-0000-0000-0000-000000000000", "test@test.com"}
+    fields = {"cookie_id", "device_id", "user_id", "email", "phone", "birth_date"}
+    values = {
+        "undefined",
+        "null",
+        "0",
+        "00000000-0000-0000-0000-000000000000",
+        "test@test.com",
+        "1900-01-01",
+    }
     counted: Counter = Counter()
     for source in contracts.SOURCES:
         if source in ("access_log", "consent", "email_events", "spend"):

@@ -92,6 +92,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "user_id": ("null", "0", "undefined"),
     "email": ("test@test.com",),
     "phone": ("0",),
+    "birth_date": ("1900-01-01",),  # a till's "unknown" (collect.placeholder_birth_dates)
 }
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 

@@ -1467,6 +1467,13 @@ class PersonSim:
         card = me.loyalty_card if system in ("pos", "loyalty_app") else ""
         if card:
             self.written.add("loyalty_card", card)
+        address = hh.address_line1 if rng.random() < 0.9 else ""
+        known = rng.random()
+        if known >= 0.8:  # not given; a till fills the field with its "unknown" date
+            birth = ""
+            if system == "pos" and known < 0.85:
+                birth = PLACEHOLDERS["birth_date"][0]
+                ph = (ph + ";" if ph else "") + f"birth_date={birth}"
         return {
             "t": t,
             "customer_number": number,
@@ -1475,10 +1482,10 @@ class PersonSim:
             "email": email,
             "phone": phone,
             "mobile_phone": mobile,
-            "address_line1": hh.address_line1 if rng.random() < 0.9 else "",
+            "address_line1": address,
             "postal_code": hh.postal_code,
             "city": hh.city,
-            "birth_date": birth if rng.random() < 0.8 else "",
+            "birth_date": birth,
             "store_id": store_id(hh.store) if system != "ecommerce" else "",
             "loyalty_card": card,
             "source_system": system,
