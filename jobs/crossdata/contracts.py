@@ -124,10 +124,10 @@ class Field:
     value_set: str = ""
 
 
-# Compressed deliveries the readers open by name (Hadoop's codecs): gzip, as web servers
-# rotate their logs and most exports compress. A gzip file cannot be split, so it is read
-# whole by one task anyway, as line numbers need.
-COMPRESSED_SUFFIXES = (".gz",)
+# Compressed deliveries the readers open by name (Hadoop's codecs, pure Java): gzip, as web
+# servers rotate their logs and most exports compress, and bzip2, as some ad servers ship
+# their logs. Each file is read whole by one task (whole_file_tasks), as line numbers need.
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class Source:
 
     @property
     def file_suffixes(self) -> tuple[str, ...]:
-        """How the names of the files this source reads end: its extension, plain or gzipped."""
+        """How the names of the files this source reads end: its extension, plain or compressed."""
         return (self.extension, *(self.extension + c for c in COMPRESSED_SUFFIXES))
 
     @property
@@ -585,30 +585,28 @@ SOURCES: dict[str, Source] = {
 }
 
 LANDING_LAYOUT = (
-    "Files land under `<landing>/<source>/<YYYY-MM-DD>/<name><extension>`, one folder per "
-    "day of delivery, or gzip-compressed as `<name><extension>.gz` (as web servers rotate "
-    "their logs). Files are UTF-8 text with one record per line (`\\n` or `\\r\\n`); "
-    "blank lines are not records. CSV files start with a header line naming their columns "
-    "in any order; a column the contract does not list is kept like an unknown JSON field. "
-    "Cells are separated by commas, or by semicolons as spreadsheets write CSV where the "
-    "decimal mark is a comma: a header that is one column read with commas and several read "
-    "with semicolons marks a semicolon file, in which a number may have a decimal comma "
-    "and its digits may be grouped by thousands with a space, a no-break space or a narrow "
-    "no-break space (412,37; 1 234,50; 12 345), or with points when a decimal comma follows "
-    "(1.234,50); a point alone (1.234) is a decimal point. "
-    "A file is processed once: delivering the same path again changes nothing, and a copy "
-    "of an already-ingested file under a new name is recognised by its content and counted "
-    "as duplicate. Place each file whole (write it under another name or folder, then "
-    "rename it) and leave it in place: a file changed after a run read it, whether "
-    "corrected in place or still being uploaded, is not read again, and one removed between "
-    "a run's listing and its read is skipped. A file in a source's folder named otherwise "
-    "(`events.json` among `*.jsonl` files, a `.zip`), or in a folder that names no source "
-    "(`evnets/`), is never read. All three are recorded "
-    "in `ops.ingest_file_changes` with a warning, or fail the run with "
-    "`collect.file_changes: fail`; deliver a corrected file under a new name. Names starting "
-    "with `.` or `_` are not listed at all: upload a file under such a name, then rename it. "
-    "A gzip file cut short or damaged stops the run with its name, before anything of its "
-    "batch is written."
+    "Files land under `<landing>/<source>/<YYYY-MM-DD>/<name><extension>`, one folder per day "
+    "of delivery, or compressed as `<name><extension>.gz` (gzip, as web servers rotate their "
+    "logs) or `<name><extension>.bz2` (bzip2). Files are UTF-8 text with one record per line "
+    "(`\\n` or `\\r\\n`); blank lines are not records. CSV files start with a header line "
+    "naming their columns in any order; a column the contract does not list is kept like an "
+    "unknown JSON field. Cells are separated by commas, or by semicolons as spreadsheets write "
+    "CSV where the decimal mark is a comma: a header that is one column read with commas and "
+    "several read with semicolons marks a semicolon file, in which a number may have a decimal "
+    "comma and its digits may be grouped by thousands with a space, a no-break space or a "
+    "narrow no-break space (412,37; 1 234,50; 12 345), or with points when a decimal comma "
+    "follows (1.234,50); a point alone (1.234) is a decimal point. A file is processed once: "
+    "delivering the same path again changes nothing, and a copy of an already-ingested file "
+    "under a new name is recognised by its content and counted as duplicate. Place each file "
+    "whole (write it under another name or folder, then rename it) and leave it in place: a "
+    "file changed after a run read it, whether corrected in place or still being uploaded, is "
+    "not read again, and one removed between a run's listing and its read is skipped. A file "
+    "in a source's folder named otherwise (`events.json` among `*.jsonl` files, a `.zip`), or "
+    "in a folder that names no source (`evnets/`), is never read. All three are recorded in "
+    "`ops.ingest_file_changes` with a warning, or fail the run with `collect.file_changes: "
+    "fail`; deliver a corrected file under a new name. Names starting with `.` or `_` are not "
+    "listed at all: upload a file under such a name, then rename it. A compressed file cut "
+    "short or damaged stops the run with its name, before anything of its batch is written."
 )
 
 

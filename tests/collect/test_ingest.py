@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import gzip
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -293,7 +295,7 @@ def test_a_misnamed_file_is_recorded_once_and_hidden_names_are_not(spark, tmp_pa
     ]
 
 
-def test_gzipped_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
+def test_compressed_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
     landing = tmp_path / "landing"
     ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
     lines = [
@@ -309,32 +311,42 @@ def test_gzipped_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
     cut = text.index(b"\n", len(text) // 2) + 1
     (folder / "b.jsonl.gz").write_bytes(gzip.compress(text[:cut]) + gzip.compress(text[cut:]))
     shutil.copy(folder / "b.jsonl.gz", folder / "b-again.jsonl.gz")  # the same bytes again
+    (folder / "c.jsonl.bz2").write_bytes(
+        bz2.compress(f"\n{event('e9', '2026-03-05T10:09:00Z')}\n".encode())
+    )
     plain.unlink()
     with job_run(ctx, "ingest") as run:
         start_bronze(ctx, run, SOURCES["events"], str(landing)).wait()
     loaded = ctx.lake.read("bronze.events").collect()
-    assert sorted((r["event_id"], r["_line"]) for r in loaded) == [("e1", 1), ("e3", 4)]
-    assert {r["_source_file"].rsplit("/", 1)[-1] for r in loaded} == {"b-again.jsonl.gz"}
+    assert sorted(
+        (r["_source_file"].rsplit("/", 1)[-1], r["event_id"], r["_line"]) for r in loaded
+    ) == [("b-again.jsonl.gz", "e1", 1), ("b-again.jsonl.gz", "e3", 4), ("c.jsonl.bz2", "e9", 2)]
     bad = ctx.lake.read("bronze.quarantine").collect()
     assert [(r["line"], r["reason"], r["raw"]) for r in bad] == [(3, "malformed_record", lines[2])]
     ledger = {
         r["file"].rsplit("/", 1)[-1]: (r["read"], r["loaded"], r["quarantined"], r["duplicates"])
         for r in ctx.lake.read(RECONCILIATION).collect()
     }
-    assert ledger == {"b-again.jsonl.gz": (3, 2, 1, 0), "b.jsonl.gz": (3, 0, 0, 3)}
+    assert ledger == {
+        "b-again.jsonl.gz": (3, 2, 1, 0),
+        "b.jsonl.gz": (3, 0, 0, 3),
+        "c.jsonl.bz2": (1, 1, 0, 0),
+    }
 
 
-def test_a_damaged_gzip_file_stops_its_batch_with_its_name(spark, tmp_path):
+@pytest.mark.parametrize("suffix", [".gz", ".bz2"])
+def test_a_damaged_compressed_file_stops_its_batch_with_its_name(spark, tmp_path, suffix):
     landing = tmp_path / "landing"
     ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
     events = SOURCES["events"]
     deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
-    whole = gzip.compress(
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress}[suffix]
+    whole = compress(
         "".join(event(f"e{i}", "2026-03-05T10:00:00Z") + "\n" for i in range(2, 400)).encode()
     )
-    damaged = landing / "events" / "2026-03-05" / "b.jsonl.gz"
+    damaged = landing / "events" / "2026-03-05" / f"b.jsonl{suffix}"
     damaged.write_bytes(whole[: len(whole) // 2])  # an upload cut short
-    cut_short = r"b\.jsonl\.gz could not be read to its end"
+    cut_short = re.escape(f"b.jsonl{suffix} could not be read to its end")
     with pytest.raises(InputContractError, match=cut_short), job_run(ctx, "ingest") as run:
         start_bronze(ctx, run, events, str(landing)).wait()
     assert not ctx.lake.exists("bronze.events")  # nothing of the batch was written
@@ -343,7 +355,7 @@ def test_a_damaged_gzip_file_stops_its_batch_with_its_name(spark, tmp_path):
         start_bronze(ctx, run, events, str(landing)).wait()
     assert [r["event_id"] for r in ctx.lake.read("bronze.events").collect()] == ["e1"]
     gone = ctx.lake.read(FILE_CHANGES).collect()
-    assert [(r["file"].rsplit("/", 1)[-1], r["change"]) for r in gone] == [("b.jsonl.gz", "gone")]
+    assert [(r["file"].rsplit("/", 1)[-1], r["change"]) for r in gone] == [(damaged.name, "gone")]
 
 
 def test_a_compressed_file_named_with_a_glob_character_is_refused_by_name(spark):
