@@ -254,7 +254,7 @@ def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monke
 
 
 def test_a_misnamed_file_is_recorded_once_and_hidden_names_are_not(spark, tmp_path):
-    # The stream reads *.jsonl and *.jsonl.gz only; events.json would be left in silence.
+    # The stream reads *.jsonl, plain or compressed, only; events.json would be left in silence.
     landing = tmp_path / "landing"
     # A lakehouse kept inside the landing root is not a landing folder: the second listing
     # below finds its tables there, and records none of their files.
