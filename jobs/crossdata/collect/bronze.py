@@ -100,45 +100,6 @@ def batch_lines(spark: SparkSession, files: DataFrame, paths: list[str]) -> Data
     return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
 
 
-# Spark's error when a scan fails on one file (FAILED_READ_FILE), which it names as a URI
-_FAILED_FILE = re.compile(r"FAILED_READ_FILE.*?reading file (\S+)\.(?:\s|$)")
-
-
-def unreadable_file(exc: BaseException, paths: list[str]) -> str | None:
-    """The file of ``paths`` a scan could not read, when ``exc`` is that failure."""
-    found = _FAILED_FILE.search(str(exc))
-    if found is None:
-        return None
-    path = hadoop_path(found.group(1))
-    return path if path in paths else None
-
-
-def counts_per_file(validated: DataFrame, paths: list[str]) -> list:
-    """Lines, bad lines and scan tasks per file (one row per file of the batch): the
-    first read of the lines, where a file no reader can open fails the batch."""
-    try:
-        return (
-            validated.groupBy("_source_file")
-            .agg(
-                F.count(F.lit(1)).alias("n"),
-                F.count("_reason").alias("bad"),
-                F.min("_task").alias("first_task"),
-                F.max("_task").alias("last_task"),
-            )
-            .collect()
-        )
-    except Exception as exc:
-        path = unreadable_file(exc, paths)
-        if path is None:
-            raise
-        raise InputContractError(
-            f"bronze: landing file {path} could not be read to its end (a compressed "
-            "file cut short or damaged, or one the job may not read); nothing of this "
-            "batch was written. Replace it under a new name, or move it out of the "
-            "landing folder (it is then recorded as gone), and run again"
-        ) from exc
-
-
 def check_line_numbers(per_file: list) -> None:
     """Fail when a file's lines were not all read by one task of their own (rows of
     ``per_file``: ``_source_file``, ``first_task``, ``last_task``): their numbers would be
@@ -297,6 +258,45 @@ def loaded_files(reconciliation: DataFrame, source: str) -> DataFrame:
 
 
 # -- the micro-batch -----------------------------------------------------------------------------
+# Spark's error when a scan fails on one file (FAILED_READ_FILE), which it names as a URI
+_FAILED_FILE = re.compile(r"FAILED_READ_FILE.*?reading file (\S+)\.(?:\s|$)")
+
+
+def unreadable_file(exc: BaseException, paths: list[str]) -> str | None:
+    """The file of ``paths`` a scan could not read, when ``exc`` is that failure."""
+    found = _FAILED_FILE.search(str(exc))
+    if found is None:
+        return None
+    path = hadoop_path(found.group(1))
+    return path if path in paths else None
+
+
+def counts_per_file(validated: DataFrame, paths: list[str]) -> list:
+    """Lines, bad lines and scan tasks per file (one row per file of the batch): the
+    first read of the lines, where a file no reader can open fails the batch."""
+    try:
+        return (
+            validated.groupBy("_source_file")
+            .agg(
+                F.count(F.lit(1)).alias("n"),
+                F.count("_reason").alias("bad"),
+                F.min("_task").alias("first_task"),
+                F.max("_task").alias("last_task"),
+            )
+            .collect()
+        )
+    except Exception as exc:
+        path = unreadable_file(exc, paths)
+        if path is None:
+            raise
+        raise InputContractError(
+            f"bronze: landing file {path} could not be read to its end (a compressed "
+            "file cut short or damaged, or one the job may not read); nothing of this "
+            "batch was written. Replace it under a new name, or move it out of the "
+            "landing folder (it is then recorded as gone), and run again"
+        ) from exc
+
+
 class BronzeBatchWriter:
     """The foreachBatch body for one source.
 

@@ -39,7 +39,7 @@ def run_maintenance(
         if settings.optimize:
             log.info("maintain: optimize table=%s zorder_by=%s", name, ",".join(spec.zorder_by))
             lake.optimize(name)
-        added = lake.sync_constraints(name)
+        changed = lake.sync_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
             if hours < DELTA_DEFAULT_FILE_RETENTION_HOURS:
@@ -53,7 +53,7 @@ def run_maintenance(
             lake.vacuum(name, hours)
         after = _num_files(spark, ident)
         run.count(output_rows=1)
-        lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(added) or '-'}")
+        lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(changed) or '-'}")
     if only:  # a table asked for by name and not there is said, not passed over in silence
         lines += [f"{n:<30} not created yet: skipped" for n in names if n not in existing]
     return "\n".join(lines)

@@ -1437,17 +1437,19 @@ class PersonSim:
                 first = vocab.CSV_INJECTION
             else:
                 last = vocab.CSV_INJECTION
-        email, ph = "", ""
+        email = ""
+        notes: list[str] = []  # the placeholders this row carries, field=value
         if me.email or me.family_email:
             r = rng.random()
             if system == "pos" and r < 0.03:
-                email, ph = "test@test.com", "email=test@test.com"
+                email = "test@test.com"
+                notes.append("email=test@test.com")
             elif me.family_email and r < 0.6:  # the couple's shared address
                 email = email_variant(rng, me.family_email)
             elif me.email and r < 0.9:
                 typo = {"pos": 0.3, "call_center": 0.35}.get(system, 0.0)
                 email = email_variant(rng, me.email, typo=typo)
-        if email and not ph:
+        if email and not notes:
             kind = "family" if email.strip().lower() == me.family_email else "none"
             self.written.email(email, kind)
         phone = mobile = ""
@@ -1458,7 +1460,8 @@ class PersonSim:
             phone = phone_variant(rng, me.mobile)
             self.written.phone(phone, me.mobile[-1])
         if system == "pos" and not phone and rng.random() < 0.03:
-            phone, ph = "0", (ph + ";" if ph else "") + "phone=0"
+            phone = "0"
+            notes.append("phone=0")
         if me.mobile and rng.random() < 0.7:
             mobile = phone_variant(rng, me.mobile)
             self.written.phone(mobile, me.mobile[-1])
@@ -1473,7 +1476,7 @@ class PersonSim:
             birth = ""
             if system == "pos" and known < 0.85:
                 birth = PLACEHOLDERS["birth_date"][0]
-                ph = (ph + ";" if ph else "") + f"birth_date={birth}"
+                notes.append(f"birth_date={birth}")
         return {
             "t": t,
             "customer_number": number,
@@ -1490,7 +1493,7 @@ class PersonSim:
             "loyalty_card": card,
             "source_system": system,
             "preferred_language": me.language,
-            "ph": ph,
+            "ph": ";".join(notes),
         }
 
     # output -------------------------------------------------------------------------------------
