@@ -181,6 +181,21 @@ def test_crm_birth_date_checks_are_read_as_dates():
         load_settings(conf_dir=CONF_DIR, overrides=["collect.min_birth_date=long ago"])
 
 
+def test_fallback_encodings_are_checked_before_spark_starts():
+    collect = load_settings(conf_dir=CONF_DIR).settings.collect
+    assert collect.fallback_encodings == {"spend": "windows-1252"}
+    for value, problem in [
+        ("{spend: utf-16}", "spend: 'utf-16' is not a single-byte encoding that agrees with ASCII"),
+        ("{crm_customers: shift_jis}", "crm_customers: 'shift_jis' is not a single-byte"),
+        ("{spend: cp-9999}", "spend: 'cp-9999' is not an encoding Python knows"),
+        ("{invoices: windows-1252}", "unknown source 'invoices'"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"collect.fallback_encodings: {problem}"):
+            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.fallback_encodings={value}"])
+    none = load_settings(conf_dir=CONF_DIR, overrides=["collect.fallback_encodings={}"])
+    assert none.settings.collect.fallback_encodings == {}
+
+
 def test_postal_code_digits_name_countries_by_their_alpha_2_code():
     collect = load_settings(conf_dir=CONF_DIR).settings.collect
     assert collect.postal_code_digits["FR"] == 5

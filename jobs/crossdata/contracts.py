@@ -60,7 +60,11 @@ DEFAULT_MIN_TIMESTAMP = "2000-01-02T00:00:00Z"
 # Why a record goes to bronze.quarantine. When a record has several problems, the first in
 # this order is the one reported.
 REASONS: tuple[Reason, ...] = (
-    Reason("invalid_encoding", "the line is not valid UTF-8"),
+    Reason(
+        "invalid_encoding",
+        "the line is not valid UTF-8, nor in its source's fallback encoding when it has one "
+        "(collect.fallback_encodings: windows-1252 leaves five bytes undefined)",
+    ),
     Reason(
         "malformed_record",
         "the line cannot be read in the source's format: broken or truncated JSON (JSON as "
@@ -588,7 +592,10 @@ LANDING_LAYOUT = (
     "Files land under `<landing>/<source>/<YYYY-MM-DD>/<name><extension>`, one folder per day "
     "of delivery, or compressed as `<name><extension>.gz` (gzip, as web servers rotate their "
     "logs) or `<name><extension>.bz2` (bzip2). Files are UTF-8 text with one record per line "
-    "(`\\n` or `\\r\\n`); blank lines are not records. CSV files start with a header line "
+    "(`\\n` or `\\r\\n`); blank lines are not records. A source may be given a "
+    "single-byte fallback encoding (`collect.fallback_encodings`, e.g. windows-1252, as "
+    "spreadsheets on Windows save CSV): its lines that are not valid UTF-8 are read in it, "
+    "line by line. CSV files start with a header line "
     "naming their columns in any order; a column the contract does not list is kept like an "
     "unknown JSON field. Cells are separated by commas, or by semicolons as spreadsheets write "
     "CSV where the decimal mark is a comma: a header that is one column read with commas and "

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from crossdata.collect.bronze import batch_lines, check_line_numbers
+from crossdata.collect.encodings import single_byte_table, with_fallback
 from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole_file_tasks
 from crossdata.collect.records import RecordRules, validate
 from crossdata.contracts import DEFAULT_MIN_TIMESTAMP, REASON_CODES, SOURCES
@@ -64,6 +65,77 @@ def test_invalid_utf8_line_keeps_its_exact_bytes(spark):
     rows = lines.orderBy("_line").collect()
     assert rows[0]["_text"] == '{"ok": 1}' and rows[0]["_raw_bytes"] is None
     assert rows[1]["_text"] is None and bytes(rows[1]["_raw_bytes"]) == bad
+
+
+def test_lines_not_in_utf8_are_read_in_the_sources_fallback_encoding(spark):
+    header = b"date;channel;campaign_id;campaign_name;cost;currency\n"
+    utf8 = "2026-03-05;display;c1;Vidéo – été 🎯;1,50;EUR\n".encode()
+    windows = "2026-03-05;display;c2;Vidéo – été € œ;2,50;EUR\n".encode("cp1252")
+    undefined = b"2026-03-05;display;c3;x\x81;3,50;EUR\n"  # 0x81: no character in cp1252
+    content = header + utf8 + windows + undefined
+    lines = file_lines(_files(spark, {f"spend/{DAY}/f.csv": content}))
+    source = SOURCES["spend"]
+
+    def read(encoding):
+        df = validate(parse_lines(with_fallback(lines, encoding), source), source, RULES)
+        return df.orderBy("_line").collect()
+
+    got = read("windows-1252")
+    assert [(r["_line"], r["_reason"], r["campaign_name"]) for r in got] == [
+        (2, None, "Vidéo – été 🎯"),  # valid UTF-8 stays UTF-8
+        (3, None, "Vidéo – été € œ"),
+        (4, "invalid_encoding", None),
+    ]
+    assert bytes(got[2]["_raw_bytes"]) == undefined[:-1]  # kept as delivered
+    # ISO-8859-15 has no undefined byte: 0x81 is a control character there
+    assert [r["_reason"] for r in read("iso-8859-15")] == [None, None, None]
+    # without a fallback, only the UTF-8 line is read
+    assert [r["_reason"] for r in read(None)] == [None, "invalid_encoding", "invalid_encoding"]
+
+
+@pytest.mark.parametrize("encoding", ["windows-1252", "iso-8859-15", "cp1250", "latin-1"])
+def test_a_fallback_encoding_reads_every_byte_as_pythons_codec_does(spark, encoding):
+    # Every byte above ASCII, alone and after an accent in UTF-8 (which makes the line
+    # windows-1252 as a whole), against Python's own codec.
+    raws = [b"a" + bytes([b]) + b"z" for b in range(0x80, 0x100)]
+    raws += ["é".encode() + bytes([b]) for b in range(0x80, 0x100)]
+    raws += ["é – ok".encode()]
+    rows = [
+        (i, *((r.decode(), None) if _is_utf8(r) else (None, bytearray(r))))
+        for i, r in enumerate(raws)
+    ]
+    lines = spark.createDataFrame(rows, "_line INT, _text STRING, _raw_bytes BINARY")
+    got = {r["_line"]: r for r in with_fallback(lines, encoding).collect()}
+    table = single_byte_table(encoding)
+    for i, raw in enumerate(raws):
+        expected = table.decode(raw)
+        assert got[i]["_text"] == expected, (raw, encoding)
+        assert (got[i]["_raw_bytes"] is None) == (expected is not None), raw
+        if expected is None:
+            assert bytes(got[i]["_raw_bytes"]) == raw
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", "not a single-byte encoding that agrees with ASCII"),
+        ("shift_jis", "not a single-byte encoding: 0x81 starts a longer one"),
+        ("utf-8", "not a single-byte encoding"),
+        ("cp037", "agrees with ASCII"),  # EBCDIC
+        ("klingon", "not an encoding Python knows"),
+    ],
+)
+def test_an_encoding_that_cannot_be_a_fallback_is_refused(encoding, message):
+    with pytest.raises(ValueError, match=message):
+        single_byte_table(encoding)
 
 
 EVENT_CASES = [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from pyspark.sql import functions as F
 
 from crossdata.collect.scoring import score_ingestion
+from crossdata.world.model import build_params
 from crossdata.world.vocab import CITIES
 
 
@@ -153,3 +155,29 @@ def test_spend_written_with_semicolons_and_decimal_commas_keeps_its_amounts(inge
         assert 0.85 * truth[channel] <= cost <= truth[channel] + 1e-6, channel
     cents = ctx.lake.read("silver.spend").where("cost != floor(cost)").count()
     assert cents > 0
+
+
+def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
+    # Even delivery days' sheets are windows-1252 (conf: collect.fallback_encodings); the
+    # others UTF-8. Both read to the campaigns' labels; windows-1252 has no emoji: "?" there.
+    world, ctx, _ = ingested_world
+    labels = {c.campaign_id: c.name for c in build_params(world.settings).campaigns}
+    first = dt.date.fromisoformat(world.settings.start_date)
+    rows = ctx.lake.read("silver.spend").select("date", "campaign_id", "campaign_name").collect()
+    windows = 0
+    for r in rows:
+        if r["campaign_id"] not in labels:  # a newsletter's: ASCII (Newsletter 26w10_tue)
+            assert r["campaign_name"].isascii(), r
+            continue
+        label = labels[r["campaign_id"]]
+        if (r["date"] - first).days % 2 == 0:
+            saved = label.encode("cp1252", errors="replace").decode("cp1252")
+            windows += saved != label
+            label = saved
+        assert r["campaign_name"] == label, r
+    assert windows > 0 and len({r["date"] for r in rows}) == world.settings.days
+    refused = ctx.lake.read("bronze.quarantine").where(
+        "source = 'spend' AND reason = 'invalid_encoding'"
+    )
+    bad = [r for r in world.truth("bad_records") if r["source"] == "spend"]
+    assert refused.count() == sum(r["reason"] == "invalid_encoding" for r in bad)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossdata import contracts
+from crossdata.world import formats
 
 COMBINED = re.compile(
     r"^(?P<ip>\S+) (?P<ident>\S+) (?P<auth_user>\S+) \[(?P<ts>[^\]]+)\] "
@@ -83,6 +84,18 @@ def text_of(path: Path) -> bytes:
     """A landing file's text as bytes, uncompressed when it was delivered gzipped."""
     raw = path.read_bytes()
     return gzip.decompress(raw) if path.name.endswith(".gz") else raw
+
+
+def line_text(source: str, raw: bytes) -> str:
+    """A line's text as crossdata reads it with the world's conf: UTF-8, else the source's
+    fallback encoding (UnicodeDecodeError when neither reads it)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fallback = formats.FALLBACK_ENCODINGS.get(source)
+        if fallback is None:
+            raise
+        return raw.decode(fallback)
 
 
 def landing_files(root: Path) -> list[LandingFile]:
@@ -212,7 +225,7 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
     """The quarantine reason of one physical line (None: a good record)."""
     contract = contracts.SOURCES[source]
     try:
-        text = raw.decode("utf-8")
+        text = line_text(source, raw)
     except UnicodeDecodeError:
         return "invalid_encoding"
     fields = fields_of(source, text, header)

@@ -12,11 +12,20 @@ from collections import Counter, defaultdict
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+import pytest
 
 from crossdata import contracts
 
 from .conftest import World
-from .contract_check import COMBINED, file_lines, landing_files, parse_time, reason_for, text_of
+from .contract_check import (
+    COMBINED,
+    file_lines,
+    landing_files,
+    line_text,
+    parse_time,
+    reason_for,
+    text_of,
+)
 
 JSONL = [s for s, c in contracts.SOURCES.items() if c.format == "jsonl"]
 CSV_SOURCES = [s for s, c in contracts.SOURCES.items() if c.format == "csv"]
@@ -58,7 +67,7 @@ def good_records(world: World, source: str):
 def parsed(world: World, source: str) -> list[dict]:
     out = []
     for _f, header, raw in good_records(world, source):
-        text = raw.decode()
+        text = line_text(source, raw)
         if contracts.SOURCES[source].format == "jsonl":
             out.append(json.loads(text))
         else:
@@ -124,7 +133,8 @@ def test_csv_files_have_the_contract_header_and_the_header_width(world):
         assert header.sep == (";" if f.source == "spend" else ","), f.relative
         for i, raw in enumerate(lines, start=2):
             try:
-                cells = next(csv.reader([raw.decode("utf-8")], delimiter=header.sep, strict=True))
+                text = line_text(f.source, raw)
+                cells = next(csv.reader([text], delimiter=header.sep, strict=True))
                 ok = len(cells) == len(header)
             except (UnicodeDecodeError, csv.Error):
                 ok = False
@@ -225,6 +235,34 @@ def test_access_logs_of_odd_delivery_days_are_gzipped_as_a_rotated_log(world):
         assert f.relative.endswith(".gz") == bool((f.day - first).days % 2), f.relative
 
 
+def test_spend_sheets_of_even_delivery_days_are_saved_in_windows_1252(world):
+    first = dt.date.fromisoformat(world.settings.start_date)
+    bad = bad_lines(world)
+    kinds: Counter = Counter()
+    for f in original_files(world):
+        if f.source != "spend":
+            continue
+        windows = (f.day - first).days % 2 == 0
+        _, lines = file_lines(f)
+        for i, raw in enumerate(lines, start=2):
+            if bad.get((f.relative, i)) == "invalid_encoding":
+                # neither UTF-8 nor windows-1252: refused whatever the conf says
+                assert b"\x81\x8d" in raw
+                continue
+            if b"cmp_social_prospecting" not in raw or (f.relative, i) in bad:
+                continue
+            # the campaign's label: an en dash, and an emoji windows-1252 cannot hold
+            if windows:
+                assert "Social \u2013 prospection ?".encode("cp1252") in raw, raw
+                with pytest.raises(UnicodeDecodeError):
+                    raw.decode("utf-8")
+            else:
+                assert "Social \u2013 prospection \U0001f3af".encode() in raw, raw
+            assert "Social \u2013 prospection" in line_text("spend", raw)
+            kinds[windows] += 1
+    assert kinds[True] > 0 and kinds[False] > 0
+
+
 def test_redelivered_files_are_identical_copies_in_the_same_or_a_later_folder(world):
     rows = world.truth("redelivered_files")
     assert rows
@@ -262,7 +300,7 @@ def test_duplicates_point_at_identical_records_with_the_same_key(world):
     for r in rows:
         extra = line(r["file"], int(r["line"]))
         assert extra == line(r["original_file"], int(r["original_line"]))
-        assert r["record_key"].split("|")[0] in extra.decode()
+        assert r["record_key"].split("|")[0] in line_text(r["source"], extra)
         assert r["kind"] == "duplicate_record"
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.encodings import with_fallback
 from crossdata.collect.file_changes import hadoop_path, record_gone_files
 from crossdata.collect.formats import (
     file_lines,
@@ -118,7 +119,11 @@ def check_line_numbers(per_file: list) -> None:
 
 
 def validated_records(lines: DataFrame, source: Source, settings: CollectSettings) -> DataFrame:
-    """Lines (``batch_lines`` or ``file_lines``) -> one validated row per record (good and bad)."""
+    """Lines (``batch_lines`` or ``file_lines``) -> one validated row per record (good and bad).
+
+    Lines that are not UTF-8 are first read in the source's fallback encoding, if it has one.
+    """
+    lines = with_fallback(lines, settings.fallback_encodings.get(source.name))
     parsed = parse_lines(lines, source, log_with_cookie=settings.access_log_format == "extended")
     rules = RecordRules(
         settings.max_field_chars, settings.future_tolerance_hours, settings.min_timestamp_utc

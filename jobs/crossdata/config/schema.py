@@ -201,6 +201,9 @@ class CollectSettings:
     # the run | ignore: no landing listing for rewritten or misnamed files (gone ones are
     # still recorded)
     file_changes: Literal["warn", "fail", "ignore"]
+    # source -> a single-byte encoding (windows-1252, iso-8859-15, ...) its lines that are not
+    # valid UTF-8 are read in, instead of being refused (crossdata.collect.encodings)
+    fallback_encodings: dict[str, str]
     access_log_format: Literal["combined", "extended"]
     default_region: str  # phone numbers without a country code are read in this region
     site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers
@@ -251,6 +254,15 @@ class CollectSettings:
             self.min_timestamp_utc  # noqa: B018 (parsed to be checked)
         except ValueError as exc:
             return f"min_timestamp: {exc}"
+        from crossdata.collect.encodings import single_byte_table
+
+        for source, encoding in self.fallback_encodings.items():
+            if source not in SOURCES:
+                return f"fallback_encodings: unknown source {source!r}; known: {', '.join(SOURCES)}"
+            try:
+                single_byte_table(encoding)
+            except ValueError as exc:
+                return f"fallback_encodings: {source}: {exc}"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         for country, digits in self.postal_code_digits.items():

@@ -80,6 +80,10 @@ class Layout:
     source: str
     header: tuple[str, ...] = ()
     sep: str = ","  # CSV cell separator
+    encoding: str = "utf-8"  # of the file's bytes; a character it lacks is written "?"
+
+    def encode(self, text: str) -> bytes:
+        return text.encode(self.encoding, errors="replace")
 
     def cells(self, line: str) -> list[str]:
         return next(csv.reader([line], delimiter=self.sep))
@@ -167,9 +171,11 @@ def inject(
         reason = _choice(rng, [r for r in options if r != "expectation_failed"])
     if reason == "invalid_encoding":
         cut = int(rng.integers(0, len(line) + 1))
-        return line[:cut].encode() + b"\xff\xfe" + line[cut:].encode(), reason
+        return layout.encode(line[:cut]) + _undecodable(layout.source) + layout.encode(
+            line[cut:]
+        ), reason
     if reason == "malformed_record":
-        return _malformed(layout, line, rng).encode(), reason
+        return layout.encode(_malformed(layout, line, rng)), reason
     bad = dict(fields)
     s = contracts.SOURCES[layout.source]
     if reason == "missing_required_field":
@@ -203,7 +209,13 @@ def inject(
         name = EXPECTATION_FIELDS[layout.source]
         value = bad[name]
         bad[name] = -value if isinstance(value, int | float) else "-" + str(value)
-    return _render(layout, bad).encode(), reason
+    return layout.encode(_render(layout, bad)), reason
+
+
+def _undecodable(source: str) -> bytes:
+    """Bytes that are not UTF-8, nor in the source's fallback encoding when it has one:
+    windows-1252 defines every byte but 0x81, 0x8D, 0x8F, 0x90 and 0x9D."""
+    return b"\x81\x8d" if source in formats.FALLBACK_ENCODINGS else b"\xff\xfe"
 
 
 def _present(fields: dict, name: str) -> bool:

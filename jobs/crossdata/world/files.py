@@ -183,7 +183,9 @@ def write_landing(
             *contract.field_names,
             *(crm_columns(P, day) if source == "crm_customers" else ()),
         )
-    layout = faults.Layout(source, header, formats.separator(source))
+    layout = faults.Layout(
+        source, header, formats.separator(source), formats.file_encoding(source, day)
+    )
     rng = group_rng(P.seed, SOURCE_NUMBER[source], day, shard, 0xFA)
     bad = rng.random(n) < P.fault_rate
     dup = (rng.random(n) < P.fault_rate) & ~bad & bool(contract.record_key)
@@ -195,7 +197,7 @@ def write_landing(
     out: list[bytes] = []
     rows: list[tuple] = []
     if header:
-        out.append(layout.sep.join(header).encode())
+        out.append(layout.encode(layout.sep.join(header)))
     line_of: dict[int, int] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for i, text in enumerate(lines):
@@ -211,7 +213,7 @@ def write_landing(
                 )
             )
         else:
-            out.append(text.encode())
+            out.append(layout.encode(text))
             line_of[i] = len(out)
             if placeholders[i]:
                 for item in placeholders[i].split(";"):
@@ -236,7 +238,7 @@ def write_landing(
                     )
                 )
         for j in after.get(i, ()):
-            out.append(lines[j].encode())  # the same record again, byte for byte
+            out.append(layout.encode(lines[j]))  # the same record again, byte for byte
             rows.append(
                 _result(
                     "duplicates",

@@ -123,6 +123,18 @@ def json_objects(first: tuple[str, np.ndarray], rest: Sequence[tuple[str, np.nda
 SEMICOLON_SOURCES = frozenset({"spend"})
 
 
+# Sources whose sheet a spreadsheet on Windows saves on even delivery days: in windows-1252,
+# with "?" for each character that code page lacks, as Excel does. conf/base.yaml gives them
+# that fallback encoding (collect.fallback_encodings); other days are UTF-8.
+FALLBACK_ENCODINGS: dict[str, str] = {"spend": "windows-1252"}
+
+
+def file_encoding(source: str, day: int) -> str:
+    """The encoding of ``source``'s files delivered on ``day``."""
+    fallback = FALLBACK_ENCODINGS.get(source)
+    return fallback if fallback and day % 2 == 0 else "utf-8"
+
+
 def separator(source: str) -> str:
     """The cell separator of a CSV source's files."""
     return ";" if source in SEMICOLON_SOURCES else ","
