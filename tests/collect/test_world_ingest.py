@@ -12,6 +12,8 @@ from crossdata.collect.scoring import score_ingestion
 from crossdata.world.model import build_params
 from crossdata.world.vocab import CITIES
 
+from ..world.contract_check import file_lines, landing_files
+
 
 @pytest.fixture(scope="module")
 def score(ingested_world):
@@ -160,7 +162,7 @@ def test_spend_written_with_semicolons_and_decimal_commas_keeps_its_amounts(inge
 def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
     # Even delivery days' sheets are windows-1252 (conf: collect.fallback_encodings); the
     # others UTF-8. Both read to the campaigns' labels; windows-1252 has no emoji: "?" there.
-    world, ctx, _ = ingested_world
+    world, ctx, summary = ingested_world
     labels = {c.campaign_id: c.name for c in build_params(world.settings).campaigns}
     first = dt.date.fromisoformat(world.settings.start_date)
     rows = ctx.lake.read("silver.spend").select("date", "campaign_id", "campaign_name").collect()
@@ -176,8 +178,30 @@ def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
             label = saved
         assert r["campaign_name"] == label, r
     assert windows > 0 and len({r["date"] for r in rows}) == world.settings.days
+    # every line of the originals that is not UTF-8 but reads in windows-1252, counted
+    copies = {r["file"] for r in world.truth("redelivered_files")}
+    expected = 0
+    for f in landing_files(world.root):
+        if f.source == "spend" and f.relative not in copies:
+            expected += sum(_in_windows_1252_only(raw) for raw in file_lines(f)[1])
+    assert expected > 0 and summary.bronze["spend"].fallback_lines == expected
+    assert f"(collect.fallback_encodings): spend {expected}" in summary.describe()
+    ledger = ctx.lake.read("ops.ingest_reconciliation").where("source = 'spend'")
+    assert ledger.agg(F.sum("fallback_lines")).first()[0] == expected
     refused = ctx.lake.read("bronze.quarantine").where(
         "source = 'spend' AND reason = 'invalid_encoding'"
     )
     bad = [r for r in world.truth("bad_records") if r["source"] == "spend"]
     assert refused.count() == sum(r["reason"] == "invalid_encoding" for r in bad)
+
+
+def _in_windows_1252_only(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            raw.decode("cp1252")
+        except UnicodeDecodeError:
+            return False
+        return True
+    return False

@@ -74,6 +74,7 @@ class BatchOutcome:
     loaded: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    fallback_lines: int = 0  # read in the source's fallback encoding (loaded or quarantined)
     mismatches: list[str] = field(default_factory=list)
 
 
@@ -148,6 +149,7 @@ def kept_for_writes(validated: DataFrame, source: Source) -> DataFrame:
         "_detail",
         F.when(bad, F.col("_text")).alias("_text"),
         F.when(bad, F.col("_raw_bytes")).alias("_raw_bytes"),
+        "_fallback",
         "_task",
     )
 
@@ -251,7 +253,8 @@ def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
 RECONCILIATION_SCHEMA = (
     "run_id STRING, batch_id BIGINT, source STRING, file STRING, read BIGINT, loaded BIGINT, "
     "quarantined BIGINT, duplicates BIGINT, status STRING, checked_at TIMESTAMP, "
-    "sha256 STRING, bytes BIGINT, duplicate_of STRING, modified_at TIMESTAMP"
+    "sha256 STRING, bytes BIGINT, duplicate_of STRING, modified_at TIMESTAMP, "
+    "fallback_lines BIGINT"
 )
 
 
@@ -277,14 +280,16 @@ def unreadable_file(exc: BaseException, paths: list[str]) -> str | None:
 
 
 def counts_per_file(validated: DataFrame, paths: list[str]) -> list:
-    """Lines, bad lines and scan tasks per file (one row per file of the batch): the
-    first read of the lines, where a file no reader can open fails the batch."""
+    """Lines, bad lines, lines read in the fallback encoding and scan tasks per file (one row
+    per file of the batch): the first read of the lines, where a file no reader can open
+    fails the batch."""
     try:
         return (
             validated.groupBy("_source_file")
             .agg(
                 F.count(F.lit(1)).alias("n"),
                 F.count("_reason").alias("bad"),
+                F.count_if("_fallback").alias("fallback"),
                 F.min("_task").alias("first_task"),
                 F.max("_task").alias("last_task"),
             )
@@ -345,7 +350,7 @@ class BronzeBatchWriter:
         outcome = self.process(batch, info)
         log.info(
             "bronze batch source=%s batch=%d files=%d read=%d loaded=%d quarantined=%d "
-            "duplicates=%d",
+            "duplicates=%d fallback_lines=%d",
             self.source.name,
             batch_id,
             outcome.files,
@@ -353,6 +358,7 @@ class BronzeBatchWriter:
             outcome.loaded,
             outcome.quarantined,
             outcome.duplicates,
+            outcome.fallback_lines,
         )
 
     def _lake(self) -> Lakehouse:
@@ -407,6 +413,7 @@ class BronzeBatchWriter:
             check_line_numbers(per_file)
             read_counts = {r["_source_file"]: r["n"] for r in per_file}
             bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
+            fallback = {r["_source_file"]: r["fallback"] for r in per_file}
             good = self._apply_drift(bronze_rows(validated, info))
             lake.append(
                 good,
@@ -425,7 +432,9 @@ class BronzeBatchWriter:
                 validated.unpersist()
         dup_counts = self._duplicate_counts(files, meta, read_counts)
         stored = self._committed_counts(read_counts, bad_counts, info)
-        return self._reconcile(spark, meta, read_counts, dup_counts, info, stored, modified)
+        return self._reconcile(
+            spark, meta, read_counts, dup_counts, info, stored, modified, fallback
+        )
 
     def _record_gone(self, spark, read: set[str], info: BatchInfo) -> None:
         """Record the files the source's log gave this batch that it could not read."""
@@ -533,12 +542,14 @@ class BronzeBatchWriter:
         info: BatchInfo,
         stored: tuple[dict[str, int], dict[str, int]] | None = None,
         modified: dict[str, int] | None = None,
+        fallback: dict[str, int] | None = None,
     ) -> BatchOutcome:
         """Check read = loaded + quarantined + duplicates for every file of the batch.
 
         ``stored``: the per-file loaded and quarantined counts the batch's commits confirmed
         (see ``_committed_counts``); without them the tables are counted back for these files.
         ``modified``: each file's modification time as the stream listed it (microseconds).
+        ``fallback``: lines per file read in the source's fallback encoding (none in copies).
         """
         paths = [m[0] for m in meta]
         outcome = BatchOutcome(files=len(paths))
@@ -559,6 +570,8 @@ class BronzeBatchWriter:
             outcome.quarantined += got_quarantined
             outcome.duplicates += dups
             outcome.duplicate_files += 1 if dup_of else 0
+            decoded = 0 if dup_of else (fallback or {}).get(path, 0)
+            outcome.fallback_lines += decoded
             rows.append(
                 (
                     info.run_id,
@@ -575,6 +588,7 @@ class BronzeBatchWriter:
                     size,
                     dup_of,
                     (modified or {}).get(path),
+                    decoded,
                 )
             )
         # mergeSchema: a reconciliation table from before it held the ledger gains its columns

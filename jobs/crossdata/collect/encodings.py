@@ -97,13 +97,14 @@ def _char_class(chars: str) -> str:
 
 def with_fallback(lines: DataFrame, encoding: str | None) -> DataFrame:
     """``lines`` (``_text``, ``_raw_bytes``: see ``formats``) with the lines that are not UTF-8
-    read in ``encoding``: their ``_text`` set and ``_raw_bytes`` cleared. A line holding a byte
-    the encoding leaves undefined keeps its bytes (``invalid_encoding``). No encoding: as is.
+    read in ``encoding``: their ``_text`` set, ``_raw_bytes`` cleared and ``_fallback`` true
+    (false on every other line). A line holding a byte the encoding leaves undefined keeps
+    its bytes (``invalid_encoding``). No encoding: only ``_fallback``, false.
     """
     from pyspark.sql import functions as F  # here: the settings check imports this module
 
     if encoding is None:
-        return lines
+        return lines.withColumn("_fallback", F.lit(False))
     table = single_byte_table(encoding)
     latin = F.decode(F.col("_raw_bytes"), "ISO-8859-1")  # byte n -> U+00nn, every byte
     text = F.translate(latin, table.matching, table.replace) if table.matching else latin
@@ -114,4 +115,5 @@ def with_fallback(lines: DataFrame, encoding: str | None) -> DataFrame:
         *[c for c in lines.columns if c not in ("_text", "_raw_bytes")],
         F.coalesce("_text", "_decoded").alias("_text"),
         F.when(F.col("_decoded").isNull(), F.col("_raw_bytes")).alias("_raw_bytes"),
+        F.col("_decoded").isNotNull().alias("_fallback"),
     )

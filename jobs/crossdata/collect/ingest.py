@@ -87,6 +87,12 @@ class IngestSummary:
             )
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        decoded = [f"{s} {o.fallback_lines}" for s, o in self.bronze.items() if o.fallback_lines]
+        if decoded:
+            lines.append(
+                "lines read in a fallback encoding (collect.fallback_encodings): "
+                + ", ".join(decoded)
+            )
         if self.skipped:
             lines.append("no landing folder: " + ", ".join(self.skipped))
         if self.file_changes:
@@ -245,13 +251,16 @@ def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
     """What this run did, from the rows its batches wrote (works whoever ran the batches)."""
     summary = IngestSummary()
     if lake.exists(RECONCILIATION):
+        ledger = lake.read(RECONCILIATION)
+        if "fallback_lines" not in ledger.columns:  # written before fallback encodings
+            ledger = ledger.withColumn("fallback_lines", F.lit(0).cast("bigint"))
         rows = (
-            lake.read(RECONCILIATION)
-            .where(F.col("run_id") == run_id)
+            ledger.where(F.col("run_id") == run_id)
             .groupBy("source")
             .agg(
                 F.count(F.lit(1)).alias("files"),
                 *[F.sum(c).alias(c) for c in ("read", "loaded", "quarantined", "duplicates")],
+                F.sum(F.coalesce("fallback_lines", F.lit(0))).alias("fallback_lines"),
             )
             .collect()
         )  # one row per source
@@ -262,6 +271,7 @@ def summarize(lake: Lakehouse, run_id: str) -> IngestSummary:
                 loaded=r["loaded"],
                 quarantined=r["quarantined"],
                 duplicates=r["duplicates"],
+                fallback_lines=r["fallback_lines"],
             )
     if lake.exists(SILVER_BATCHES):
         batches = lake.read(SILVER_BATCHES)

@@ -139,7 +139,8 @@ _TABLES += [
         "ops.ingest_reconciliation",
         "Per file and run: records read = loaded + quarantined + removed as duplicates; also "
         "the file ledger (content hash, size, modification time when read, and the original "
-        "of a file delivered twice).",
+        "of a file delivered twice), and how many of its lines were read in the source's "
+        "fallback encoding (collect.fallback_encodings).",
         mode="append",
         layout="One row per file and run: no partitioning.",
         constraints={"valid_status": "status IN ('ok', 'mismatch')"},
