@@ -196,6 +196,22 @@ def test_fallback_encodings_are_checked_before_spark_starts():
     assert none.settings.collect.fallback_encodings == {}
 
 
+def test_local_time_zones_must_be_iana_zones():
+    collect = load_settings(conf_dir=CONF_DIR).settings.collect
+    assert collect.local_time_zones == {}
+    ok = load_settings(
+        conf_dir=CONF_DIR, overrides=["collect.local_time_zones={orders: Europe/Paris}"]
+    )
+    assert ok.settings.collect.local_time_zones == {"orders": "Europe/Paris"}
+    for value, problem in [
+        ("{orders: Europe/Lyon}", "orders: 'Europe/Lyon' is not an IANA time zone"),
+        ("{orders: '+01:00'}", "orders: '\\+01:00' is not an IANA time zone"),
+        ("{tills: Europe/Paris}", "unknown source 'tills'"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"collect.local_time_zones: {problem}"):
+            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.local_time_zones={value}"])
+
+
 def test_postal_code_digits_name_countries_by_their_alpha_2_code():
     collect = load_settings(conf_dir=CONF_DIR).settings.collect
     assert collect.postal_code_digits["FR"] == 5

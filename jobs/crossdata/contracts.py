@@ -76,7 +76,9 @@ REASONS: tuple[Reason, ...] = (
     Reason("missing_required_field", "a required field is absent, null or empty"),
     Reason(
         "invalid_timestamp",
-        "a timestamp field cannot be parsed in the documented format, or is earlier than "
+        "a timestamp field cannot be parsed in the documented format (a time without an "
+        "offset is read only for a source given a zone in collect.local_time_zones, and not "
+        "when that zone's clocks skipped it), or is earlier than "
         f"collect.min_timestamp (default {DEFAULT_MIN_TIMESTAMP}): a clock reset to its epoch "
         "writes 1970-01-01 or 2000-01-01, not the time of the record",
     ),
@@ -595,7 +597,11 @@ LANDING_LAYOUT = (
     "(`\\n` or `\\r\\n`); blank lines are not records. A source may be given a "
     "single-byte fallback encoding (`collect.fallback_encodings`, e.g. windows-1252, as "
     "spreadsheets on Windows save CSV): its lines that are not valid UTF-8 are read in it, "
-    "line by line. CSV files start with a header line "
+    "line by line. Times carry their offset; a source may be given a time zone "
+    "(`collect.local_time_zones`, e.g. Europe/Paris, for tills that write wall-clock time) "
+    "in which its times without one (`2026-03-05T14:03:22` or `2026-03-05 14:03:22`) are "
+    "read; in the hour the clocks turn back, the first of the two times is taken. "
+    "CSV files start with a header line "
     "naming their columns in any order; a column the contract does not list is kept like an "
     "unknown JSON field. Cells are separated by commas, or by semicolons as spreadsheets write "
     "CSV where the decimal mark is a comma: a header that is one column read with commas and "

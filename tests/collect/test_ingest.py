@@ -479,6 +479,46 @@ def test_new_field_becomes_a_column_with_drift_add(spark, tmp_path):
     assert rows == {"e1": (None, 0), "e2": ("wifi", 1)}
 
 
+def test_a_sources_times_without_an_offset_are_read_in_its_zone(spark, tmp_path):
+    landing = tmp_path / "landing"
+    ctx = Context.create(
+        make_settings(
+            tmp_path,
+            f"collect.landing={landing}",
+            "collect.local_time_zones={events: Europe/Paris}",
+        ),
+        spark=spark,
+    )
+    deliver(
+        landing,
+        "2026-03-29",
+        "till.jsonl",
+        [
+            event("e1", "2026-03-29 01:30:00"),  # winter time: 00:30 UTC
+            event("e2", "2026-03-29T02:30:00"),  # the hour the clocks skipped
+            event("e3", "2026-03-29T03:30:00.5"),  # summer time: 01:30:00.5 UTC
+            event("e4", "2026-03-29T03:40:00Z"),
+        ],
+    )
+    summary = _ingest(ctx)
+    assert (summary.bronze["events"].loaded, summary.bronze["events"].quarantined) == (3, 1)
+    held = ctx.lake.read("bronze.quarantine").collect()
+    assert [(r["reason"], r["detail"], r["line"]) for r in held] == [("invalid_timestamp", "ts", 2)]
+    silver = ctx.lake.read("silver.events").select(
+        "event_id", F.unix_micros("event_ts").alias("us")
+    )
+    utc = {r["event_id"]: r["us"] for r in silver.collect()}
+
+    def micros(text: str) -> int:
+        return int(dt.datetime.fromisoformat(text).timestamp() * 1_000_000)
+
+    assert utc == {
+        "e1": micros("2026-03-29T00:30:00+00:00"),
+        "e3": micros("2026-03-29T01:30:00.500+00:00"),
+        "e4": micros("2026-03-29T03:40:00+00:00"),
+    }
+
+
 def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):
     landing = tmp_path / "landing"
     ctx = Context.create(

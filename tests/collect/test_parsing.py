@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -136,6 +137,52 @@ def _is_utf8(raw: bytes) -> bool:
 def test_an_encoding_that_cannot_be_a_fallback_is_refused(encoding, message):
     with pytest.raises(ValueError, match=message):
         single_byte_table(encoding)
+
+
+LOCAL_TIMES = [
+    ("2026-03-05T10:00:00", "2026-03-05T09:00:00+00:00"),  # winter: +01:00
+    ("2026-07-05 10:00:00.25", "2026-07-05T08:00:00.250+00:00"),  # summer, a space, a fraction
+    ("2026-10-25T02:30:00", "2026-10-25T00:30:00+00:00"),  # twice that night: the first
+    ("2026-10-25T03:30:00", "2026-10-25T02:30:00+00:00"),  # after it: winter time again
+    ("2026-03-29T02:30:00", None),  # the clocks skipped it: no such time in Paris
+    ("2026-03-05T10:00:00-05:00", "2026-03-05T15:00:00+00:00"),  # an offset given wins
+    ("2026-03-05T10:00", None),
+    ("2026-03-05", None),
+    ("2026-03-05T25:00:00", None),
+]
+
+
+def test_times_without_an_offset_are_read_in_the_sources_local_time_zone(spark):
+    lines = "\n".join(_event(event_id=f"e{i}", ts=ts) for i, (ts, _) in enumerate(LOCAL_TIMES))
+    source = SOURCES["events"]
+    undated = file_lines(_files(spark, {"events/f.jsonl": lines.encode()}))  # no future check
+
+    def read(zone):
+        rules = dataclasses.replace(RULES, local_time_zone=zone)
+        df = validate(parse_lines(undated, source), source, rules)
+        return [
+            (r["_reason"], r["us"])
+            for r in df.select("_line", "_reason", F.unix_micros("ts").alias("us"))
+            .orderBy("_line")
+            .collect()
+        ]
+
+    expected = [
+        (None, int(dt.datetime.fromisoformat(utc).timestamp() * 1_000_000))
+        if utc
+        else ("invalid_timestamp", None)
+        for _, utc in LOCAL_TIMES
+    ]
+    assert read("Europe/Paris") == expected
+    before = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:  # the session's own zone plays no part
+        assert read("Europe/Paris") == expected
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", before)
+    # without a zone for the source, only the time with an offset is read
+    without = [reason for reason, _ in read(None)]
+    assert without == ["invalid_timestamp"] * 5 + [None] + ["invalid_timestamp"] * 3
 
 
 EVENT_CASES = [

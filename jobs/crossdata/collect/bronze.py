@@ -127,7 +127,10 @@ def validated_records(lines: DataFrame, source: Source, settings: CollectSetting
     lines = with_fallback(lines, settings.fallback_encodings.get(source.name))
     parsed = parse_lines(lines, source, log_with_cookie=settings.access_log_format == "extended")
     rules = RecordRules(
-        settings.max_field_chars, settings.future_tolerance_hours, settings.min_timestamp_utc
+        settings.max_field_chars,
+        settings.future_tolerance_hours,
+        settings.min_timestamp_utc,
+        settings.local_time_zones.get(source.name),
     )
     return validate(parsed, source, rules)
 

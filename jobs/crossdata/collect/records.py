@@ -18,6 +18,9 @@ from crossdata.collect.formats import single_json_value
 from crossdata.contracts import IDENTIFIER_TYPES, REASON_CODES, Field, Format, Source
 
 _ISO = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"
+# A wall-clock time without an offset, as a till or a local system writes it: 'T' or a space
+# between date and time.
+_LOCAL_TIME = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?)$"
 _LOG_TIME = "dd/MMM/yyyy:HH:mm:ss Z"
 _DATE_FORMATS = ("yyyy-MM-dd", "dd/MM/yyyy")
 _SPARK_TYPES = {
@@ -45,6 +48,9 @@ class RecordRules:
     # A time before this is a device's or system's clock gone back to its epoch, not a record
     # of that day: 1970-01-01, 2000-01-01, 0001-01-01.
     min_timestamp: dt.datetime
+    # An IANA zone (Europe/Paris) a time written without an offset is read in; None: such a
+    # time is invalid_timestamp (collect.local_time_zones)
+    local_time_zone: str | None = None
 
 
 def spark_type(field: Field) -> str:
@@ -57,10 +63,31 @@ def _raw(name: str) -> Column:
     return F.when(F.length(F.trim(value)) > 0, value)
 
 
-def _parse_timestamp(raw: Column, fmt: Format) -> Column:
+def _parse_timestamp(raw: Column, fmt: Format, zone: str | None = None) -> Column:
     if fmt == "combined_log":
         return F.try_to_timestamp(raw, F.lit(_LOG_TIME))
-    return F.try_to_timestamp(F.trim(raw), F.lit(_ISO))
+    text = F.trim(raw)
+    with_offset = F.try_to_timestamp(text, F.lit(_ISO))
+    if zone is None:
+        return with_offset
+    return F.coalesce(with_offset, _local_time(text, zone))
+
+
+def _local_time(text: Column, zone: str) -> Column:
+    """A wall-clock time in ``zone`` -> its instant; NULL when the text is not one, or when the
+    zone's clocks skipped it (a spring-forward gap: no such time happened there).
+
+    In the hour a clock turns back, the time happened twice: the first (summer time) is
+    taken. The session's own time zone plays no part: the wall clock is read as UTC, then
+    ``to_utc_timestamp`` reads it in ``zone``; going back with ``from_utc_timestamp`` must give
+    the same wall clock, or the time fell in a gap (Java moves it past the gap instead).
+    """
+    wall = F.try_to_timestamp(
+        F.concat(F.regexp_replace(text, _LOCAL_TIME, "$1T$2"), F.lit("Z")), F.lit(_ISO)
+    )
+    wall = F.when(text.rlike(_LOCAL_TIME), wall)
+    instant = F.to_utc_timestamp(wall, zone)
+    return F.when(F.from_utc_timestamp(instant, zone) == wall, instant)
 
 
 def _parse_date(raw: Column) -> Column:
@@ -94,11 +121,12 @@ def parse_long(raw: Column) -> Column:
     return F.coalesce(text.try_cast("bigint"), whole)
 
 
-def typed_value(field: Field, fmt: Format) -> Column:
-    """The field's raw text converted to its contract type (NULL when absent or unreadable)."""
+def typed_value(field: Field, fmt: Format, zone: str | None = None) -> Column:
+    """The field's raw text converted to its contract type (NULL when absent or unreadable);
+    ``zone``: where a time written without an offset was read (None: it is unreadable)."""
     raw = _raw(field.name)
     if field.type == "timestamp":
-        return _parse_timestamp(raw, fmt)
+        return _parse_timestamp(raw, fmt, zone)
     if field.type == "date":
         return _parse_date(raw)
     if field.type == "long":
@@ -111,7 +139,7 @@ def typed_value(field: Field, fmt: Format) -> Column:
 def validate(parsed: DataFrame, source: Source, rules: RecordRules) -> DataFrame:
     """Add typed contract columns, ``_rescued``, ``_reason`` and ``_detail``."""
     fmt = source.format
-    typed = {f.name: typed_value(f, fmt) for f in source.fields}
+    typed = {f.name: typed_value(f, fmt, rules.local_time_zone) for f in source.fields}
     with_typed = parsed.select("*", *[typed[f.name].alias(f.name) for f in source.fields])
 
     # (reason code, failed?, detail) in contracts.REASONS order; each list may hold several

@@ -204,6 +204,9 @@ class CollectSettings:
     # source -> a single-byte encoding (windows-1252, iso-8859-15, ...) its lines that are not
     # valid UTF-8 are read in, instead of being refused (crossdata.collect.encodings)
     fallback_encodings: dict[str, str]
+    # source -> IANA time zone (Europe/Paris) its times written without an offset are read in,
+    # instead of being refused: tills and local systems write wall-clock time
+    local_time_zones: dict[str, str]
     access_log_format: Literal["combined", "extended"]
     default_region: str  # phone numbers without a country code are read in this region
     site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers
@@ -263,6 +266,14 @@ class CollectSettings:
                 single_byte_table(encoding)
             except ValueError as exc:
                 return f"fallback_encodings: {source}: {exc}"
+        for source, zone in self.local_time_zones.items():
+            if source not in SOURCES:
+                return f"local_time_zones: unknown source {source!r}; known: {', '.join(SOURCES)}"
+            if not _is_time_zone(zone):
+                return (
+                    f"local_time_zones: {source}: {zone!r} is not an IANA time zone "
+                    "(Europe/Paris, America/New_York)"
+                )
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         for country, digits in self.postal_code_digits.items():
@@ -351,3 +362,13 @@ class Settings:
     world: WorldSettings
     collect: CollectSettings
     identity: IdentitySettings
+
+
+def _is_time_zone(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
