@@ -181,35 +181,37 @@ def test_crm_birth_date_checks_are_read_as_dates():
         load_settings(conf_dir=CONF_DIR, overrides=["collect.min_birth_date=long ago"])
 
 
-def test_fallback_encodings_are_checked_before_spark_starts():
-    collect = load_settings(conf_dir=CONF_DIR).settings.collect
-    assert collect.fallback_encodings == {"spend": "windows-1252"}
-    for value, problem in [
-        ("{spend: utf-16}", "spend: 'utf-16' is not a single-byte encoding that agrees with ASCII"),
-        ("{crm_customers: shift_jis}", "crm_customers: 'shift_jis' is not a single-byte"),
-        ("{spend: cp-9999}", "spend: 'cp-9999' is not an encoding Python knows"),
-        ("{invoices: windows-1252}", "unknown source 'invoices'"),
-    ]:
-        with pytest.raises(ConfigError, match=rf"collect.fallback_encodings: {problem}"):
-            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.fallback_encodings={value}"])
-    none = load_settings(conf_dir=CONF_DIR, overrides=["collect.fallback_encodings={}"])
-    assert none.settings.collect.fallback_encodings == {}
+def _collect(*overrides: str):
+    return load_settings(conf_dir=CONF_DIR, overrides=list(overrides)).settings.collect
 
 
-def test_local_time_zones_must_be_iana_zones():
-    collect = load_settings(conf_dir=CONF_DIR).settings.collect
-    assert collect.local_time_zones == {}
-    ok = load_settings(
-        conf_dir=CONF_DIR, overrides=["collect.local_time_zones={orders: Europe/Paris}"]
-    )
-    assert ok.settings.collect.local_time_zones == {"orders": "Europe/Paris"}
-    for value, problem in [
-        ("{orders: Europe/Lyon}", "orders: 'Europe/Lyon' is not an IANA time zone"),
-        ("{orders: '+01:00'}", "orders: '\\+01:00' is not an IANA time zone"),
-        ("{tills: Europe/Paris}", "unknown source 'tills'"),
-    ]:
-        with pytest.raises(ConfigError, match=rf"collect.local_time_zones: {problem}"):
-            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.local_time_zones={value}"])
+def test_fallback_encodings_and_local_time_zones_default_and_override():
+    assert _collect().fallback_encodings == {"spend": "windows-1252"}
+    assert _collect("collect.fallback_encodings={}").fallback_encodings == {}
+    assert _collect().local_time_zones == {}
+    zones = _collect("collect.local_time_zones={orders: Europe/Paris}").local_time_zones
+    assert zones == {"orders": "Europe/Paris"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        (
+            "fallback_encodings",
+            "{spend: utf-16}",
+            "spend: 'utf-16' is not a single-byte encoding that agrees with ASCII",
+        ),
+        ("fallback_encodings", "{crm_customers: shift_jis}", "crm_customers: 'shift_jis' is not"),
+        ("fallback_encodings", "{spend: cp-9999}", "spend: 'cp-9999' is not an encoding Python"),
+        ("fallback_encodings", "{invoices: windows-1252}", "unknown source 'invoices'"),
+        ("local_time_zones", "{orders: Europe/Lyon}", "orders: 'Europe/Lyon' is not an IANA"),
+        ("local_time_zones", "{orders: '+01:00'}", "orders: '\\+01:00' is not an IANA time zone"),
+        ("local_time_zones", "{tills: Europe/Paris}", "unknown source 'tills'"),
+    ],
+)
+def test_per_source_readings_are_checked_before_spark_starts(key, value, problem):
+    with pytest.raises(ConfigError, match=rf"collect.{key}: {problem}"):
+        _collect(f"collect.{key}={value}")
 
 
 def test_postal_code_digits_name_countries_by_their_alpha_2_code():
