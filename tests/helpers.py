@@ -27,6 +27,15 @@ def submit_conf(conf: Mapping[str, str]) -> list[str]:
     return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
 
 
+def is_utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is valid UTF-8."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def event(event_id: str, ts: str, cookie: str = "ck_a", **fields: object) -> str:
     """One valid events line (JSON) with overridable fields."""
     return json.dumps(

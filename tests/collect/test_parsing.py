@@ -20,6 +20,8 @@ from crossdata.collect.records import RecordRules, validate
 from crossdata.contracts import DEFAULT_MIN_TIMESTAMP, REASON_CODES, SOURCES
 from crossdata.errors import CrossdataError
 
+from ..helpers import is_utf8
+
 RULES = RecordRules(
     max_field_chars=100,
     future_tolerance_hours=24,
@@ -102,7 +104,7 @@ def test_a_fallback_encoding_reads_every_byte_as_pythons_codec_does(spark, encod
     raws += ["é".encode() + bytes([b]) for b in range(0x80, 0x100)]
     raws += ["é – ok".encode()]
     rows = [
-        (i, *((r.decode(), None) if _is_utf8(r) else (None, bytearray(r))))
+        (i, *((r.decode(), None) if is_utf8(r) else (None, bytearray(r))))
         for i, r in enumerate(raws)
     ]
     lines = spark.createDataFrame(rows, "_line INT, _text STRING, _raw_bytes BINARY")
@@ -114,14 +116,6 @@ def test_a_fallback_encoding_reads_every_byte_as_pythons_codec_does(spark, encod
         assert (got[i]["_raw_bytes"] is None) == (expected is not None), raw
         if expected is None:
             assert bytes(got[i]["_raw_bytes"]) == raw
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,12 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
+from crossdata.collect.encodings import single_byte_table
 from crossdata.collect.scoring import score_ingestion
 from crossdata.world.model import build_params
 from crossdata.world.vocab import CITIES
 
+from ..helpers import is_utf8
 from ..world.contract_check import file_lines, landing_files
 
 
@@ -196,12 +198,5 @@ def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
 
 
 def _in_windows_1252_only(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            raw.decode("cp1252")
-        except UnicodeDecodeError:
-            return False
-        return True
-    return False
+    """Whether the line is not UTF-8 but reads in windows-1252 (what fallback_lines counts)."""
+    return not is_utf8(raw) and single_byte_table("windows-1252").decode(raw) is not None

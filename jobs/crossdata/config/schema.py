@@ -257,23 +257,16 @@ class CollectSettings:
             self.min_timestamp_utc  # noqa: B018 (parsed to be checked)
         except ValueError as exc:
             return f"min_timestamp: {exc}"
-        from crossdata.collect.encodings import single_byte_table
-
-        for source, encoding in self.fallback_encodings.items():
-            if source not in SOURCES:
-                return f"fallback_encodings: unknown source {source!r}; known: {', '.join(SOURCES)}"
-            try:
-                single_byte_table(encoding)
-            except ValueError as exc:
-                return f"fallback_encodings: {source}: {exc}"
-        for source, zone in self.local_time_zones.items():
-            if source not in SOURCES:
-                return f"local_time_zones: unknown source {source!r}; known: {', '.join(SOURCES)}"
-            if not _is_time_zone(zone):
-                return (
-                    f"local_time_zones: {source}: {zone!r} is not an IANA time zone "
-                    "(Europe/Paris, America/New_York)"
-                )
+        for key, per_source, problem in (
+            ("fallback_encodings", self.fallback_encodings, _encoding_problem),
+            ("local_time_zones", self.local_time_zones, _time_zone_problem),
+        ):
+            for source, value in per_source.items():
+                if source not in SOURCES:
+                    return f"{key}: unknown source {source!r}; known: {', '.join(SOURCES)}"
+                found = problem(value)
+                if found:
+                    return f"{key}: {source}: {found}"
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         for country, digits in self.postal_code_digits.items():
@@ -364,11 +357,23 @@ class Settings:
     identity: IdentitySettings
 
 
-def _is_time_zone(name: str) -> bool:
+def _encoding_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a source's fallback encoding, or None."""
+    from crossdata.collect.encodings import single_byte_table
+
+    try:
+        single_byte_table(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _time_zone_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a source's local time zone, or None."""
     import zoneinfo
 
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+        return f"{name!r} is not an IANA time zone (Europe/Paris, America/New_York)"
+    return None
