@@ -188,9 +188,11 @@ def _collect(*overrides: str):
 def test_fallback_encodings_and_local_time_zones_default_and_override():
     assert _collect().fallback_encodings == {"spend": "windows-1252"}
     assert _collect("collect.fallback_encodings={}").fallback_encodings == {}
-    assert _collect().local_time_zones == {}
-    zones = _collect("collect.local_time_zones={orders: Europe/Paris}").local_time_zones
-    assert zones == {"orders": "Europe/Paris"}
+    assert _collect().local_time_zones == {"orders": "Europe/Paris"}
+    zones = _collect("collect.local_time_zones={crm_customers: America/New_York}")
+    # a mapping given with --set adds to the one in conf
+    assert zones.local_time_zones == {"orders": "Europe/Paris", "crm_customers": "America/New_York"}
+    assert _collect("collect.local_time_zones={}").local_time_zones == {}
 
 
 @pytest.mark.parametrize(

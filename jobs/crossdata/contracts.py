@@ -488,7 +488,9 @@ ORDERS = Source(
     ".jsonl",
     "Orders from the web shop, the app, the stores and the call centre, one JSON object per "
     "line. Online orders carry user_id and/or cookie_id; offline ones a loyalty card, an "
-    "email or a phone.",
+    "email or a phone. A store's till may write its local wall-clock time without an offset "
+    "(`2026-03-05 14:09:40`): give the source its zone in `collect.local_time_zones` (the "
+    "default conf reads orders in Europe/Paris).",
     (
         _f("order_id", "string", True, "unique id of the order", "o_20260305_000981"),
         _f("ts", "timestamp", True, "when the order was placed", "2026-03-05T14:09:40+01:00"),

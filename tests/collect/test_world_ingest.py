@@ -200,3 +200,20 @@ def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
 def _in_windows_1252_only(raw: bytes) -> bool:
     """Whether the line is not UTF-8 but reads in windows-1252 (what fallback_lines counts)."""
     return not is_utf8(raw) and single_byte_table("windows-1252").decode(raw) is not None
+
+
+def test_a_tills_wall_clock_times_are_read_in_paris(ingested_world):
+    # Store orders carry no offset (conf: collect.local_time_zones = {orders: Europe/Paris}).
+    world, ctx, _ = ingested_world
+    truth = {
+        c["order_id"]: int(dt.datetime.fromisoformat(c["ts"]).timestamp() * 1_000_000)
+        for c in world.truth("conversions")
+        if c["channel"] == "store"
+    }
+    stored = ctx.lake.read("silver.orders").where("channel = 'store'")
+    got = {
+        r["order_id"]: r["us"]
+        for r in stored.select("order_id", F.unix_micros("order_ts").alias("us")).collect()
+    }
+    assert got and set(got) <= set(truth)
+    assert {k: truth[k] for k in got} == got

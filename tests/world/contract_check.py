@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from crossdata import contracts
 from crossdata.world import formats
@@ -107,14 +108,27 @@ def landing_files(root: Path) -> list[LandingFile]:
     return out
 
 
-def parse_time(value: str, fmt: str) -> dt.datetime | None:
+# A wall-clock time without an offset, as crossdata reads one for a source with a local zone
+_WALL_CLOCK = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?")
+
+
+def parse_time(value: str, fmt: str, source: str | None = None) -> dt.datetime | None:
+    """A record time as crossdata reads it with the world's conf; None when it cannot."""
     try:
         if fmt == "combined_log":
             return dt.datetime.strptime(value, "%d/%b/%Y:%H:%M:%S %z")
         t = dt.datetime.fromisoformat(value)
     except (ValueError, TypeError):
         return None
-    return t if t.tzinfo is not None else None
+    if t.tzinfo is not None:
+        return t
+    zone = formats.LOCAL_TIME_ZONES.get(source or "")
+    if zone is None or not _WALL_CLOCK.fullmatch(value):
+        return None
+    local = t.replace(tzinfo=ZoneInfo(zone))  # fold 0: the first of an autumn hour's two times
+    # a time the clocks skipped comes back as another wall-clock time
+    same = local.astimezone(dt.UTC).astimezone(local.tzinfo).replace(tzinfo=None) == t
+    return local if same else None
 
 
 def parse_date(value: str) -> dt.date | None:
@@ -238,7 +252,7 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
     if any(f.required and not present(f.name) for f in contract.fields):
         return "missing_required_field"
     times = [f for f in contract.fields if f.type == "timestamp" and present(f.name)]
-    parsed = [parse_time(str(fields[f.name]), contract.format) for f in times]
+    parsed = [parse_time(str(fields[f.name]), contract.format, source) for f in times]
     if any(when is None or when < EARLIEST for when in parsed):
         return "invalid_timestamp"
     for f in contract.fields:
@@ -269,7 +283,7 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
     if contract.time_field == "date":
         when = dt.datetime.combine(parse_date(str(value)), dt.time(), dt.UTC)  # type: ignore[arg-type]
     else:
-        when = parse_time(str(value), contract.format)  # type: ignore[assignment]
+        when = parse_time(str(value), contract.format, source)  # type: ignore[assignment]
     if when > day_end + TOLERANCE:
         return "future_timestamp"
     money = QUARANTINE_EXPECTATIONS.get(source)

@@ -235,6 +235,17 @@ def test_access_logs_of_odd_delivery_days_are_gzipped_as_a_rotated_log(world):
         assert f.relative.endswith(".gz") == bool((f.day - first).days % 2), f.relative
 
 
+def test_store_orders_are_timed_by_the_till_in_wall_clock_time(world):
+    kinds: Counter = Counter()
+    for o in parsed(world, "orders"):
+        till = re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", o["ts"]) is not None
+        assert till == (o["channel"] == "store"), o
+        assert parse_time(o["ts"], "jsonl", "orders") is not None, o
+        assert till == (parse_time(o["ts"], "jsonl") is None), o  # no offset: no time without conf
+        kinds[till] += 1
+    assert kinds[True] > 0 and kinds[False] > 0
+
+
 def test_spend_sheets_of_even_delivery_days_are_saved_in_windows_1252(world):
     first = dt.date.fromisoformat(world.settings.start_date)
     bad = bad_lines(world)
@@ -423,7 +434,7 @@ def test_every_conversion_is_an_order_in_the_orders_files(world):
         if c["order_id"] in orders:
             o = orders[c["order_id"]]
             assert o["channel"] == c["channel"] and f"{o['amount']:.2f}" == c["amount"]
-            when = parse_time(o["ts"], "jsonl")
+            when = parse_time(o["ts"], "jsonl", "orders")
             assert (
                 when is not None
                 and when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") == c["ts"]

@@ -69,6 +69,12 @@ def iso_times(
     return body + suffix
 
 
+def wall_clock_times(utc_ms: npt.ArrayLike, offset_min: npt.ArrayLike) -> np.ndarray:
+    """Local times as a till writes them, without an offset: 2026-03-05 14:03:22."""
+    body = iso_times(utc_ms, offset_min, unit="s", zulu=True)
+    return np.array([t[:10] + " " + t[11:19] for t in body], dtype=object)
+
+
 def log_times(utc_ms: npt.ArrayLike, offset_min: npt.ArrayLike) -> np.ndarray:
     """Access-log times: [05/Mar/2026:14:03:22 +0100]."""
     ms = np.asarray(utc_ms, dtype=np.int64)
@@ -127,6 +133,12 @@ SEMICOLON_SOURCES = frozenset({"spend"})
 # with "?" for each character that code page lacks, as Excel does. conf/base.yaml gives them
 # that fallback encoding (collect.fallback_encodings); other days are UTF-8.
 FALLBACK_ENCODINGS: dict[str, str] = {"spend": "windows-1252"}
+
+
+# Sources some of whose times are written by tills, as wall-clock time without an offset (the
+# store channel's orders, in Paris); conf/base.yaml gives them that zone
+# (collect.local_time_zones).
+LOCAL_TIME_ZONES: dict[str, str] = {"orders": "Europe/Paris"}
 
 
 def file_encoding(source: str, day: int) -> str:

@@ -358,15 +358,20 @@ def email_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame
 
 
 def order_records(P: WorldParams, T: dict[str, np.ndarray]) -> list[pd.DataFrame]:
-    """Orders as JSON lines (Paris times)."""
+    """Orders as JSON lines (Paris times; a store's till writes them without an offset)."""
     if len(T["t"]) == 0:
         return []
     J = formats.json_strings
     n = len(T["t"])
+    offset = P.paris_offset(T["t"])
+    till = T["channel"] == "store"
+    ts = formats.iso_times(T["t"], offset, unit="s")
+    if till.any():
+        ts[till] = formats.wall_clock_times(T["t"][till], offset[till])
     line = formats.json_objects(
         ("order_id", J(T["order_id"], plain=True)),
         [
-            ("ts", J(formats.iso_times(T["t"], P.paris_offset(T["t"]), unit="s"), plain=True)),
+            ("ts", J(ts, plain=True)),
             ("channel", J(T["channel"], plain=True)),
             ("user_id", J(T["user_id"], plain=True)),
             ("cookie_id", J(T["cookie_id"], plain=True)),
