@@ -113,3 +113,20 @@ def test_a_relative_jar_cache_is_named_with_the_folder_it_was_looked_for_in(tmp_
         "lacks delta-spark_4.2_2.13"
     )
     assert "spark.jars.cache_dir" in line
+
+
+def test_the_demo_world_size_gives_way_to_what_the_user_asked_for():
+    from crossdata.cli import build_parser
+    from crossdata.config import load_settings
+    from crossdata.demo import DEMO_DAYS, DEMO_PERSONS
+
+    def world(*argv: str) -> tuple[int, int]:
+        args = build_parser().parse_args(["demo", *argv])
+        overrides = [*getattr(args, "overrides", []), *args.extra_overrides(args)]
+        w = load_settings(profile="local", overrides=overrides).settings.world
+        return w.persons, w.days
+
+    assert world() == (DEMO_PERSONS, DEMO_DAYS)
+    assert world("--set", "world.persons=40") == (40, DEMO_DAYS)
+    assert world("--set", "world.days=3", "--persons", "50") == (50, 3)
+    assert world("--set", "world.persons=40", "--persons", "50", "--days", "2") == (50, 2)

@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="generate a sample world, run the whole pipeline on it, show the outputs",
         parents=[common],
     )
-    p.add_argument("--persons", type=int, default=DEMO_PERSONS, help="people in the world")
-    p.add_argument("--days", type=int, default=DEMO_DAYS, help="days in the world")
+    p.add_argument("--persons", type=int, help=f"people in the world (default {DEMO_PERSONS})")
+    p.add_argument("--days", type=int, help=f"days in the world (default {DEMO_DAYS})")
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -44,7 +44,22 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    return [f"world.persons={args.persons}", f"world.days={args.days}"]
+    """The demo's own world size, below what the user asked for.
+
+    A flag wins; then ``--set world.persons=...``; the demo's small world only when neither was
+    given (base.yaml's world sizes are for ``crossdata generate``).
+    """
+    given = {o.split("=", 1)[0].strip() for o in getattr(args, "overrides", [])}
+    sizes = []
+    for key, flag, default in (
+        ("world.persons", args.persons, DEMO_PERSONS),
+        ("world.days", args.days, DEMO_DAYS),
+    ):
+        if flag is not None:
+            sizes.append(f"{key}={flag}")
+        elif key not in given:
+            sizes.append(f"{key}={default}")
+    return sizes
 
 
 def _local(uri: str) -> Path | None:
