@@ -165,6 +165,16 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         crm_row("C600", "Léa", None, email="lea@example.org", phone="+33160"),
         crm_row("C601", "Léa", "2001-03-03", email="lea@example.org"),
         crm_row("C602", "Hugo", "1999-09-09", phone="+33160"),
+        # Two people on a family email, neither birth date given, names a few letters apart
+        # (close enough for a spelling test at half the length, not for one person).
+        crm_row("C700", "Margaux", None, email="famille.lambert@example.fr", loyalty_card="L7"),
+        crm_row("C800", "María", None, email="famille.lambert@example.fr", loyalty_card="L8"),
+        # One person written three ways by three systems, one birth date among them.
+        crm_row("C900", "Jean-Pierre", None, email="jp@example.org"),
+        crm_row("C901", "JEAN PIERRE", "1970-01-01", email="jp@example.org"),
+        crm_row("C902", "Jéan pierre", None, email="jp@example.org", phone="+33690"),
+        # ... and a fourth record whose name field holds a formula: no name, no evidence.
+        crm_row("C903", '=HYPERLINK("http://x.example","click")', None, phone="+33690"),
     ]
     ctx.lake.append(ctx.spark.createDataFrame(crm, CRM), "silver.crm_customers")
     orders = [
@@ -254,6 +264,24 @@ def test_a_household_email_on_alike_names_is_told_apart_by_other_records(hard_ca
     # Only a neighbour under the same first name lends its birth date: Léa's email stays hers.
     lea = {ids[("customer_number", "C600")], ids[("customer_number", "C601")]}
     assert lea == {ids[("email", "lea@example.org")]} and None not in lea
+
+
+def test_a_household_email_on_names_not_close_and_no_birth_dates_is_shared(hard_cases) -> None:
+    ctx, _, _, ids = hard_cases
+    margaux, maria = ids[("customer_number", "C700")], ids[("customer_number", "C800")]
+    assert None not in (margaux, maria) and margaux != maria
+    assert ids[("loyalty_card", "L7")] == margaux and ids[("loyalty_card", "L8")] == maria
+    family = (
+        ctx.lake.read("gold.identity_map")
+        .where(F.col("id_value") == "famille.lambert@example.fr")
+        .first()
+    )
+    assert family is not None and family["customer_id"] is None
+    assert "household" in family["shared_reason"]
+    # Spellings of one name (case, hyphen, an accent) are one person, birth dates or not.
+    jp = {ids[("customer_number", f"C90{i}")] for i in range(4)}
+    assert jp == {ids[("email", "jp@example.org")]} == {ids[("phone", "+33690")]}
+    assert None not in jp
 
 
 def test_one_person_many_identifiers_is_one_customer(hard_cases) -> None:

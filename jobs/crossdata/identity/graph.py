@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from crossdata.collect.identifiers import full_match, is_placeholder
 from crossdata.config.schema import CollectSettings, IdentitySettings
 from crossdata.contracts import IDENTIFIER_TYPES
+from crossdata.identity.linkage import CLOSE_FIRST_NAME, name_key, name_similarity
 
 # An evidence row: two identifiers seen together, by what, when.
 EVIDENCE_COLUMNS = ("src_type", "src_value", "dst_type", "dst_value", "source", "ts")
@@ -316,23 +317,25 @@ def bridging_identifiers(
 def _first_name(col: Column) -> Column:
     # A spreadsheet formula injected into the name field (silver keeps and flags it) is no
     # name: it must not make two records of one person look like two people.
-    name = F.lower(F.trim(col))
-    return F.when(~name.rlike(r"^[=+@-]"), name)
+    return F.when(~F.trim(col).rlike(r"^[=+@-]"), name_key(col))
 
 
 def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     """Contact points the CRM shows in the hands of different people: ``(node_id, id_type,
     reason)``.
 
-    An email, phone or card on two CRM records whose first names are unrelated (neither equal,
-    nor sounding alike, nor a close spelling) or whose birth dates differ is a household's,
-    not a person's: a family email on both parents' loyalty accounts. Such a node is shared.
+    An email, phone or card on two CRM records is a household's, not a person's (a family
+    email on both parents' loyalty accounts), and so shared, when the two records disagree on
+    who they are, by the rule probabilistic linkage vetoes a pair with
+    (``linkage.household_veto``): their first names are unrelated, or their birth dates differ,
+    or not both birth dates are known and the first names are not close (Margaux and María on
+    a family email, neither birth date given, are two people far more often than one).
 
     A record often lacks a birth date, so each side also brings the birth dates of the CRM
     records under the same first name it shares another contact point with (its owner's
     other accounts: the same mobile on the store and web records), the other side's record
-    excepted. The sides differ when
-    both know a birth date and none of one side's matches one of the other's.
+    excepted. The sides' birth dates differ when both know one and none of one side's matches
+    one of the other's.
     """
     crm_links = edges.where(F.col("source") == "crm_record")
     links = crm_links.select(
@@ -357,14 +360,29 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
         b,
         (F.col("a.node_id") == F.col("b.node_id"))
         & (F.col("a.customer_number") < F.col("b.customer_number")),
+    ).select(
+        F.col("a.node_id").alias("node_id"),
+        F.col("a.id_type").alias("id_type"),
+        F.col("a.customer_number").alias("rec_a"),
+        F.col("b.customer_number").alias("rec_b"),
+        # NULL when a name is missing (name_similarity itself would say 0: unrelated).
+        F.when(
+            F.col("a.first_name").isNotNull() & F.col("b.first_name").isNotNull(),
+            name_similarity(F.col("a.first_name"), F.col("b.first_name")),
+        ).alias("first_sim"),
     )
-    fa, fb = F.col("a.first_name"), F.col("b.first_name")
-    names_unrelated = fa.isNotNull() & fb.isNotNull() & ~_names_related(fa, fb)
-    births_differ = _births_differ(pairs, who)
+    births = _births_compared(pairs, who)
+    sim, agree = F.col("first_sim"), F.col("births_agree")
+    # NULL-safe: a missing name or an unknown birth date is no evidence of two people.
+    two_people = (
+        F.coalesce(sim == 0, F.lit(False))
+        | F.coalesce(~agree, F.lit(False))
+        | (agree.isNull() & F.coalesce(sim < CLOSE_FIRST_NAME, F.lit(False)))
+    )
     return (
-        pairs.where(names_unrelated)
-        .select(F.col("a.node_id").alias("node_id"), F.col("a.id_type").alias("id_type"))
-        .unionByName(births_differ)
+        pairs.join(births, ["node_id", "rec_a", "rec_b"], "left")
+        .where(two_people)
+        .select("node_id", "id_type")
         .distinct()
         .select(
             "node_id",
@@ -374,16 +392,11 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     )
 
 
-def _names_related(fa: Column, fb: Column) -> Column:
-    """Equal, sounding alike, or a close spelling (at most half the longer name apart)."""
-    longest = F.greatest(F.length(fa), F.length(fb))
-    return (fa == fb) | (F.soundex(fa) == F.soundex(fb)) | (F.levenshtein(fa, fb) <= longest / 2)
-
-
-def _births_differ(pairs: DataFrame, who: DataFrame) -> DataFrame:
-    """``(node_id, id_type)`` of the record pairs (``a``, ``b`` on one node) whose known birth
-    dates, each side's own and its neighbouring records' (see ``household_identifiers``),
-    never agree (equal, or day and month swapped)."""
+def _births_compared(pairs: DataFrame, who: DataFrame) -> DataFrame:
+    """``(node_id, rec_a, rec_b, births_agree)`` for the record pairs on one node whose sides
+    both know a birth date, their own or their neighbouring records' (see
+    ``household_identifiers``): whether any two of them agree (equal, or day and month
+    swapped)."""
     births = who.where(F.col("birth_date").isNotNull())
     own = births.select(
         "customer_number",
@@ -406,12 +419,7 @@ def _births_differ(pairs: DataFrame, who: DataFrame) -> DataFrame:
         F.col("n2.birth_date").alias("birth_date"),
     )
     known = own.unionByName(near).distinct()
-    keys = pairs.select(
-        F.col("a.node_id").alias("node_id"),
-        F.col("a.id_type").alias("id_type"),
-        F.col("a.customer_number").alias("rec_a"),
-        F.col("b.customer_number").alias("rec_b"),
-    )
+    keys = pairs.select("node_id", "rec_a", "rec_b")
 
     def side(record: str, other: str, name: str) -> DataFrame:
         k = known.select(
@@ -436,9 +444,6 @@ def _births_differ(pairs: DataFrame, who: DataFrame) -> DataFrame:
         side("rec_b", "rec_a", "b").select("node_id", "rec_a", "rec_b", "birth_b"),
         ["node_id", "rec_a", "rec_b"],
     )
-    return (
-        sides.groupBy("node_id", "id_type", "rec_a", "rec_b")
-        .agg(F.max((da == db) | swapped).alias("agree"))
-        .where(~F.col("agree"))
-        .select("node_id", "id_type")
+    return sides.groupBy("node_id", "rec_a", "rec_b").agg(
+        F.max((da == db) | swapped).alias("births_agree")
     )

@@ -88,8 +88,9 @@ def _blank_to_null(col: Column) -> Column:
     return F.nullif(F.trim(col), F.lit(""))
 
 
-def _name(col: Column) -> Column:
-    # "Jean-Pierre", "jean pierre" and "O'Brien"/"obrien" compare as one spelling.
+def name_key(col: Column) -> Column:
+    """A name as compared: lower case, letters only, accents off ("Jean-Pierre", "jean pierre"
+    and "JEAN PIERRE" are one spelling, "María" is "maria"); NULL when nothing is left."""
     return _blank_to_null(F.regexp_replace(_folded(col), r"[^\p{L}]+", ""))
 
 
@@ -116,8 +117,8 @@ def normalized_records(records: DataFrame, key: str = "customer_number") -> Data
     validate_linkage_input(records, key)
     return records.withColumns(
         {
-            "first_name": _name(F.col("first_name")),
-            "last_name": _name(F.col("last_name")),
+            "first_name": name_key(F.col("first_name")),
+            "last_name": name_key(F.col("last_name")),
             "birth_date": F.col("birth_date").cast("date"),
             "address_line1": _text(F.col("address_line1")),
             "postal_code": _code(F.col("postal_code")),
@@ -214,7 +215,8 @@ def _levenshtein_similarity(a: Column, b: Column) -> Column:
     return F.when(similarity >= UNRELATED_BELOW, similarity).otherwise(F.lit(0.0))
 
 
-def _name_similarity(a: Column, b: Column) -> Column:
+def name_similarity(a: Column, b: Column) -> Column:
+    """0 for unrelated names, else how alike two ``name_key`` values are (1 when equal)."""
     sounds_alike = F.when(F.soundex(a) == F.soundex(b), F.lit(SOUNDEX_AGREEMENT)).otherwise(0.0)
     return F.greatest(_levenshtein_similarity(a, b), sounds_alike)
 
@@ -234,8 +236,8 @@ def _date_similarity(a: Column, b: Column) -> Column:
 
 
 _SIMILARITY: Mapping[str, Callable[[Column, Column], Column]] = {
-    "first_name": _name_similarity,
-    "last_name": _name_similarity,
+    "first_name": name_similarity,
+    "last_name": name_similarity,
     "birth_date": _date_similarity,
     "address_line1": _levenshtein_similarity,
     "postal_code": _exact_similarity,
@@ -258,8 +260,8 @@ def with_field_similarities(both: DataFrame) -> DataFrame:
 
 def with_swapped_names(similarities: DataFrame) -> DataFrame:
     """Compare first with last name across the pair when that agrees better (a swapped entry)."""
-    crossed_first = _name_similarity(F.col("l.first_name"), F.col("r.last_name"))
-    crossed_last = _name_similarity(F.col("l.last_name"), F.col("r.first_name"))
+    crossed_first = name_similarity(F.col("l.first_name"), F.col("r.last_name"))
+    crossed_last = name_similarity(F.col("l.last_name"), F.col("r.first_name"))
     swapped = crossed_first + crossed_last > F.col("first_name_sim") + F.col("last_name_sim")
     # NULL when a name is missing: then nothing is swapped.
     return similarities.withColumns(
