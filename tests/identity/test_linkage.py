@@ -179,6 +179,24 @@ def test_couple_without_birth_dates_scores_below_the_default_threshold(spark, li
     assert linkage.threshold > 7 / 9
 
 
+def test_namesakes_at_two_homes_of_one_street_are_not_linked(spark, linkage):
+    # Two Céline Mercier of one street, a birth date unknown: near-equal address lines score
+    # them as one person (0.98), but their house numbers say two homes.
+    celine = ("Céline", "Mercier", None, "91 allée Émile Zola", "13100", "Aix-en-Provence")
+    namesake = (*celine[:3], "113 allée Émile Zola", *celine[4:])
+    typo = (*celine[:3], "92 allée Émile Zola", *celine[4:])  # one keystroke: may be her
+    # With both birth dates known and equal, two numbers are one person who moved or a typo.
+    born = ("Louis", "Lefèvre", BORN, "91 allée Émile Zola", "13100", "Aix-en-Provence")
+    moved = (*born[:3], "113 allée Émile Zola", *born[4:])
+    records = _records(
+        spark, ("C1", *celine), ("C2", *namesake), ("C3", *typo), ("C4", *born), ("C5", *moved)
+    )
+    scores = {(r.left, r.right): r.score for r in scored_pairs(records, linkage).collect()}
+    assert scores[("C1", "C2")] >= linkage.threshold
+    edges = {(r.src_value, r.dst_value) for r in linkage_edges(records, linkage).collect()}
+    assert edges == {("C1", "C3"), ("C4", "C5")}
+
+
 def test_accents_case_and_punctuation_do_not_lower_the_score(spark, linkage):
     written = ("Jean-Pierre", "Müller", BORN, "12, Rue de l'Église", "75 011", " PARIS ")
     typed = ("jean pierre", "MULLER", BORN, "12 rue de l eglise", "75011", "paris")

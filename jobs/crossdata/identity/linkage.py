@@ -40,7 +40,9 @@ without birth dates; twins at one address 0.83; parent and child sharing a first
 without birth dates: the data cannot tell them apart). Hence a threshold of 0.85 merges only
 near-certain pairs. On top of the score, ``household_veto`` refuses a pair whose first names
 are unrelated or whose birth dates clearly differ, whatever else agrees: in CRM data those are
-two people of one household far more often than one person mistyped.
+two people of one household far more often than one person mistyped. ``linkage_edges`` also
+refuses namesakes at two homes of one street (house numbers more than one keystroke
+apart, a birth date missing), whose near-equal address lines would score as one.
 
 Input: one row per ``key`` (silver.crm_customers is) with the columns in ``COMPARED`` (names
 and address parts as strings, ``birth_date`` a date; an invalid date is NULL upstream).
@@ -331,17 +333,37 @@ def household_veto() -> Column:
     )
 
 
+def _house_number(address: Column) -> Column:
+    return F.nullif(F.regexp_extract(address, r"(\d+)", 1), F.lit(""))
+
+
+def other_homes() -> Column:
+    """True when the pair's address lines (structs ``l``, ``r``) hold house numbers more than one
+    keystroke apart: "91 allee emile zola" and "113 allee emile zola" are two homes of one
+    street, "91" and "92" may be one mistyped."""
+    a, b = _house_number(F.col("l.address_line1")), _house_number(F.col("r.address_line1"))
+    return F.coalesce(F.levenshtein(a, b) > 1, F.lit(False))
+
+
 def linkage_edges(
     records: DataFrame, settings: LinkageSettings, key: str = "customer_number"
 ) -> DataFrame:
     """Identity edges between records scoring at least ``settings.threshold`` on enough evidence,
-    unless they disagree outright on who they are (see ``household_veto``)."""
+    unless they disagree outright on who they are (see ``household_veto``), or live at two
+    homes of one street while a birth date is missing: namesakes, whom the near-equal address
+    lines would otherwise score as one person."""
+    pairs = _pairs(normalized_records(records, key), settings, key, COMPARED)
+    namesakes = F.col("birth_date_sim").isNull() & F.col("other_homes")
     return (
-        scored_pairs(records, settings, key)
+        pairs.withColumn("other_homes", other_homes())
+        .transform(with_field_similarities)
+        .transform(with_swapped_names)
+        .transform(with_score)
         .where(
             (F.col("score") >= settings.threshold)
             & (F.col("evidence") >= settings.min_evidence)
             & ~household_veto()
+            & ~namesakes
         )
         .select(
             F.lit(key).alias("src_type"),
