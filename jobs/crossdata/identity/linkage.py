@@ -296,13 +296,14 @@ def with_score(similarities: DataFrame) -> DataFrame:
     )
 
 
-def score_pairs(pairs: DataFrame) -> DataFrame:
-    """``left, right, <field>_sim..., score, evidence`` of pairs of normalised structs ``l, r``."""
+def score_pairs(pairs: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
+    """``left, right, <field>_sim..., score, evidence`` (and the ``keep`` columns) of pairs of
+    normalised structs ``l, r``."""
     return (
         pairs.transform(with_field_similarities)
         .transform(with_swapped_names)
         .transform(with_score)
-        .select("left", "right", *[f"{f}_sim" for f in COMPARED], "score", "evidence")
+        .select("left", "right", *[f"{f}_sim" for f in COMPARED], "score", "evidence", *keep)
     )
 
 
@@ -355,10 +356,7 @@ def linkage_edges(
     pairs = _pairs(normalized_records(records, key), settings, key, COMPARED)
     namesakes = F.col("birth_date_sim").isNull() & F.col("other_homes")
     return (
-        pairs.withColumn("other_homes", other_homes())
-        .transform(with_field_similarities)
-        .transform(with_swapped_names)
-        .transform(with_score)
+        score_pairs(pairs.withColumn("other_homes", other_homes()), keep=("other_homes",))
         .where(
             (F.col("score") >= settings.threshold)
             & (F.col("evidence") >= settings.min_evidence)
