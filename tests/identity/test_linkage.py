@@ -179,22 +179,78 @@ def test_couple_without_birth_dates_scores_below_the_default_threshold(spark, li
     assert linkage.threshold > 7 / 9
 
 
-def test_namesakes_at_two_homes_of_one_street_are_not_linked(spark, linkage):
+def test_namesakes_at_two_homes_are_not_linked(spark, linkage):
     # Two Céline Mercier of one street, a birth date unknown: near-equal address lines score
-    # them as one person (0.98), but their house numbers say two homes.
+    # them as one person (0.98), but their house numbers say two homes, even one apart.
     celine = ("Céline", "Mercier", None, "91 allée Émile Zola", "13100", "Aix-en-Provence")
     namesake = (*celine[:3], "113 allée Émile Zola", *celine[4:])
-    typo = (*celine[:3], "92 allée Émile Zola", *celine[4:])  # one keystroke: may be her
-    # With both birth dates known and equal, two numbers are one person who moved or a typo.
+    next_door = (*celine[:3], "Bât. A, 93 allée Émile Zola", *celine[4:])
+    typo = (*celine[:3], "91 alée Emile Zola", *celine[4:])  # the same home, mistyped
+    # Two streets whose whole lines are still half alike (one house number apart).
+    fatima = ("Fatima", "Chevalier", None, "66 chemin des Écoliers", "59000", "Lille")
+    elsewhere = (*fatima[:3], "67 rue des Lilas", *fatima[4:])
+    # With both birth dates known and equal, two homes are one person who moved.
     born = ("Louis", "Lefèvre", BORN, "91 allée Émile Zola", "13100", "Aix-en-Provence")
     moved = (*born[:3], "113 allée Émile Zola", *born[4:])
     records = _records(
-        spark, ("C1", *celine), ("C2", *namesake), ("C3", *typo), ("C4", *born), ("C5", *moved)
+        spark,
+        ("C1", *celine),
+        ("C2", *namesake),
+        ("C3", *typo),
+        ("C4", *born),
+        ("C5", *moved),
+        ("C6", *next_door),
+        ("C7", *fatima),
+        ("C8", *elsewhere),
     )
     scores = {(r.left, r.right): r.score for r in scored_pairs(records, linkage).collect()}
-    assert scores[("C1", "C2")] >= linkage.threshold
+    assert (
+        min(scores[("C1", "C2")], scores[("C1", "C6")], scores[("C7", "C8")]) >= linkage.threshold
+    )
     edges = {(r.src_value, r.dst_value) for r in linkage_edges(records, linkage).collect()}
     assert edges == {("C1", "C3"), ("C4", "C5")}
+
+
+def test_names_that_only_sound_alike_are_not_close(spark, linkage):
+    # Soundex gives Julie and Joël one code (J400); their spellings are unrelated, so without a
+    # second birth date the veto separates them. Eric and Erik sound alike and are spelt alike.
+    home = ("Simon", None, "110 rue de la République", "75011", "Paris")
+    records = _records(
+        spark,
+        ("C1", "Julie", *home),
+        ("C2", "Joël", "Simon", BORN, *home[2:]),
+        ("C3", "Eric", "Martin", None, *home[2:]),
+        ("C4", "Erik", "Martin", BORN, *home[2:]),
+    )
+    sims = {(r.left, r.right): r.first_name_sim for r in scored_pairs(records, linkage).collect()}
+    assert sims[("C1", "C2")] == 0.0 and sims[("C3", "C4")] == 0.8
+    edges = {(r.src_value, r.dst_value) for r in linkage_edges(records, linkage).collect()}
+    assert edges == {("C3", "C4")}
+
+
+def test_an_undated_record_borrows_the_birth_date_of_its_namesake_on_a_shared_email(spark, linkage):
+    # Two Éloïse Petit at one address: the mother (born 1948) and her daughter, whose web account
+    # gives no birth date but shares its email with her store account (1980).
+    home = ("49 boulevard Voltaire", "06000", "Nice")
+    mother = ("C1", "Éloïse", "Petit", dt.date(1948, 1, 24), *home, "eloise.petit6679@example.org")
+    web = ("C2", "Éloïse", "PETIT", None, *home, "eloise.petit9602@example.net")
+    store = ("C3", "Éloïse", "Petit", dt.date(1980, 1, 2), *home, "eloise.petit9602@example.net")
+    # Eight more records on one email (nine in all) are a hub: its birth dates lend nothing.
+    hub = "contact@boutique.example"
+    undated = ("C4", "Marc", "Roux", None, "3 rue Sainte", "13001", "Marseille", hub)
+    born = ("C5", "Marc", "Roux", BORN, "3 rue Sainte", "13001", "Marseille", "marc@example.org")
+    others = [
+        (f"H{i}", "Marc", "Blanc", dt.date(1950 + i, 1, 1), None, None, None, hub) for i in range(8)
+    ]
+    records = spark.createDataFrame(
+        [mother, web, store, undated, born, *others], f"{CRM}, email string"
+    )
+    scores = {(r.left, r.right): r.score for r in scored_pairs(records, linkage).collect()}
+    assert scores[("C1", "C2")] >= linkage.threshold  # the score alone would link them
+    edges = {(r.src_value, r.dst_value) for r in linkage_edges(records, linkage).collect()}
+    assert ("C1", "C2") not in edges and ("C1", "C3") not in edges
+    assert ("C2", "C3") in edges  # C3's own date is not lent to judge C3
+    assert ("C4", "C5") in edges
 
 
 def test_accents_case_and_punctuation_do_not_lower_the_score(spark, linkage):

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from crossdata.collect.identifiers import full_match, is_placeholder
 from crossdata.config.schema import CollectSettings, IdentitySettings
 from crossdata.contracts import IDENTIFIER_TYPES
-from crossdata.identity.linkage import CLOSE_FIRST_NAME, name_key, name_similarity
+from crossdata.identity.linkage import household_veto, name_key, name_similarity
 
 # An evidence row: two identifiers seen together, by what, when.
 EVIDENCE_COLUMNS = ("src_type", "src_value", "dst_type", "dst_value", "source", "ts")
@@ -369,19 +369,15 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
         F.when(
             F.col("a.first_name").isNotNull() & F.col("b.first_name").isNotNull(),
             name_similarity(F.col("a.first_name"), F.col("b.first_name")),
-        ).alias("first_sim"),
+        ).alias("first_name_sim"),
     )
-    births = _births_compared(pairs, who)
-    sim, agree = F.col("first_sim"), F.col("births_agree")
-    # NULL-safe: a missing name or an unknown birth date is no evidence of two people.
-    two_people = (
-        F.coalesce(sim == 0, F.lit(False))
-        | F.coalesce(~agree, F.lit(False))
-        | (agree.isNull() & F.coalesce(sim < CLOSE_FIRST_NAME, F.lit(False)))
-    )
+    agree = F.col("births_agree")
+    # In the similarity terms linkage's veto reads: 1 agree, 0 differ, NULL unknown (a missing
+    # name or an unknown birth date is no evidence of two people).
+    compared = pairs.join(_births_compared(pairs, who), ["node_id", "rec_a", "rec_b"], "left")
     return (
-        pairs.join(births, ["node_id", "rec_a", "rec_b"], "left")
-        .where(two_people)
+        compared.withColumn("birth_date_sim", F.when(agree, 1.0).when(~agree, 0.0))
+        .where(household_veto())
         .select("node_id", "id_type")
         .distinct()
         .select(

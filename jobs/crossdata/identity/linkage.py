@@ -41,11 +41,14 @@ without birth dates: the data cannot tell them apart). Hence a threshold of 0.85
 near-certain pairs. On top of the score, ``household_veto`` refuses a pair whose first names
 are unrelated or whose birth dates clearly differ, whatever else agrees: in CRM data those are
 two people of one household far more often than one person mistyped. ``linkage_edges`` also
-refuses namesakes at two homes of one street (house numbers more than one keystroke
-apart, a birth date missing), whose near-equal address lines would score as one.
+refuses namesakes at two homes (two house numbers or two streets, a birth date missing), whose
+near-equal address lines would score as one. Where a
+pair lacks a birth date, both rules read the birth dates the records' namesakes on a shared
+contact point lend them (``known_birth_dates``); the score does not.
 
 Input: one row per ``key`` (silver.crm_customers is) with the columns in ``COMPARED`` (names
-and address parts as strings, ``birth_date`` a date; an invalid date is NULL upstream).
+and address parts as strings, ``birth_date`` a date; an invalid date is NULL upstream), and
+optionally the ``CONTACT_POINTS`` columns (without them nothing is lent).
 """
 
 from __future__ import annotations
@@ -218,9 +221,14 @@ def _levenshtein_similarity(a: Column, b: Column) -> Column:
 
 
 def name_similarity(a: Column, b: Column) -> Column:
-    """0 for unrelated names, else how alike two ``name_key`` values are (1 when equal)."""
+    """0 for unrelated names, else how alike two ``name_key`` values are (1 when equal).
+
+    Sounding alike raises a related spelling only: Soundex is an English code that groups
+    many short French first names whose spellings share little (Julie and Joël are J400, Lina
+    and Léon L500)."""
+    spelling = _levenshtein_similarity(a, b)
     sounds_alike = F.when(F.soundex(a) == F.soundex(b), F.lit(SOUNDEX_AGREEMENT)).otherwise(0.0)
-    return F.greatest(_levenshtein_similarity(a, b), sounds_alike)
+    return F.when(spelling > 0, F.greatest(spelling, sounds_alike)).otherwise(F.lit(0.0))
 
 
 def _exact_similarity(a: Column, b: Column) -> Column:
@@ -338,12 +346,104 @@ def _house_number(address: Column) -> Column:
     return F.nullif(F.regexp_extract(address, r"(\d+)", 1), F.lit(""))
 
 
+CLOSE_STREET = 0.8  # street parts of two address lines at least this alike are one street
+
+
+def _street(address: Column) -> Column:
+    # What follows the house number ("bat a 69 rue pasteur" -> "rue pasteur"), else the line.
+    after = F.nullif(F.trim(F.regexp_extract(address, r"\d+\s*(.*)$", 1)), F.lit(""))
+    return F.coalesce(after, address)
+
+
 def other_homes() -> Column:
-    """True when the pair's address lines (structs ``l``, ``r``) hold house numbers more than one
-    keystroke apart: "91 allee emile zola" and "113 allee emile zola" are two homes of one
-    street, "91" and "92" may be one mistyped."""
-    a, b = _house_number(F.col("l.address_line1")), _house_number(F.col("r.address_line1"))
-    return F.coalesce(F.levenshtein(a, b) > 1, F.lit(False))
+    """True when the pair's address lines (structs ``l``, ``r``, normalised) name two homes:
+    two house numbers ("91" and "113 allee emile zola", or "55" and "53"), or streets less
+    than ``CLOSE_STREET`` alike ("66 chemin des ecoliers" and "67 rue des lilas", whose whole
+    lines are still half alike). A missing line or number says nothing."""
+    left, right = F.col("l.address_line1"), F.col("r.address_line1")
+    numbers = _house_number(left) != _house_number(right)
+    streets = _levenshtein_similarity(_street(left), _street(right)) < CLOSE_STREET
+    return F.coalesce(numbers, F.lit(False)) | F.coalesce(streets, F.lit(False))
+
+
+# Contact points (columns of the records, where present) through which a record borrows the
+# birth dates of its namesakes: its owner's other accounts.
+CONTACT_POINTS = ("email", "phone", "mobile_phone", "loyalty_card")
+LEND_THROUGH_AT_MOST = 8  # records on one contact point; more is a hub (a shop's phone), no owner
+
+
+def known_birth_dates(normalized: DataFrame, key: str = "customer_number") -> DataFrame:
+    """``(id, from_id, birth_date)``: each record's own birth date (``from_id`` = ``id``) and those
+    of the records under the same first name that share a contact point with it, on at most
+    ``LEND_THROUGH_AT_MOST`` records (the same person's other accounts: her store card says
+    1980 where her web account is silent). ``normalized`` is ``normalized_records``' output."""
+    own = normalized.where(F.col("birth_date").isNotNull()).select(
+        F.col(key).alias("id"), F.col(key).alias("from_id"), "birth_date"
+    )
+    contacts = [c for c in CONTACT_POINTS if c in normalized.columns]
+    if not contacts:
+        return own
+    held = (
+        normalized.where(F.col("first_name").isNotNull())
+        .select(
+            F.col(key).alias("id"),
+            "first_name",
+            "birth_date",
+            F.explode(
+                F.array_compact(
+                    F.array(
+                        *[
+                            F.when(
+                                _blank_to_null(F.col(c)).isNotNull(),
+                                F.concat_ws(":", F.lit(c), F.trim(c)),
+                            )
+                            for c in contacts
+                        ]
+                    )
+                )
+            ).alias("contact"),
+        )
+        .distinct()
+    )
+    small = held.groupBy("contact").agg(F.countDistinct("id").alias("records"))
+    held = held.join(small.where(F.col("records") <= LEND_THROUGH_AT_MOST), "contact")
+    a, b = held.alias("a"), held.alias("b")
+    lent = a.join(
+        b,
+        (F.col("a.contact") == F.col("b.contact"))
+        & (F.col("a.first_name") == F.col("b.first_name"))
+        & (F.col("a.id") != F.col("b.id"))
+        & F.col("b.birth_date").isNotNull(),
+    ).select(F.col("a.id").alias("id"), F.col("b.id").alias("from_id"), F.col("b.birth_date"))
+    return own.unionByName(lent).distinct()
+
+
+def with_lent_birth_dates(edges: DataFrame, known: DataFrame) -> DataFrame:
+    """``edges`` (``left, right, birth_date_sim``...) with ``birth_date_sim`` filled, where it is
+    NULL, from the birth dates each side knows (``known_birth_dates``), leaving out what the
+    other side's record lends: the best similarity of any two of them, NULL when a side knows
+    none."""
+    unknown = edges.where(F.col("birth_date_sim").isNull()).select("left", "right")
+
+    def side(this: str, other: str, name: str) -> DataFrame:
+        dates = known.select(
+            F.col("id").alias(this),
+            F.col("from_id").alias(f"from_{name}"),
+            F.col("birth_date").alias(name),
+        )
+        return unknown.join(dates, this).where(F.col(f"from_{name}") != F.col(other))
+
+    lent = (
+        side("left", "right", "l_birth")
+        .join(side("right", "left", "r_birth"), ["left", "right"])
+        .groupBy("left", "right")
+        .agg(F.max(_date_similarity(F.col("l_birth"), F.col("r_birth"))).alias("lent_sim"))
+    )
+    return (
+        edges.join(lent, ["left", "right"], "left")
+        .withColumn("birth_date_sim", F.coalesce("birth_date_sim", "lent_sim"))
+        .drop("lent_sim")
+    )
 
 
 def linkage_edges(
@@ -351,18 +451,25 @@ def linkage_edges(
 ) -> DataFrame:
     """Identity edges between records scoring at least ``settings.threshold`` on enough evidence,
     unless they disagree outright on who they are (see ``household_veto``), or live at two
-    homes of one street while a birth date is missing: namesakes, whom the near-equal address
-    lines would otherwise score as one person."""
-    pairs = _pairs(normalized_records(records, key), settings, key, COMPARED)
+    homes (``other_homes``) while a birth date is missing: namesakes, whom the near-equal
+    address lines would otherwise score as one person. Without a birth date, the address is
+    half of what says who a record is, so it must name one home.
+
+    Where a pair lacks a birth date, the veto and the namesake rule read the birth dates the
+    records' namesakes on a shared contact point lend them (``known_birth_dates``): a mother's
+    record and her daughter's undated one, both Éloïse at one address, are two people when the
+    daughter's other account, on the same email, says 1980. The score stays that of the pair's
+    own fields."""
+    normalized = normalized_records(records, key)
+    pairs = _pairs(normalized, settings, key, COMPARED)
     namesakes = F.col("birth_date_sim").isNull() & F.col("other_homes")
+    scored = score_pairs(pairs.withColumn("other_homes", other_homes()), keep=("other_homes",))
     return (
-        score_pairs(pairs.withColumn("other_homes", other_homes()), keep=("other_homes",))
-        .where(
-            (F.col("score") >= settings.threshold)
-            & (F.col("evidence") >= settings.min_evidence)
-            & ~household_veto()
-            & ~namesakes
+        scored.where(
+            (F.col("score") >= settings.threshold) & (F.col("evidence") >= settings.min_evidence)
         )
+        .transform(lambda edges: with_lent_birth_dates(edges, known_birth_dates(normalized, key)))
+        .where(~household_veto() & ~namesakes)
         .select(
             F.lit(key).alias("src_type"),
             F.col("left").alias("src_value"),
