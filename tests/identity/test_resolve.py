@@ -15,6 +15,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from crossdata.identity.graph import CONFLICT_REASON
 from crossdata.identity.resolve import IdentitySummary, run_identity
 from crossdata.ops import Context, job_run
 
@@ -176,8 +177,27 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         # ... and a fourth record whose name field holds a formula: no name, no evidence.
         crm_row("C903", '=HYPERLINK("http://x.example","click")', None, phone="+33690"),
     ]
+    # A guest order with the family email, on her son Nathan's record only, and Océane's own
+    # mobile: the order cannot say whose the email is, so it joins neither.
+    crm += [
+        crm_row(
+            "C1000", "Nathan", "2004-10-21", email="famille.petit@example.fr", loyalty_card="L10"
+        ),
+        crm_row("C1100", "Océane", "1976-10-13", email="oceane@example.net", phone="+33617"),
+    ]
+    # Zoé's guest order with her email (her web record) and her card (her store record, from
+    # before she moved): the order is all that joins them, and it is one person's.
+    moved = ("12 quai Perrache", "69002")
+    zoe_web = crm_row("C1200", "Zoé", "1990-05-05", email="zoe@example.org")
+    zoe_store = crm_row("C1201", "Zoé", "1990-05-05", loyalty_card="L12")
+    crm += [
+        (*zoe_web[:2], "Durand", *zoe_web[3:]),
+        (*zoe_store[:2], "Durand", *zoe_store[3:7], *moved, *zoe_store[9:]),
+    ]
     ctx.lake.append(ctx.spark.createDataFrame(crm, CRM), "silver.crm_customers")
     orders = [
+        order(3, email="famille.petit@example.fr", phone="+33617"),
+        order(4, email="zoe@example.org", loyalty_card="L12"),
         order(1, device_id="dev-family", email="frank@example.org", phone="+33611"),
         # Grace orders logged in on her own browser: the order ties her account and email.
         order(2, user_id="grace", cookie_id="ck-grace", email="grace@example.org"),
@@ -282,6 +302,28 @@ def test_a_household_email_on_names_not_close_and_no_birth_dates_is_shared(hard_
     jp = {ids[("customer_number", f"C90{i}")] for i in range(4)}
     assert jp == {ids[("email", "jp@example.org")]} == {ids[("phone", "+33690")]}
     assert None not in jp
+
+
+def test_an_order_joining_two_peoples_contact_points_merges_neither(hard_cases) -> None:
+    ctx, _, _, ids = hard_cases
+    nathan, oceane = ids[("customer_number", "C1000")], ids[("customer_number", "C1100")]
+    assert None not in (nathan, oceane) and nathan != oceane
+    assert ids[("email", "famille.petit@example.fr")] == ids[("loyalty_card", "L10")] == nathan
+    assert ids[("phone", "+33617")] == oceane
+    edge = (
+        ctx.lake.read("silver.identity_edges")
+        .where(
+            (F.col("source") == "order")
+            & F.col("dst_value").isin("+33617", "famille.petit@example.fr")
+        )
+        .where(F.col("src_value").isin("+33617", "famille.petit@example.fr"))
+        .collect()
+    )
+    assert [(e["merges"], e["cut_reason"]) for e in edge] == [(False, CONFLICT_REASON)]
+    # One person's order on her two records (the same name and birth date) still joins them.
+    zoe = {ids[k] for k in [("customer_number", "C1200"), ("customer_number", "C1201")]}
+    assert zoe == {ids[("email", "zoe@example.org")]} == {ids[("loyalty_card", "L12")]}
+    assert None not in zoe
 
 
 def test_one_person_many_identifiers_is_one_customer(hard_cases) -> None:

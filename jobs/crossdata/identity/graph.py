@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from crossdata.collect.identifiers import full_match, is_placeholder
 from crossdata.config.schema import CollectSettings, IdentitySettings
 from crossdata.contracts import IDENTIFIER_TYPES
-from crossdata.identity.linkage import household_veto, name_key, name_similarity
+from crossdata.identity.linkage import date_similarity, household_veto, name_key, name_similarity
 
 # An evidence row: two identifiers seen together, by what, when.
 EVIDENCE_COLUMNS = ("src_type", "src_value", "dst_type", "dst_value", "source", "ts")
@@ -337,6 +337,44 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     excepted. The sides' birth dates differ when both know one and none of one side's matches
     one of the other's.
     """
+    who = _crm_holders(edges, crm)
+    a, b = who.alias("a"), who.alias("b")
+    pairs = a.join(
+        b,
+        (F.col("a.node_id") == F.col("b.node_id"))
+        & (F.col("a.customer_number") < F.col("b.customer_number")),
+    ).select(
+        F.col("a.node_id").alias("node_id"),
+        F.col("a.id_type").alias("id_type"),
+        F.col("a.customer_number").alias("rec_a"),
+        F.col("b.customer_number").alias("rec_b"),
+        _first_name_sim(F.col("a.first_name"), F.col("b.first_name")),
+    )
+    agree = F.col("births_agree")
+    # In the similarity terms linkage's veto reads: 1 agree, 0 differ, NULL unknown (a missing
+    # name or an unknown birth date is no evidence of two people).
+    compared = pairs.join(_births_compared(pairs, who), ["node_id", "rec_a", "rec_b"], "left")
+    return (
+        compared.withColumn("birth_date_sim", F.when(agree, 1.0).when(~agree, 0.0))
+        .where(household_veto())
+        .select("node_id", "id_type")
+        .distinct()
+        .select(
+            "node_id",
+            "id_type",
+            F.lit("on CRM records of different people (a household's)").alias("reason"),
+        )
+    )
+
+
+def _first_name_sim(a: Column, b: Column) -> Column:
+    # NULL when a name is missing (name_similarity itself would say 0: unrelated).
+    return F.when(a.isNotNull() & b.isNotNull(), name_similarity(a, b)).alias("first_name_sim")
+
+
+def _crm_holders(edges: DataFrame, crm: DataFrame) -> DataFrame:
+    """``(node_id, id_type, customer_number, first_name, birth_date)``: the CRM records each
+    contact point (email, phone, card) is on, by the ``crm_record`` evidence."""
     crm_links = edges.where(F.col("source") == "crm_record")
     links = crm_links.select(
         F.when(F.col("src_type") == "customer_number", F.col("dst_id"))
@@ -354,37 +392,55 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
         _first_name(F.col("first_name")).alias("first_name"),
         F.col("birth_date"),
     )
-    who = links.join(people, "customer_number")
-    a, b = who.alias("a"), who.alias("b")
-    pairs = a.join(
-        b,
-        (F.col("a.node_id") == F.col("b.node_id"))
-        & (F.col("a.customer_number") < F.col("b.customer_number")),
-    ).select(
-        F.col("a.node_id").alias("node_id"),
-        F.col("a.id_type").alias("id_type"),
-        F.col("a.customer_number").alias("rec_a"),
-        F.col("b.customer_number").alias("rec_b"),
-        # NULL when a name is missing (name_similarity itself would say 0: unrelated).
-        F.when(
-            F.col("a.first_name").isNotNull() & F.col("b.first_name").isNotNull(),
-            name_similarity(F.col("a.first_name"), F.col("b.first_name")),
-        ).alias("first_name_sim"),
-    )
-    agree = F.col("births_agree")
-    # In the similarity terms linkage's veto reads: 1 agree, 0 differ, NULL unknown (a missing
-    # name or an unknown birth date is no evidence of two people).
-    compared = pairs.join(_births_compared(pairs, who), ["node_id", "rec_a", "rec_b"], "left")
-    return (
-        compared.withColumn("birth_date_sim", F.when(agree, 1.0).when(~agree, 0.0))
-        .where(household_veto())
-        .select("node_id", "id_type")
-        .distinct()
-        .select(
-            "node_id",
-            "id_type",
-            F.lit("on CRM records of different people (a household's)").alias("reason"),
+    return links.join(people, "customer_number")
+
+
+CONFLICT_REASON = "joins contact points on CRM records of different people"
+
+
+def conflicting_evidence(edges: DataFrame, crm: DataFrame) -> DataFrame:
+    """Evidence rows ``(src_id, dst_id, source, reason)`` that put two people's contact points
+    together: each end is on CRM records, no record holds both ends, and every record of one
+    end and every record of the other are two people by ``linkage.household_veto`` (their own
+    names and birth dates). A guest order with the family email and Océane's mobile, when the
+    email is on her son Nathan's record only: one of the two is a household's, and the order
+    cannot say which, so it merges neither.
+    """
+    who = _crm_holders(edges, crm)
+
+    def holders(end: str, side: str) -> DataFrame:
+        names = {
+            "node_id": end,
+            "customer_number": "rec",
+            "first_name": "first",
+            "birth_date": "birth",
+        }
+        return who.select(
+            *[F.col(c).alias(n if c == "node_id" else f"{n}_{side}") for c, n in names.items()]
         )
+
+    ends = edges.where(F.col("source") != "crm_record").select("src_id", "dst_id", "source")
+    judged = (
+        ends.join(holders("src_id", "a"), "src_id")
+        .join(holders("dst_id", "b"), "dst_id")
+        .select(
+            "src_id",
+            "dst_id",
+            "source",
+            (F.col("rec_a") == F.col("rec_b")).alias("one_record"),
+            _first_name_sim(F.col("first_a"), F.col("first_b")),
+            F.when(
+                F.col("birth_a").isNotNull() & F.col("birth_b").isNotNull(),
+                date_similarity(F.col("birth_a"), F.col("birth_b")),
+            ).alias("birth_date_sim"),
+        )
+        .withColumn("two_people", ~F.col("one_record") & household_veto())
+    )
+    return (
+        judged.groupBy("src_id", "dst_id", "source")
+        .agg(F.min("two_people").alias("all_two"))
+        .where("all_two")
+        .select("src_id", "dst_id", "source", F.lit(CONFLICT_REASON).alias("reason"))
     )
 
 

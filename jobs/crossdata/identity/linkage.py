@@ -235,7 +235,7 @@ def _exact_similarity(a: Column, b: Column) -> Column:
     return F.when(a == b, F.lit(1.0)).otherwise(F.lit(0.0))
 
 
-def _date_similarity(a: Column, b: Column) -> Column:
+def date_similarity(a: Column, b: Column) -> Column:
     swapped = (
         (F.year(a) == F.year(b)) & (F.month(a) == F.dayofmonth(b)) & (F.dayofmonth(a) == F.month(b))
     )
@@ -248,7 +248,7 @@ def _date_similarity(a: Column, b: Column) -> Column:
 _SIMILARITY: Mapping[str, Callable[[Column, Column], Column]] = {
     "first_name": name_similarity,
     "last_name": name_similarity,
-    "birth_date": _date_similarity,
+    "birth_date": date_similarity,
     "address_line1": _levenshtein_similarity,
     "postal_code": _exact_similarity,
     "city": _levenshtein_similarity,
@@ -437,7 +437,7 @@ def with_lent_birth_dates(edges: DataFrame, known: DataFrame) -> DataFrame:
         side("left", "right", "l_birth")
         .join(side("right", "left", "r_birth"), ["left", "right"])
         .groupBy("left", "right")
-        .agg(F.max(_date_similarity(F.col("l_birth"), F.col("r_birth"))).alias("lent_sim"))
+        .agg(F.max(date_similarity(F.col("l_birth"), F.col("r_birth"))).alias("lent_sim"))
     )
     return (
         edges.join(lent, ["left", "right"], "left")

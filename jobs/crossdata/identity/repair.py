@@ -90,14 +90,20 @@ def repair(
     evidence_priority: Sequence[str],
     rounds: int,
     options: ComponentsOptions,
+    cut: DataFrame | None = None,
 ) -> RepairOutcome:
     """Repair offending components in rounds (see module doc). Triggers Spark jobs.
 
     ``edges``: ``src_id, dst_id, source, merges`` (one row per pair and kind of evidence);
-    ``types``: ``node_id, id_type``; ``shared``: nodes already shared by the degree limits.
+    ``types``: ``node_id, id_type``; ``shared``: nodes already shared by the degree limits;
+    ``cut``: evidence rows already refused (``src_id, dst_id, source, reason``), reported with
+    the rows the rounds cut.
     """
     spark = components.sparkSession
-    cut = spark.createDataFrame([], "src_id BIGINT, dst_id BIGINT, source STRING, reason STRING")
+    if cut is None:
+        cut = spark.createDataFrame(
+            [], "src_id BIGINT, dst_id BIGINT, source STRING, reason STRING"
+        )
     done = 0
     for done in range(1, rounds + 1):
         bad = violations(components, types, limits).persist()

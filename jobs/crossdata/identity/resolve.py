@@ -28,6 +28,7 @@ from crossdata.identity.graph import (
     aggregate_evidence,
     aggregate_nodes,
     bridging_identifiers,
+    conflicting_evidence,
     household_identifiers,
     mark_merging,
     new_identifiers,
@@ -119,17 +120,32 @@ def resolve_graph(
 ) -> Resolution:
     """Guardrails, components and repair on an id-mapped graph (triggers Spark jobs).
 
-    ``crm`` (silver.crm_customers) lets household contact points be recognised as shared.
+    ``crm`` (silver.crm_customers) lets household contact points be recognised as shared, and
+    evidence that joins different people's contact points be refused (cut, with its reason).
     """
     s = settings.identity
     shared = shared_nodes(edges, s.shared_limits)
+    conflicts = None
     if crm is not None:
         households = household_identifiers(edges, crm).join(shared, "node_id", "left_anti")
         shared = shared.unionByName(households)
+        conflicts = conflicting_evidence(edges, crm).localCheckpoint()
     options = components_options(settings)
+
+    def marked_with(shared: DataFrame) -> DataFrame:
+        marked = mark_merging(edges, shared)
+        if conflicts is None:
+            return marked
+        flags = conflicts.select("src_id", "dst_id", "source", F.lit(True).alias("_conflict"))
+        return (
+            marked.join(flags, ["src_id", "dst_id", "source"], "left")
+            .withColumn("merges", F.col("merges") & F.col("_conflict").isNull())
+            .drop("_conflict")
+        )
+
     if s.bridge_types:
         shared = shared.localCheckpoint()
-        live = mark_merging(edges, shared).where("merges")
+        live = marked_with(shared).where("merges")
         anchors = anchor_groups(live, s.bridge_types, options)
         acts = live.where(F.col("source").isin(list(s.bridge_evidence)))
         bridges = bridging_identifiers(acts, anchors, s.bridge_types).join(
@@ -137,7 +153,7 @@ def resolve_graph(
         )
         shared = shared.unionByName(bridges)
     shared = shared.persist()
-    marked = mark_merging(edges, shared).persist()
+    marked = marked_with(shared).persist()
     vertices = dictionary.select("node_id").join(shared.select("node_id"), "node_id", "left_anti")
     merging = (
         marked.where("merges")
@@ -159,6 +175,7 @@ def resolve_graph(
         s.evidence_priority,
         s.repair_rounds,
         options,
+        conflicts,
     )
     shared_ids = outcome.shared.select("node_id").withColumn("_sh", F.lit(True))
     final_edges = (
