@@ -42,9 +42,9 @@ near-certain pairs. On top of the score, ``household_veto`` refuses a pair whose
 are unrelated or whose birth dates clearly differ, whatever else agrees: in CRM data those are
 two people of one household far more often than one person mistyped. ``linkage_edges`` also
 refuses namesakes at two homes (two house numbers or two streets, a birth date missing), whose
-near-equal address lines would score as one. Where a
-pair lacks a birth date, both rules read the birth dates the records' namesakes on a shared
-contact point lend them (``known_birth_dates``); the score does not.
+near-equal address lines would score as one. Where a pair lacks a birth date, both rules read
+the birth dates the records' namesakes on a shared contact point lend them
+(``known_birth_dates``); the score does not.
 
 Input: one row per ``key`` (silver.crm_customers is) with the columns in ``COMPARED`` (names
 and address parts as strings, ``birth_date`` a date; an invalid date is NULL upstream), and

@@ -7,8 +7,8 @@ the order runs happened in), then keeps keys stable through ``keys.assign_keys``
 come from a persisted dictionary, so the graph never runs on strings and ids never change.
 
 Order of work: evidence and nodes (guardrails applied) -> dictionary -> edges with ids ->
-shared identifiers -> connected components -> repair of over-merged customers -> keys ->
-gold tables.
+shared identifiers, conflicting evidence cut -> connected components -> repair of over-merged
+customers -> keys -> gold tables.
 """
 
 from __future__ import annotations
