@@ -16,7 +16,13 @@ from pyspark.sql import functions as F
 from crossdata.collect.identifiers import full_match, is_placeholder
 from crossdata.config.schema import CollectSettings, IdentitySettings
 from crossdata.contracts import IDENTIFIER_TYPES
-from crossdata.identity.linkage import date_similarity, household_veto, name_key, name_similarity
+from crossdata.identity.linkage import (
+    date_similarity,
+    household_veto,
+    name_key,
+    name_similarity,
+    same_or_swapped,
+)
 
 # An evidence row: two identifiers seen together, by what, when.
 EVIDENCE_COLUMNS = ("src_type", "src_value", "dst_type", "dst_value", "source", "ts")
@@ -103,13 +109,16 @@ def without_blocked(
     return df.where(keep)
 
 
-def aggregate_evidence(evidence: DataFrame) -> DataFrame:
-    """Undirected, deduplicated evidence: one row per identifier pair and source."""
+def aggregate_evidence(evidence: DataFrame, loops: bool = False) -> DataFrame:
+    """Undirected, deduplicated evidence: one row per identifier pair and source, with when it
+    was first and last seen and how often. A row pairing an identifier with itself links
+    nothing and is left out, unless ``loops``: it still says when the identifier was seen
+    (``endpoint_observations``)."""
     a = F.struct(F.col("src_type").alias("t"), F.col("src_value").alias("v"))
     b = F.struct(F.col("dst_type").alias("t"), F.col("dst_value").alias("v"))
     lo, hi = F.least(a, b), F.greatest(a, b)
     return (
-        evidence.where(a != b)
+        (evidence if loops else evidence.where(a != b))
         .select(lo.alias("_lo"), hi.alias("_hi"), "source", "ts")
         .groupBy("_lo", "_hi", "source")
         .agg(
@@ -127,6 +136,30 @@ def aggregate_evidence(evidence: DataFrame) -> DataFrame:
             "last_seen",
             "count",
         )
+    )
+
+
+def without_loops(aggregated: DataFrame) -> DataFrame:
+    """``aggregate_evidence(..., loops=True)``'s rows that link two identifiers."""
+    same = (F.col("src_type") == F.col("dst_type")) & (F.col("src_value") == F.col("dst_value"))
+    return aggregated.where(~same)
+
+
+def endpoint_observations(aggregated: DataFrame) -> DataFrame:
+    """``(id_type, id_value, ts)``: both ends of aggregated evidence (``aggregate_evidence``), at
+    their first and last sighting. Their earliest and latest are those of the raw rows, so the
+    raw evidence need not be read again for the identifiers' first and last seen."""
+    return reduce(
+        DataFrame.unionByName,
+        [
+            aggregated.select(
+                F.col(f"{end}_type").alias("id_type"),
+                F.col(f"{end}_value").alias("id_value"),
+                F.col(seen).alias("ts"),
+            )
+            for end in ("src", "dst")
+            for seen in ("first_seen", "last_seen")
+        ],
     )
 
 
@@ -320,9 +353,9 @@ def _first_name(col: Column) -> Column:
     return F.when(~F.trim(col).rlike(r"^[=+@-]"), name_key(col))
 
 
-def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
+def household_identifiers(holders: DataFrame) -> DataFrame:
     """Contact points the CRM shows in the hands of different people: ``(node_id, id_type,
-    reason)``.
+    reason)``, from ``crm_holders``' output.
 
     An email, phone or card on two CRM records is a household's, not a person's (a family
     email on both parents' loyalty accounts), and so shared, when the two records disagree on
@@ -337,8 +370,7 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     excepted. The sides' birth dates differ when both know one and none of one side's matches
     one of the other's.
     """
-    who = _crm_holders(edges, crm)
-    a, b = who.alias("a"), who.alias("b")
+    a, b = holders.alias("a"), holders.alias("b")
     pairs = a.join(
         b,
         (F.col("a.node_id") == F.col("b.node_id"))
@@ -353,7 +385,7 @@ def household_identifiers(edges: DataFrame, crm: DataFrame) -> DataFrame:
     agree = F.col("births_agree")
     # In the similarity terms linkage's veto reads: 1 agree, 0 differ, NULL unknown (a missing
     # name or an unknown birth date is no evidence of two people).
-    compared = pairs.join(_births_compared(pairs, who), ["node_id", "rec_a", "rec_b"], "left")
+    compared = pairs.join(_births_compared(pairs, holders), ["node_id", "rec_a", "rec_b"], "left")
     return (
         compared.withColumn("birth_date_sim", F.when(agree, 1.0).when(~agree, 0.0))
         .where(household_veto())
@@ -372,9 +404,10 @@ def _first_name_sim(a: Column, b: Column) -> Column:
     return F.when(a.isNotNull() & b.isNotNull(), name_similarity(a, b)).alias("first_name_sim")
 
 
-def _crm_holders(edges: DataFrame, crm: DataFrame) -> DataFrame:
+def crm_holders(edges: DataFrame, crm: DataFrame) -> DataFrame:
     """``(node_id, id_type, customer_number, first_name, birth_date)``: the CRM records each
-    contact point (email, phone, card) is on, by the ``crm_record`` evidence."""
+    contact point (email, phone, card) is on, by the ``crm_record`` evidence. Both the
+    household rule and the conflict check read it: build it once and give it to both."""
     crm_links = edges.where(F.col("source") == "crm_record")
     links = crm_links.select(
         F.when(F.col("src_type") == "customer_number", F.col("dst_id"))
@@ -398,31 +431,30 @@ def _crm_holders(edges: DataFrame, crm: DataFrame) -> DataFrame:
 CONFLICT_REASON = "joins contact points on CRM records of different people"
 
 
-def conflicting_evidence(edges: DataFrame, crm: DataFrame) -> DataFrame:
+def conflicting_evidence(edges: DataFrame, holders: DataFrame) -> DataFrame:
     """Evidence rows ``(src_id, dst_id, source, reason)`` that put two people's contact points
-    together: each end is on CRM records, no record holds both ends, and every record of one
-    end and every record of the other are two people by ``linkage.household_veto`` (their own
-    names and birth dates). A guest order with the family email and Océane's mobile, when the
-    email is on her son Nathan's record only: one of the two is a household's, and the order
-    cannot say which, so it merges neither.
+    together: each end is on CRM records (``holders``, from ``crm_holders``), no record holds
+    both ends, and every record of one end and every record of the other are two people by
+    ``linkage.household_veto`` (their own names and birth dates). A guest order with the
+    family email and Océane's mobile, when the email is on her son Nathan's record only: one
+    of the two is a household's, and the order cannot say which, so it merges neither.
     """
-    who = _crm_holders(edges, crm)
 
-    def holders(end: str, side: str) -> DataFrame:
+    def ends_on(end: str, side: str) -> DataFrame:
         names = {
             "node_id": end,
             "customer_number": "rec",
             "first_name": "first",
             "birth_date": "birth",
         }
-        return who.select(
+        return holders.select(
             *[F.col(c).alias(n if c == "node_id" else f"{n}_{side}") for c, n in names.items()]
         )
 
     ends = edges.where(F.col("source") != "crm_record").select("src_id", "dst_id", "source")
     judged = (
-        ends.join(holders("src_id", "a"), "src_id")
-        .join(holders("dst_id", "b"), "dst_id")
+        ends.join(ends_on("src_id", "a"), "src_id")
+        .join(ends_on("dst_id", "b"), "dst_id")
         .select(
             "src_id",
             "dst_id",
@@ -486,16 +518,10 @@ def _births_compared(pairs: DataFrame, who: DataFrame) -> DataFrame:
             | ((F.col(f"via_{name}") != F.col("node_id")) & (F.col(f"from_{name}") != F.col(other)))
         )
 
-    da, db = F.col("birth_a"), F.col("birth_b")
-    swapped = (
-        (F.year(da) == F.year(db))
-        & (F.month(da) == F.dayofmonth(db))
-        & (F.dayofmonth(da) == F.month(db))
-    )
     sides = side("rec_a", "rec_b", "a").join(
         side("rec_b", "rec_a", "b").select("node_id", "rec_a", "rec_b", "birth_b"),
         ["node_id", "rec_a", "rec_b"],
     )
     return sides.groupBy("node_id", "rec_a", "rec_b").agg(
-        F.max((da == db) | swapped).alias("births_agree")
+        F.max(same_or_swapped(F.col("birth_a"), F.col("birth_b"))).alias("births_agree")
     )

@@ -235,13 +235,22 @@ def _exact_similarity(a: Column, b: Column) -> Column:
     return F.when(a == b, F.lit(1.0)).otherwise(F.lit(0.0))
 
 
-def date_similarity(a: Column, b: Column) -> Column:
+def same_or_swapped(a: Column, b: Column) -> Column:
+    """Whether two dates are one, as written or with day and month swapped (03/04 for 04/03).
+    The household rule reads only this; linkage also forgives a one-digit typo
+    (``date_similarity``)."""
     swapped = (
         (F.year(a) == F.year(b)) & (F.month(a) == F.dayofmonth(b)) & (F.dayofmonth(a) == F.month(b))
     )
+    return (a == b) | swapped
+
+
+def date_similarity(a: Column, b: Column) -> Column:
     one_digit = F.levenshtein(F.date_format(a, "yyyyMMdd"), F.date_format(b, "yyyyMMdd")) == 1
     return (
-        F.when(a == b, F.lit(1.0)).when(swapped | one_digit, F.lit(DATE_TYPO)).otherwise(F.lit(0.0))
+        F.when(a == b, F.lit(1.0))
+        .when(same_or_swapped(a, b) | one_digit, F.lit(DATE_TYPO))
+        .otherwise(F.lit(0.0))
     )
 
 
@@ -423,26 +432,37 @@ def with_lent_birth_dates(edges: DataFrame, known: DataFrame) -> DataFrame:
     NULL, from the birth dates each side knows (``known_birth_dates``), leaving out what the
     other side's record lends: the best similarity of any two of them, NULL when a side knows
     none."""
-    unknown = edges.where(F.col("birth_date_sim").isNull()).select("left", "right")
+    columns = edges.columns
+    unknown = F.col("birth_date_sim").isNull()
 
-    def side(this: str, other: str, name: str) -> DataFrame:
-        dates = known.select(
-            F.col("id").alias(this),
-            F.col("from_id").alias(f"from_{name}"),
+    def dates(name: str) -> DataFrame:
+        return known.select(
+            F.col("id").alias(f"{name}_id"),
+            F.col("from_id").alias(f"{name}_from"),
             F.col("birth_date").alias(name),
         )
-        return unknown.join(dates, this).where(F.col(f"from_{name}") != F.col(other))
 
-    lent = (
-        side("left", "right", "l_birth")
-        .join(side("right", "left", "r_birth"), ["left", "right"])
-        .groupBy("left", "right")
-        .agg(F.max(date_similarity(F.col("l_birth"), F.col("r_birth"))).alias("lent_sim"))
+    # One pass over the edges: a pair whose dates are known meets no lent date.
+    lent = edges.join(
+        dates("l_birth"),
+        unknown
+        & (F.col("left") == F.col("l_birth_id"))
+        & (F.col("l_birth_from") != F.col("right")),
+        "left",
+    ).join(
+        dates("r_birth"),
+        unknown
+        & (F.col("right") == F.col("r_birth_id"))
+        & (F.col("r_birth_from") != F.col("left")),
+        "left",
     )
+    both = F.col("l_birth").isNotNull() & F.col("r_birth").isNotNull()
+    best = F.max(F.when(both, date_similarity(F.col("l_birth"), F.col("r_birth"))))
     return (
-        edges.join(lent, ["left", "right"], "left")
+        lent.groupBy(*columns)
+        .agg(best.alias("lent_sim"))
         .withColumn("birth_date_sim", F.coalesce("birth_date_sim", "lent_sim"))
-        .drop("lent_sim")
+        .select(*columns)
     )
 
 

@@ -29,12 +29,15 @@ from crossdata.identity.graph import (
     aggregate_nodes,
     bridging_identifiers,
     conflicting_evidence,
+    crm_holders,
+    endpoint_observations,
     household_identifiers,
     mark_merging,
     new_identifiers,
     shared_nodes,
     with_node_ids,
     without_blocked,
+    without_loops,
 )
 from crossdata.identity.keys import assign_keys, key_rows, lineage_rows
 from crossdata.identity.linkage import linkage_edges
@@ -127,9 +130,10 @@ def resolve_graph(
     shared = shared_nodes(edges, s.shared_limits)
     conflicts = None
     if crm is not None:
-        households = household_identifiers(edges, crm).join(shared, "node_id", "left_anti")
+        holders = crm_holders(edges, crm).localCheckpoint()
+        households = household_identifiers(holders).join(shared, "node_id", "left_anti")
         shared = shared.unionByName(households)
-        conflicts = conflicting_evidence(edges, crm).localCheckpoint()
+        conflicts = conflicting_evidence(edges, holders).localCheckpoint()
     options = components_options(settings)
 
     def marked_with(shared: DataFrame) -> DataFrame:
@@ -258,9 +262,7 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
     run.progress(1, steps, "evidence")
     extra = None
     if settings.identity.linkage.enabled and lake.exists("silver.crm_customers"):
-        probabilistic = linkage_edges(
-            lake.read("silver.crm_customers"), settings.identity.linkage
-        ).select(
+        extra = linkage_edges(lake.read("silver.crm_customers"), settings.identity.linkage).select(
             "src_type",
             "src_value",
             "dst_type",
@@ -268,21 +270,17 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
             "source",
             F.lit(None).cast("timestamp").alias("ts"),
         )
-        extra = probabilistic
     evidence = collect_evidence(lake, extra)
     collect, ident = settings.collect, settings.identity
     raw_edges = without_blocked(
         evidence.edges, [("src_type", "src_value"), ("dst_type", "dst_value")], collect, ident
     )
-    endpoints = raw_edges.select(
-        F.col("src_type").alias("id_type"), F.col("src_value").alias("id_value"), "ts"
-    ).unionByName(
-        raw_edges.select(
-            F.col("dst_type").alias("id_type"), F.col("dst_value").alias("id_value"), "ts"
-        )
-    )
+    # The silver tables' evidence is read once: aggregated (a row per pair and source, far
+    # fewer than the raw rows) and checkpointed, then both the identifiers and the edges come
+    # from it.
+    pairs = aggregate_evidence(raw_edges, loops=True).localCheckpoint()
     observed = without_blocked(evidence.nodes, [("id_type", "id_value")], collect, ident)
-    nodes = aggregate_nodes(observed.unionByName(endpoints)).persist()
+    nodes = aggregate_nodes(observed.unionByName(endpoint_observations(pairs))).persist()
 
     run.progress(2, steps, "dictionary")
     dictionary, summary.new_identifiers = _update_dictionary(lake, nodes)
@@ -291,7 +289,7 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
     nodes.unpersist()
 
     run.progress(3, steps, "graph")
-    edges = with_node_ids(aggregate_evidence(raw_edges), dictionary).localCheckpoint()
+    edges = with_node_ids(without_loops(pairs), dictionary).localCheckpoint()
     summary.evidence_edges = edges.count()
     crm = lake.read("silver.crm_customers") if lake.exists("silver.crm_customers") else None
     resolution = resolve_graph(dictionary, edges, settings, crm)

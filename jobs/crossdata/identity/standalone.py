@@ -26,8 +26,10 @@ from crossdata.identity.graph import (
     aggregate_evidence,
     aggregate_nodes,
     blocked,
+    endpoint_observations,
     new_identifiers,
     with_node_ids,
+    without_loops,
 )
 from crossdata.identity.keys import assign_keys
 from crossdata.identity.resolve import identity_map, resolve_graph
@@ -143,13 +145,11 @@ def resolve_csv(
     good = checked.where(F.col("reason").isNull()).select(
         "src_type", "src_value", "dst_type", "dst_value", "source", "ts"
     )
-    endpoints = good.select(
-        F.col("src_type").alias("id_type"), F.col("src_value").alias("id_value"), "ts"
-    ).unionByName(
-        good.select(F.col("dst_type").alias("id_type"), F.col("dst_value").alias("id_value"), "ts")
-    )
-    dictionary = new_identifiers(aggregate_nodes(endpoints), None).localCheckpoint()
-    edges = with_node_ids(aggregate_evidence(good), dictionary).localCheckpoint()
+    pairs = aggregate_evidence(good, loops=True).localCheckpoint()
+    dictionary = new_identifiers(
+        aggregate_nodes(endpoint_observations(pairs)), None
+    ).localCheckpoint()
+    edges = with_node_ids(without_loops(pairs), dictionary).localCheckpoint()
     resolution = resolve_graph(dictionary, edges, settings)
     keys = assign_keys(
         resolution.components,
