@@ -46,9 +46,13 @@ def assign_keys(
     ``components``: node_id, component; ``members``: node_id, id_type, id_value (to name a new
     key after its smallest identifier); ``previous``: node_id, customer_id from the last run;
     ``key_ages``: customer_id, created_at (older wins a merge); ``salt``: the run id (empty for
-    a standalone resolution, whose keys then depend on the members alone).
+    a standalone resolution, whose keys then depend on the members alone). Runs Spark jobs:
+    the steps the results share are checkpointed as they are made.
     """
     spark = components.sparkSession
+    # The steps that several results share are checkpointed (eagerly, in executor storage):
+    # the caller writes the assignment, the lineage and the key rows one after the other, and
+    # each would otherwise recompute every join and window before it.
     anchors = (
         components.join(members, "node_id")
         .groupBy("component")
@@ -56,6 +60,7 @@ def assign_keys(
             F.min(F.concat_ws(":", "id_type", "id_value")).alias("_anchor"),
             F.count(F.lit(1)).alias("_size"),
         )
+        .localCheckpoint()
     )
     if previous is None:
         assignment = anchors.select("component", new_key(salt).alias("customer_id"))
@@ -74,6 +79,7 @@ def assign_keys(
         .groupBy("component", "customer_id")
         .agg(F.count(F.lit(1)).alias("_n"))
         .join(anchors.select("component", "_size"), "component")
+        .localCheckpoint()
     )
     by_key = Window.partitionBy("customer_id").orderBy(
         F.col("_n").desc(), F.col("_size").desc(), F.col("component")
@@ -82,6 +88,7 @@ def assign_keys(
         overlap.withColumn("_r", F.row_number().over(by_key))
         .where("_r = 1")
         .select("customer_id", "component")
+        .localCheckpoint()
     )
     ages = (
         key_ages.select("customer_id", "created_at")
@@ -96,6 +103,7 @@ def assign_keys(
         .withColumn("_r", F.row_number().over(by_component))
         .where("_r = 1")
         .select("component", F.col("customer_id").alias("_kept"))
+        .localCheckpoint()
     )
     fresh = anchors.join(kept, "component", "left_anti").select(
         "component", new_key(salt).alias("_kept")
