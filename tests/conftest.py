@@ -11,7 +11,7 @@ import pytest
 
 from crossdata.config import Loaded, load_settings
 
-from .helpers import INTERPRETED
+from .helpers import INTERPRETED, NOT_ADAPTIVE
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -52,7 +52,7 @@ def spark(loaded: Loaded) -> Iterator:
 
     session = get_spark(loaded.settings)
     session.sparkContext.setLogLevel("ERROR")
-    for key, value in INTERPRETED.items():  # expressions interpreted: see helpers.py
+    for key, value in {**INTERPRETED, **NOT_ADAPTIVE}.items():  # see helpers.py
         session.conf.set(key, value)
     yield session
     session.stop()

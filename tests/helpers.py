@@ -17,6 +17,14 @@ INTERPRETED = {
 }
 
 
+# Adaptive execution off, for the test session only. It plans each shuffle stage as a query of
+# its own once the one before has run: on a test's few rows those extra jobs and re-plans cost
+# more than the partitions they save: test_ingest.py and test_bots.py took 201.6 s instead of
+# 228.5 s. Jobs the tests start in other processes, `make demo` and the benches keep it, as the
+# conf sets it, and so does the one test that reads an adaptive plan (test_bots.py).
+NOT_ADAPTIVE = {"spark.sql.adaptive.enabled": "false"}
+
+
 def interpreted_override() -> str:
     """``INTERPRETED`` as one ``--set`` override of the job's ``spark.conf``."""
     return "spark.conf={" + ", ".join(f"{k}: '{v}'" for k, v in INTERPRETED.items()) + "}"
