@@ -476,19 +476,19 @@ def conflicting_evidence(edges: DataFrame, holders: DataFrame) -> DataFrame:
     )
 
 
-def _births_compared(pairs: DataFrame, who: DataFrame) -> DataFrame:
+def _births_compared(pairs: DataFrame, holders: DataFrame) -> DataFrame:
     """``(node_id, rec_a, rec_b, births_agree)`` for the record pairs on one node whose sides
     both know a birth date, their own or their neighbouring records' (see
     ``household_identifiers``): whether any two of them agree (equal, or day and month
-    swapped)."""
-    births = who.where(F.col("birth_date").isNotNull())
+    swapped). ``holders`` is ``crm_holders``."""
+    births = holders.where(F.col("birth_date").isNotNull())
     own = births.select(
         "customer_number",
         F.lit(None).cast("long").alias("via"),
         F.col("customer_number").alias("from_record"),
         "birth_date",
     )
-    n1, n2 = who.alias("n1"), births.alias("n2")
+    n1, n2 = holders.alias("n1"), births.alias("n2")
     # A neighbour counts only under the same first name: a household landline or email must
     # not lend the daughter ("Ana") her mother's ("Anaïs") birth date.
     near = n1.join(
