@@ -98,3 +98,17 @@ def ingested_world(spark, tmp_path_factory: pytest.TempPathFactory):
     with job_run(ctx, "ingest") as run:
         summary = run_ingest(ctx, run)
     return world, ctx, summary
+
+
+@pytest.fixture(scope="session")
+def resolved_world(ingested_world):
+    """``ingested_world`` after one run of the identity job, scored against its truth.
+
+    The identity job and the scoring are the costly part of the stage tests: they run once,
+    through the same function ``crossdata bench identity --world`` reports with. The identity
+    tests score it; the notebook test reads its gold tables.
+    """
+    from crossdata.identity.bench import world_accuracy
+
+    world, ctx, _ = ingested_world
+    return world, ctx, world_accuracy(ctx, world.root, ingest=False)
