@@ -13,8 +13,7 @@ from pyspark.sql import functions as F
 from crossdata.collect.bots import flag_bots
 from crossdata.config import load_settings
 from crossdata.config.schema import BotSettings
-
-from ..helpers import NOT_ADAPTIVE
+from crossdata.spark import conf_set
 
 REPO = Path(__file__).resolve().parents[2]
 HITS = "cookie_id string, ip string, event_ts timestamp, user_agent string"
@@ -136,13 +135,10 @@ def test_rates_are_counted_in_one_pass_over_the_rows(spark, bots, tmp_path):
         "device_id", F.concat(F.lit("dev_"), F.col("ip"))
     ).write.parquet(str(source))
     # With adaptive execution, as the jobs run (the test session turns it off, helpers.py).
-    spark.conf.set("spark.sql.adaptive.enabled", "true")
-    try:
+    with conf_set(spark, {"spark.sql.adaptive.enabled": "true"}):
         flagged = flag_bots(spark.read.parquet(str(source)), bots)
         got = flagged.collect()
         final = flagged._jdf.queryExecution().executedPlan().executedPlan().toString()
-    finally:
-        spark.conf.set("spark.sql.adaptive.enabled", NOT_ADAPTIVE["spark.sql.adaptive.enabled"])
     # Every cookie makes 10 events on the day (the limit is 5).
     assert len(got) == 40 and all(r["is_bot"] for r in got)
     assert final.count("FileScan parquet") == 2

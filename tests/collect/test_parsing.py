@@ -19,6 +19,7 @@ from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole
 from crossdata.collect.records import RecordRules, validate
 from crossdata.contracts import DEFAULT_MIN_TIMESTAMP, REASON_CODES, SOURCES
 from crossdata.errors import CrossdataError
+from crossdata.spark import conf_set
 
 from ..helpers import is_utf8
 
@@ -168,12 +169,8 @@ def test_times_without_an_offset_are_read_in_the_sources_local_time_zone(spark):
         for _, utc in LOCAL_TIMES
     ]
     assert read("Europe/Paris") == expected
-    before = spark.conf.get("spark.sql.session.timeZone")
-    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
-    try:  # the session's own zone plays no part
-        assert read("Europe/Paris") == expected
-    finally:
-        spark.conf.set("spark.sql.session.timeZone", before)
+    with conf_set(spark, {"spark.sql.session.timeZone": "America/New_York"}):
+        assert read("Europe/Paris") == expected  # the session's own zone plays no part
     # without a zone for the source, only the time with an offset is read
     without = [reason for reason, _ in read(None)]
     assert without == ["invalid_timestamp"] * 5 + [None] + ["invalid_timestamp"] * 3
@@ -640,14 +637,23 @@ def test_many_small_files_in_a_batch_are_each_numbered_from_one(spark, tmp_path)
     }
     # a key=value folder beside plain ones is read like any other
     files["part=1/late.jsonl"] = b'{"n": 0}\n'
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "16")
-    try:
+    with conf_set(spark, {"spark.sql.files.maxPartitionBytes": "16"}):
         read, split, tasks = _lines_both_ways(spark, tmp_path, files)
         assert spark.conf.get("spark.sql.files.maxPartitionBytes") == "16"
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
     assert read == split and len(read) == sum(range(1, 13)) + 1
     assert all(len(t) == 1 for t in tasks.values()) and len(tasks) == 13
+
+
+def test_whole_file_tasks_gives_the_session_its_settings_back_also_after_an_error(spark):
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    with conf_set(spark, {keys[0]: "1000"}):  # one set before, one not
+        assert spark.conf.get(keys[1], None) is None
+        with pytest.raises(ZeroDivisionError), whole_file_tasks(spark):
+            assert all(spark.conf.get(k) == str(2**40) for k in keys)
+            _ = 1 / 0
+        assert spark.conf.get(keys[0]) == "1000"
+        assert spark.conf.get(keys[1], None) is None
+    assert spark.conf.get(keys[0], None) is None
 
 
 def test_lines_read_outside_whole_file_tasks_are_refused(spark, tmp_path):
@@ -657,9 +663,11 @@ def test_lines_read_outside_whole_file_tasks_are_refused(spark, tmp_path):
     (tmp_path / "odd[1].jsonl").write_bytes(b'{"a": 1}\n{"a": 2}\n')
     binary = spark.read.format("binaryFile").load(str(tmp_path))
     paths = sorted(r["path"] for r in binary.select("path").collect())
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
-    spark.conf.set("spark.sql.files.openCostInBytes", "0")
-    try:
+    small_tasks = {
+        "spark.sql.files.maxPartitionBytes": "4096",
+        "spark.sql.files.openCostInBytes": "0",
+    }
+    with conf_set(spark, small_tasks):
         lines = batch_lines(spark, binary, paths)
         per_file = (
             lines.groupBy("_source_file")
@@ -668,8 +676,5 @@ def test_lines_read_outside_whole_file_tasks_are_refused(spark, tmp_path):
         )
         odd = lines.where(F.col("_source_file").endswith("odd[1].jsonl"))
         assert sorted(r["_line"] for r in odd.collect()) == [1, 2]
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
-        spark.conf.unset("spark.sql.files.openCostInBytes")
     with pytest.raises(CrossdataError, match="one task of their own"):
         check_line_numbers(per_file)

@@ -26,6 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.contracts import Source
+from crossdata.spark import conf_set
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -180,17 +181,8 @@ def whole_file_tasks(spark: SparkSession) -> Iterator[None]:
     ``text_lines`` numbers lines by their position in the task, so the scan must be planned
     (a ``persist``, an action) inside the block. The session's own values come back after.
     """
-    before = {key: spark.conf.get(key, None) for key in WHOLE_FILE_CONF}
-    for key, value in WHOLE_FILE_CONF.items():
-        spark.conf.set(key, value)
-    try:
+    with conf_set(spark, WHOLE_FILE_CONF):
         yield
-    finally:
-        for key, old in before.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
 
 
 def readable_by_path(path: str) -> bool:

@@ -46,8 +46,8 @@ def assign_keys(
     ``components``: node_id, component; ``members``: node_id, id_type, id_value (to name a new
     key after its smallest identifier); ``previous``: node_id, customer_id from the last run;
     ``key_ages``: customer_id, created_at (older wins a merge); ``salt``: the run id (empty for
-    a standalone resolution, whose keys then depend on the members alone). Runs Spark jobs:
-    the steps the results share are checkpointed as they are made.
+    a standalone resolution, whose keys then depend on the members alone). Runs Spark jobs
+    (the checkpoints below).
     """
     spark = components.sparkSession
     # The steps that several results share are checkpointed (eagerly, in executor storage):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -40,6 +41,23 @@ def to_uri(path: str) -> str:
     if "://" in path or path.startswith("file:"):
         return path
     return Path(path).expanduser().resolve().as_uri()
+
+
+@contextmanager
+def conf_set(spark: SparkSession, values: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, ``spark`` has these SQL settings; after it, the values it had before
+    (a setting it did not have is unset again), also when the block raises."""
+    before = {key: spark.conf.get(key, None) for key in values}
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
 
 
 def local_path(location: str) -> Path | None:
