@@ -94,6 +94,20 @@ def test_ingest_from_a_missing_landing_folder_is_a_one_line_error_before_spark(t
     assert f"landing folder {a_file} is not a folder" in out.stderr
 
 
+def test_bad_sizes_and_world_flags_are_one_line_errors_before_spark(tmp_path):
+    for args, message in (
+        (("bench", "ingest", "--sizes", "1M,0"), "argument --sizes: '0' is not a size"),
+        (("bench", "identity", "--world", "lots"), "argument --world: 'lots' is not a size"),
+        (("generate", "--days", "-1"), "error: --set: world.days: must be at least 1, not -1"),
+        (("generate", "--persons", "0"), "error: --set: world.persons: must be at least 1, not 0"),
+    ):
+        out = _crossdata(*args, "--set", f"lakehouse.root={tmp_path}")
+        assert out.returncode == 2, out.stderr
+        assert message in out.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in out.stderr
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
 def test_a_relative_jar_cache_is_named_with_the_folder_it_was_looked_for_in(tmp_path):
     # run from another folder: the default cache (.cache/jars) is looked for under it
     out = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,46 @@ def test_byte_budget_per_batch_is_the_default_optional_and_positive():
     assert loaded.settings.collect.max_bytes_per_trigger == 1048576
     with pytest.raises(ConfigError, match=r"max_bytes_per_trigger: must be at least 1"):
         load_settings(conf_dir=CONF_DIR, overrides=["collect.max_bytes_per_trigger=0"])
+    for key in ("max_files_per_trigger", "max_field_chars"):  # each named on its own
+        with pytest.raises(
+            ConfigError, match=rf"^--set: collect.{key}: must be at least 1, not -1$"
+        ):
+            load_settings(conf_dir=CONF_DIR, overrides=[f"collect.{key}=-1"])
+
+
+def test_sessions_region_and_root_are_checked_before_spark():
+    for override, message in (
+        ("collect.sessions.inactivity_minutes=0", "inactivity_minutes: must be at least 1, not 0"),
+        ("collect.default_region=ZZ", "default_region: 'ZZ' is not a region phonenumbers knows"),
+        ("lakehouse.root=' '", "lakehouse.root: must name a folder or URI"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^--set: .*{re.escape(message)}"):
+            load_settings(conf_dir=CONF_DIR, overrides=[override])
+    lower = load_settings(conf_dir=CONF_DIR, overrides=["collect.default_region=gb"])
+    assert lower.settings.collect.default_region == "gb"  # any case, as the phone step reads it
+
+
+def test_expectations_are_checked_before_spark_and_blamed_on_the_override():
+    def rule(**kw: str) -> str:
+        fields = {"name": "ok", "table": "silver.orders", "expr": "amount >= 0", "action": "warn"}
+        return "{" + ", ".join(f"{k}: '{v}'" for k, v in (fields | kw).items()) + "}"
+
+    for rules, message in (
+        ([rule(table="silver.order")], "[0].table: 'silver.order' is not a table ingest checks"),
+        ([rule(table="silver.sessions")], "[0].table: 'silver.sessions' is not a table"),
+        ([rule(name="1st")], "[0].name: '1st': use letters, digits and _"),
+        ([rule(), rule(name="OK")], "[1].name: 'OK' is used twice on silver.orders"),
+        ([rule(expr=" ")], "[0].expr: empty"),
+        ([rule(action="drop")], "[0].action: 'drop' is not allowed"),
+    ):
+        override = f"collect.expectations=[{', '.join(rules)}]"
+        # the whole list came from --set: its items' problems are blamed on it
+        expected = rf"^--set: collect.expectations{re.escape(message)}"
+        with pytest.raises(ConfigError, match=expected):
+            load_settings(conf_dir=CONF_DIR, overrides=[override])
+    same_name_elsewhere = f"collect.expectations=[{rule()}, {rule(table='silver.spend')}]"
+    loaded = load_settings(conf_dir=CONF_DIR, overrides=[same_name_elsewhere])
+    assert len(loaded.settings.collect.expectations) == 2
 
 
 def test_bot_patterns_are_checked_as_regexes_before_spark():

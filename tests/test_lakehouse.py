@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from crossdata.errors import ConcurrentWriteError, CrossdataError, InvariantViolation
 from crossdata.lakehouse import Lakehouse, table
-from crossdata.lakehouse.tables import TABLES, Table
+from crossdata.lakehouse.tables import EXPECTATION_TABLES, TABLES, Table
 
 from .conftest import make_settings
 
@@ -62,6 +62,13 @@ def test_path_is_root_layer_noun(lake: Lakehouse):
 def test_unknown_table_lists_known_ones():
     with pytest.raises(CrossdataError, match=r"unknown table 'silver.nope'; known tables: .*"):
         table("silver.nope")
+
+
+def test_expectations_may_name_exactly_the_silver_tables_the_flows_write():
+    from crossdata.collect.flows import FLOWS
+
+    assert set(EXPECTATION_TABLES) == {flow.table for flow in FLOWS.values()}
+    assert all(table(name).layer == "silver" for name in EXPECTATION_TABLES)
 
 
 def test_write_read_and_sql_by_name(spark, lake, people_table):

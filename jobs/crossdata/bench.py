@@ -6,6 +6,7 @@ A benchmark measures crossdata beside a reference run on the same data in the sa
 
 from __future__ import annotations
 
+import argparse
 import re
 import resource
 import time
@@ -17,16 +18,33 @@ from typing import Any
 
 
 def parse_size(text: str) -> int:
-    """'1M' -> 1_000_000, '250k' -> 250_000, '3' -> 3."""
+    """'1M' -> 1_000_000, '250k' -> 250_000, '3' -> 3; ValueError unless a count of at least 1."""
     t = text.strip().lower().replace("_", "")
-    for suffix, mult in (("g", 10**9), ("m", 10**6), ("k", 10**3)):
+    mult = 1
+    for suffix, factor in (("g", 10**9), ("m", 10**6), ("k", 10**3)):
         if t.endswith(suffix):
-            return int(float(t[:-1]) * mult)
-    return int(t)
+            t, mult = t[:-1], factor
+            break
+    try:
+        n = int(float(t) * mult)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{text!r} is not a size: write a count such as 5000, 250k or 1M")
+    return n
 
 
 def parse_sizes(text: str | None, default: Sequence[str]) -> list[int]:
     return [parse_size(s) for s in (text.split(",") if text else default)]
+
+
+def sizes_argument(text: str) -> str:
+    """An argparse ``type`` for ``--sizes``: the text as given, once every size in it reads."""
+    try:
+        parse_sizes(text, ())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def human(n: float) -> str:

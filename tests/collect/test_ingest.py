@@ -20,8 +20,10 @@ from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
 from crossdata.collect.file_changes import BINARY_FILE_SCHEMA, audit_landing
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
 from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
+from crossdata.collect.silver import check_expectations
+from crossdata.config.schema import Expectation
 from crossdata.contracts import SOURCES
-from crossdata.errors import InputContractError, ReconciliationError
+from crossdata.errors import ConfigError, InputContractError, ReconciliationError
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -537,6 +539,51 @@ def test_new_field_stops_the_job_with_drift_fail(spark, tmp_path):
         _ingest(ctx)
     failed = ctx.lake.read("ops.job_runs").where("status = 'failed'").collect()
     assert [r["job"] for r in failed] == ["ingest"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("amount >", r"cannot be evaluated on its rows: .*PARSE_SYNTAX_ERROR"),
+        ("amont >= 0", r"cannot be evaluated on its rows: .*amont"),
+        ("amount", r"is double, not a boolean"),
+    ],
+)
+def test_an_expectation_that_is_not_a_condition_on_the_rows_is_named(spark, expr, problem):
+    rows = spark.createDataFrame([(1.0, "web")], "amount double, channel string")
+    fine = Expectation("not_negative", "silver.orders", "amount >= 0", "quarantine")
+    bad = Expectation("broken", "silver.orders", expr, "warn")
+    check_expectations(rows, [fine])
+    named = rf"^collect.expectations: broken on silver.orders: '{re.escape(expr)}' {problem}"
+    with pytest.raises(ConfigError, match=named):
+        check_expectations(rows, [fine, bad])
+
+
+def test_an_expectation_on_a_column_silver_lacks_stops_the_job_naming_it(spark, tmp_path):
+    # conf checks an expectation's table and name; its columns only the rows can check.
+    landing = tmp_path / "landing"
+    typo = (
+        "collect.expectations=[{name: has_cookie, table: silver.events, "
+        "expr: 'cookie IS NOT NULL', action: warn}]"
+    )
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}", typo), spark=spark)
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    with pytest.raises(
+        ConfigError,
+        match=r"^collect.expectations: has_cookie on silver.events: 'cookie IS NOT NULL' "
+        r"cannot be evaluated on its rows: .*cookie",
+    ):
+        _ingest(ctx)
+    assert ctx.lake.read("bronze.events").count() == 1  # loaded, and silver's batch to do again
+    assert not ctx.lake.exists("silver.events")
+    failed = ctx.lake.read("ops.job_runs").where("status = 'failed'").collect()
+    assert [r["job"] for r in failed] == ["ingest"]
+    # The rule mended, the next run takes the batch again.
+    mended = typo.replace("cookie IS", "cookie_id IS")
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}", mended), spark=spark)
+    assert _ingest(ctx).silver["events"].inserted == 1
+    assert _silver_ids(ctx) == ["e1"]
+    assert ctx.lake.read("bronze.events").count() == 1
 
 
 def test_byte_budgets_split_bronze_and_silver_into_batches(spark, tmp_path):

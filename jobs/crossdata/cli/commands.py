@@ -12,6 +12,7 @@ import sys
 
 import yaml
 
+from crossdata.bench import sizes_argument
 from crossdata.config import Loaded
 
 
@@ -119,7 +120,10 @@ def _bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> 
     for name, (target, text) in BENCHMARKS.items():
         b = bsub.add_parser(name, help=text, parents=[common])
         b.add_argument(
-            "--sizes", default=None, help="comma-separated sizes, e.g. 1M,10M (benchmark default)"
+            "--sizes",
+            default=None,
+            type=sizes_argument,
+            help="comma-separated sizes, e.g. 1M,10M (benchmark default)",
         )
         b.add_argument("--workdir", default=".cache/bench", help="scratch folder for the runs")
         b.add_argument("--output", default=None, help="also append the table to this markdown file")
@@ -127,6 +131,7 @@ def _bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> 
             b.add_argument(
                 "--world",
                 default=None,
+                type=sizes_argument,
                 metavar="EVENTS",
                 help="score identity resolution on generated worlds of about EVENTS site/app "
                 "events each, e.g. 200k,1M: generate (or reuse), ingest every source, resolve, "

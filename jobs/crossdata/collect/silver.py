@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType
 
 from crossdata.collect.identifiers import UNUSABLE_FIELDS
 from crossdata.collect.ledgers import QUALITY, QUARANTINE, SILVER_BATCHES
 from crossdata.collect.streams import query_app_id
 from crossdata.config.schema import CollectSettings, Expectation
-from crossdata.errors import DataQualityError
+from crossdata.errors import ConfigError, DataQualityError
 from crossdata.lakehouse.tables import table as table_spec
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...])
 
 def expectation_flags(rows: DataFrame, expectations: list[Expectation]) -> DataFrame:
     """One boolean column per expectation: ``_exp_<name>`` is true when the row fails it."""
+    check_expectations(rows, expectations)
     return rows.select(
         "*",
         *[
@@ -122,6 +125,36 @@ def expectation_flags(rows: DataFrame, expectations: list[Expectation]) -> DataF
             for e in expectations
         ],
     )
+
+
+def check_expectations(rows: DataFrame, expectations: list[Expectation]) -> None:
+    """ConfigError naming the first expectation that is not a boolean over ``rows``' columns.
+
+    conf checks an expectation's table and name before Spark starts; its columns and type can
+    only be checked against the table's rows. Analysis only, no Spark job: one analysis for
+    all of them, and one each only when that one fails.
+    """
+    if not expectations:
+        return
+    try:
+        kinds = [f.dataType for f in rows.select(*[F.expr(e.expr) for e in expectations]).schema]
+    except (AnalysisException, ParseException):
+        for e in expectations:
+            try:
+                rows.select(F.expr(e.expr)).schema  # noqa: B018 (analysed to be checked)
+            except (AnalysisException, ParseException) as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise ConfigError(
+                    f"collect.expectations: {e.name} on {e.table}: {e.expr!r} cannot be "
+                    f"evaluated on its rows: {first}"
+                ) from None
+        raise  # only together: should not happen, keep Spark's error
+    for e, kind in zip(expectations, kinds, strict=True):
+        if not isinstance(kind, BooleanType):
+            raise ConfigError(
+                f"collect.expectations: {e.name} on {e.table}: {e.expr!r} is "
+                f"{kind.simpleString()}, not a boolean"
+            )
 
 
 class SilverBatchWriter:

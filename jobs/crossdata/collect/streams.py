@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from crossdata.errors import (
     ConcurrentWriteError,
+    ConfigError,
     DataQualityError,
     InputContractError,
     InvariantViolation,
@@ -153,6 +154,7 @@ def _as_crossdata_error(exc: Exception, name: str, checkpoint: str) -> Exception
             "wait for it to finish, then run again (nothing was lost)"
         )
     for cls in (
+        ConfigError,
         InputContractError,
         ReconciliationError,
         DataQualityError,

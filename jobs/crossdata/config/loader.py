@@ -127,7 +127,7 @@ def load(
 
 def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T:
     """Turn plain data into the dataclass ``cls``, checking every key and type."""
-    where = origins.get(prefix) or _origin_below(origins, prefix) or "defaults"
+    where = _origin(origins, prefix)
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{where}: {prefix or '<root>'}: expected a mapping of settings, "
@@ -161,7 +161,7 @@ def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T
         if problem:
             # A problem starts with the key(s) it is about ("a/b: ..."): name where the first
             # came from (a --set, a profile), not where the section began.
-            named = problem.split(":", 1)[0].split("/")[0].strip()
+            named = re.split(r"[/.\[]", problem.split(":", 1)[0])[0].strip()
             src = origins.get(_join(prefix, named), where) if named in fields else where
             raise ConfigError(f"{src}: {prefix}.{problem}" if prefix else f"{src}: {problem}")
     return obj
@@ -169,7 +169,7 @@ def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T
 
 def _coerce(tp: Any, value: Any, origins: Mapping[str, str], key: str) -> Any:
     origin = get_origin(tp)
-    src = origins.get(key) or _origin_below(origins, key) or "defaults"
+    src = _origin(origins, key)
 
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{src}: {key}: expected {expected}, got {value!r}")
@@ -296,6 +296,17 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+def _origin(origins: Mapping[str, str], key: str) -> str:
+    """Where ``key``'s value came from: the key itself, a key below it, or the nearest key
+    above it (a list or mapping given whole, e.g. ``--set collect.expectations=[...]``)."""
+    found = origins.get(key) or _origin_below(origins, key)
+    while not found and key:
+        parent = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", key)
+        key = "" if parent == key else parent
+        found = origins.get(key)
+    return found or "defaults"
 
 
 def _origin_below(origins: Mapping[str, str], prefix: str) -> str | None:

@@ -55,6 +55,8 @@ class LakehouseSettings:
     retry_backoff_seconds: float  # first wait; doubled per retry, with up to 100 % jitter
 
     def validate(self) -> str | None:
+        if not self.root.strip():
+            return "root: must name a folder or URI"
         if self.write_retries < 0:
             return "write_retries: must be at least 0"
         if self.retry_backoff_seconds < 0:
@@ -92,8 +94,9 @@ class WorldSettings:
     def validate(self) -> str | None:
         import datetime as dt
 
-        if self.persons < 1 or self.days < 1:
-            return "persons/days: must be at least 1"
+        for key in ("persons", "days"):
+            if getattr(self, key) < 1:
+                return f"{key}: must be at least 1, not {getattr(self, key)}"
         if not 0.0 <= self.fault_rate <= 0.5:
             return f"fault_rate: {self.fault_rate} must be between 0 and 0.5"
         try:
@@ -147,8 +150,9 @@ class BotSettings:
                 re.compile(pattern)
             except re.error as exc:
                 return f"user_agent_patterns: {pattern!r} is not a valid regular expression: {exc}"
-        if self.max_events_per_minute < 1 or self.max_events_per_day < 1:
-            return "max_events_per_minute/max_events_per_day: must be at least 1"
+        for key in ("max_events_per_minute", "max_events_per_day"):
+            if getattr(self, key) < 1:
+                return f"{key}: must be at least 1, not {getattr(self, key)}"
         return None
 
 
@@ -156,6 +160,11 @@ class BotSettings:
 class SessionSettings:
     inactivity_minutes: int
     new_on_campaign_change: bool
+
+    def validate(self) -> str | None:
+        if self.inactivity_minutes < 1:
+            return f"inactivity_minutes: must be at least 1, not {self.inactivity_minutes}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -247,12 +256,22 @@ class CollectSettings:
         unknown = [s for s in self.sources if s not in SOURCES]
         if unknown:
             return f"sources: unknown {', '.join(unknown)}; known: {', '.join(SOURCES)}"
-        if self.max_files_per_trigger < 1 or self.max_field_chars < 1:
-            return "max_files_per_trigger/max_field_chars: must be at least 1"
+        for key in ("max_files_per_trigger", "max_field_chars"):
+            if getattr(self, key) < 1:
+                return f"{key}: must be at least 1, not {getattr(self, key)}"
         if self.max_bytes_per_trigger is not None and self.max_bytes_per_trigger < 1:
             return "max_bytes_per_trigger: must be at least 1 (or null: count files instead)"
         if self.silver_max_bytes_per_trigger < 1:
             return "silver_max_bytes_per_trigger: must be at least 1"
+        if self.future_tolerance_hours < 0:
+            return f"future_tolerance_hours: must be at least 0, not {self.future_tolerance_hours}"
+        import phonenumbers
+
+        if self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            return (
+                f"default_region: {self.default_region!r} is not a region phonenumbers knows "
+                "(an ISO 3166 alpha-2 code such as FR)"
+            )
         try:
             self.min_timestamp_utc  # noqa: B018 (parsed to be checked)
         except ValueError as exc:
@@ -267,6 +286,9 @@ class CollectSettings:
                 found = problem(value)
                 if found:
                     return f"{key}: {source}: {found}"
+        found = _expectations_problem(self.expectations)
+        if found:
+            return found
         if "*" not in self.crm_source_priority:
             return "crm_source_priority: needs a '*' entry (the default order)"
         for country, digits in self.postal_code_digits.items():
@@ -283,6 +305,32 @@ class CollectSettings:
             if gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[language]) is None:
                 return f"country_name_languages: pycountry has no country names in {language!r}"
         return None
+
+
+def _expectations_problem(expectations: tuple[Expectation, ...]) -> str | None:
+    """What conf can check of the expectations before Spark starts: where each applies and
+    its name (a column ``_exp_<name>`` while the batch is checked, a rule in ops.data_quality).
+    Their expressions are checked against the rows of the first batch (silver.py)."""
+    import re
+
+    from crossdata.lakehouse.tables import EXPECTATION_TABLES
+
+    seen: set[tuple[str, str]] = set()
+    for i, e in enumerate(expectations):
+        where = f"expectations[{i}]"
+        if e.table not in EXPECTATION_TABLES:
+            return (
+                f"{where}.table: {e.table!r} is not a table ingest checks; "
+                f"one of {', '.join(EXPECTATION_TABLES)}"
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", e.name):
+            return f"{where}.name: {e.name!r}: use letters, digits and _ (not a digit first)"
+        if (e.table, e.name.lower()) in seen:
+            return f"{where}.name: {e.name!r} is used twice on {e.table}"
+        seen.add((e.table, e.name.lower()))
+        if not e.expr.strip():
+            return f"{where}.expr: empty; write a SQL condition every good row meets"
+    return None
 
 
 @dataclass(frozen=True)

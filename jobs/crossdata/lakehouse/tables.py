@@ -353,6 +353,20 @@ _TABLES += [
 
 TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
 
+# The silver tables the collect flows write: each batch of theirs is checked against
+# collect.expectations. (silver.sessions is derived from silver.events' sessions, and the
+# identity tables are written by the identity stage.)
+EXPECTATION_TABLES = (
+    "silver.events",
+    "silver.ad_impressions",
+    "silver.ad_clicks",
+    "silver.email_events",
+    "silver.orders",
+    "silver.crm_customers",
+    "silver.consent",
+    "silver.spend",
+)
+
 
 def table(name: str) -> Table:
     """The registered table called ``name``; a clear error for a typo."""
