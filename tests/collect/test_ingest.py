@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from crossdata.collect import bronze
 from crossdata.collect.bronze import BatchInfo, BronzeBatchWriter
-from crossdata.collect.file_changes import BINARY_FILE_SCHEMA, audit_landing
+from crossdata.collect.file_changes import BINARY_FILE_SCHEMA, audit_landing, empty_files
 from crossdata.collect.ingest import IngestSummary, run_ingest, start_bronze
 from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.collect.silver import check_expectations
@@ -155,6 +155,56 @@ def test_a_file_changed_after_it_was_read_is_recorded_once_not_lost_in_silence(s
         ("b.jsonl", grown["read_bytes"])
     ]
     assert audit_landing(ctx.lake, "run-ignore", events, str(landing), "ignore") == {}
+
+
+def test_an_empty_delivery_is_a_file_of_no_records_not_a_file_gone(spark, tmp_path):
+    # Spark's scans skip files of 0 bytes, so an empty export gave its batch no row: it was
+    # recorded as gone, and collect.file_changes=fail failed every run that met one.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = [SOURCES["events"]]
+    a = deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    (landing / "events" / "2026-03-05" / "empty.jsonl").write_bytes(b"")
+    only_empty = landing / "events" / "2026-03-06" / "none.jsonl"
+
+    def run_bronze() -> dict[tuple[str, str], int]:
+        with job_run(ctx, "ingest") as run:
+            start_bronze(ctx, run, events[0], str(landing)).wait()
+            return audit_landing(ctx.lake, run.run_id, events, str(landing), "fail")
+
+    assert run_bronze() == {}
+    only_empty.parent.mkdir()
+    only_empty.write_bytes(b"")  # a batch of nothing but an empty file
+    assert run_bronze() == {}
+    columns = ("batch_id", "read", "loaded", "bytes", "status")
+    ledger = {
+        r["file"].rsplit("/", 1)[-1]: tuple(r[c] for c in columns)
+        for r in ctx.lake.read(RECONCILIATION).collect()
+    }
+    assert ledger == {
+        "a.jsonl": (0, 1, 1, a.stat().st_size, "ok"),
+        "empty.jsonl": (0, 0, 0, 0, "ok"),
+        "none.jsonl": (1, 0, 0, 0, "ok"),
+    }
+    assert not ctx.lake.exists(FILE_CHANGES)
+    # Written again with a record, the empty file is a file changed after it was read.
+    deliver(landing, "2026-03-06", "none.jsonl", [event("e2", "2026-03-06T10:00:00Z")])
+    with pytest.raises(InputContractError, match=r"\(events rewritten 1\)"):
+        run_bronze()
+    assert [r["event_id"] for r in ctx.lake.read("bronze.events").collect()] == ["e1"]
+
+
+def test_files_not_read_are_told_empty_or_gone_on_any_file_system(spark, tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "full.jsonl").write_bytes(b"{}\n")
+    names = ("empty.jsonl", "full.jsonl", "gone.jsonl", "odd[1].jsonl")
+    local = [f"file:{tmp_path / n}" for n in names]
+    assert empty_files(spark, local) == {local[0]}
+    # Without the file: scheme, as on object stores, a file is listed: listed but not read
+    # by its batch means empty; one that is not there, or cannot be listed alone, is gone.
+    listed = [str(tmp_path / n) for n in ("empty.jsonl", "gone.jsonl", "odd[1].jsonl")]
+    (tmp_path / "odd[1].jsonl").write_bytes(b"")
+    assert empty_files(spark, listed) == {listed[0]}
 
 
 def test_file_times_in_the_hour_the_clock_turns_back_are_kept_exactly(spark, tmp_path):

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What F.sha2(content, 256) gives a file of no bytes (hashlib.sha256(b"").hexdigest()).
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 META_COLUMNS = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id", "_batch_id")
 
 
@@ -399,8 +401,12 @@ class BronzeBatchWriter:
         # one row per file of this micro-batch: bounded by the stream's trigger limit
         meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
         modified = {r["path"]: r["modified_us"] for r in marked}
-        self._record_gone(spark, set(modified), info)
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
+        # Empty files have no row in the batch: each is reconciled as a file of no records
+        # (never a copy of another), so a later rewrite with records is seen as one.
+        empty = self._record_gone(spark, set(modified), info)
+        meta += [(path, EMPTY_SHA256, 0, None) for path in sorted(empty)]
+        modified |= empty
 
         # Lines are numbered by their place in their scan task: the scan is planned and run
         # (persist, then the per-file counts, which prove it) inside whole_file_tasks. The
@@ -414,7 +420,7 @@ class BronzeBatchWriter:
                 ).persist()
                 per_file = counts_per_file(validated, fresh_paths)
             check_line_numbers(per_file)
-            read_counts = {r["_source_file"]: r["n"] for r in per_file}
+            read_counts = {r["_source_file"]: r["n"] for r in per_file} | dict.fromkeys(empty, 0)
             bad_counts = {r["_source_file"]: r["bad"] for r in per_file if r["bad"]}
             fallback = {r["_source_file"]: r["fallback"] for r in per_file}
             good = self._apply_drift(bronze_rows(validated, info))
@@ -439,9 +445,10 @@ class BronzeBatchWriter:
             spark, meta, read_counts, dup_counts, info, stored, modified, fallback
         )
 
-    def _record_gone(self, spark, read: set[str], info: BatchInfo) -> None:
-        """Record the files the source's log gave this batch that it could not read."""
-        record_gone_files(
+    def _record_gone(self, spark, read: set[str], info: BatchInfo) -> dict[str, int]:
+        """Record the files the source's log gave this batch that it could not read; return
+        those it did not read because they are empty (path -> modification time, µs)."""
+        return record_gone_files(
             spark,
             self._lake(),
             self.checkpoint,

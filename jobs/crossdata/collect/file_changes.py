@@ -38,12 +38,14 @@ import logging
 import operator
 from collections.abc import Iterable, Sequence
 from functools import reduce
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from crossdata.collect.formats import readable_by_path
 from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.contracts import SOURCES, Source
 from crossdata.errors import InputContractError
@@ -108,6 +110,29 @@ def planned_files(spark: SparkSession, checkpoint: str, batch_id: int) -> list[t
     return [(hadoop_path(r["path"]), r["timestamp"] * 1000) for r in entries]
 
 
+def empty_files(spark: SparkSession, paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` (as binaryFile gives them) that are there and empty.
+
+    Spark's file scans skip a file of 0 bytes, so an empty delivery (an export of a day
+    without records) gives its batch no row at all, as a file gone would. A local file is
+    looked at; another is listed, and being listed but not read means empty. A remote path
+    with a glob character cannot be listed alone: it counts as gone.
+    """
+    found = set()
+    for path in paths:
+        if path.startswith("file:"):
+            local = Path(path.removeprefix("file:"))
+            if local.is_file() and local.stat().st_size == 0:
+                found.add(path)
+        elif readable_by_path(path):
+            try:
+                if spark.read.format("binaryFile").load(path).inputFiles():
+                    found.add(path)
+            except AnalysisException:  # not there
+                pass
+    return found
+
+
 def record_gone_files(
     spark: SparkSession,
     lake: Lakehouse,
@@ -117,9 +142,10 @@ def record_gone_files(
     batch_id: int,
     read: set[str],
     txn: tuple[str, int],
-) -> int:
+) -> dict[str, int]:
     """Record the files of this batch's log entry that were not read (``read``: the paths
-    the batch got). Returns how many; the append is idempotent through ``txn``."""
+    the batch got) and are gone; the append is idempotent through ``txn``. Returns the
+    others, empty files: path -> modification time (µs) as the stream listed it."""
     try:
         planned = planned_files(spark, checkpoint, batch_id)
     except AnalysisException:
@@ -129,8 +155,11 @@ def record_gone_files(
             source,
             batch_id,
         )
-        return 0
-    gone = [(path, at) for path, at in planned if path not in read]
+        return {}
+    unread = [(path, at) for path, at in planned if path not in read]
+    empties = empty_files(spark, [path for path, _ in unread])
+    empty = {path: at for path, at in unread if path in empties}
+    gone = [(path, at) for path, at in unread if path not in empties]
     if gone and lake.exists(RECONCILIATION):
         # A replayed batch whose first run got as far as its ledger read these files then:
         # their records are in, only the file is gone since.
@@ -140,7 +169,7 @@ def record_gone_files(
         known = {r["file"] for r in ledger.select("file").distinct().collect()}
         gone = [(path, at) for path, at in gone if path not in known]
     if not gone:
-        return 0
+        return empty
     now = dt.datetime.now(dt.UTC)
     lake.append(
         change_rows(
@@ -161,7 +190,7 @@ def record_gone_files(
         len(gone),
         FILE_CHANGES,
     )
-    return len(gone)
+    return empty
 
 
 # -- rewritten after they were read, or misnamed ------------------------------------------------
