@@ -633,9 +633,10 @@ def test_catch_up_sessions_the_events_an_older_version_inserted_without_one(batc
     assert ctx.lake.version(SILVER_EVENTS) == version
 
 
-def _hit(ts: str, path: str, cookie: str) -> str:
+def _hit(ts: str, path: str, cookie: str, method: str = "GET", status: int = 200) -> str:
     return (
-        f'203.0.113.9 - - [{ts}] "GET {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0 (X11)" "{cookie}"'
+        f'203.0.113.9 - - [{ts}] "{method} {path} HTTP/1.1" {status} 512 "-" "Mozilla/5.0 (X11)" '
+        f'"{cookie}"'
     )
 
 
@@ -645,6 +646,10 @@ def test_server_hits_join_sessions_and_tag_duplicates_are_left_out(ctx, tmp_path
     hits = [
         _hit("05/Mar/2026:10:00:02 +0000", "/p/1", "ck_a"),  # the tag's e1 again
         _hit("05/Mar/2026:10:20:00 +0000", "/p/2", "ck_a"),  # a page the tag missed
+        # not page views: left in bronze, and counted
+        _hit("05/Mar/2026:10:20:01 +0000", "/static/app.JS?v=3", "ck_a"),
+        _hit("05/Mar/2026:10:20:02 +0000", "/cart", "ck_a", method="POST", status=302),
+        _hit("05/Mar/2026:10:21:00 +0000", "/p/404", "ck_a", status=404),
     ]
     deliver(landing, "2026-03-05", "a.log", hits, source="access_log")
     with job_run(ctx, "ingest") as run:
@@ -659,3 +664,6 @@ def test_server_hits_join_sessions_and_tag_duplicates_are_left_out(ctx, tmp_path
         ("access_log", sid("ck_a", at(10, 0)), 2),
     ]
     assert [(r["n_events"]) for r in ctx.lake.read(SILVER_SESSIONS).collect()] == [2]
+    assert ctx.lake.read("bronze.access_log").count() == 5
+    skipped = ctx.lake.read("ops.data_quality").where("rule = 'access_log:not_page_views'")
+    assert [(r["passed"], r["failed"], r["action"]) for r in skipped.collect()] == [(2, 3, "skip")]

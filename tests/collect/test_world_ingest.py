@@ -107,6 +107,20 @@ def test_unusable_identifiers_are_counted_in_every_batch_that_checks_them(ingest
     assert "_unusable_fields" not in silver_columns
 
 
+def test_server_hits_that_are_not_page_views_are_counted_where_silver_leaves_them(
+    ingested_world,
+):
+    _, ctx, _ = ingested_world
+    bronze = ctx.lake.read("bronze.access_log")
+    asset = F.regexp_extract("url", r"^[^?#]*", 0).rlike(r"(?i)\.(css|js|png|jpe?g|gif|svg|ico)$")
+    pages = bronze.where((F.col("method") == "GET") & (F.col("status") < 400) & ~asset).count()
+    quality = ctx.lake.read("ops.data_quality").where("rule = 'access_log:not_page_views'")
+    skipped, passed = quality.agg(F.sum("failed"), F.sum("passed")).first()
+    assert 0 < skipped == bronze.count() - pages  # the world's POSTs, 404s and redirects
+    assert passed == pages  # the page views are the silver batches' rows in
+    assert quality.where("action <> 'skip'").count() == 0
+
+
 def test_crm_countries_written_in_any_iso_form_or_by_name_are_stored_as_codes(ingested_world):
     _, ctx, _ = ingested_world
     bronze = ctx.lake.read("bronze.crm_customers")

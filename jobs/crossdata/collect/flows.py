@@ -213,14 +213,24 @@ def shape_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     return _select_typed(df, EVENT_COLUMNS)
 
 
-def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
-    """Server hits that are page views (GET, < 400, not an asset) in the event model."""
-    s = batch.settings
-    pages = bronze.where(
+def _page_view() -> Column:
+    """A server hit that is a page view: GET, status below 400, not an asset."""
+    return (
         (F.col("method") == "GET")
         & (F.col("status") < 400)
         & ~F.regexp_extract("url", r"^[^?#]*", 0).rlike(_STATIC)
     )
+
+
+def not_page_views() -> tuple[str, Column]:
+    """The access log's hits silver leaves in bronze, counted as ``access_log:not_page_views``."""
+    return ("not_page_views", ~_page_view())
+
+
+def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
+    """Server hits that are page views (GET, < 400, not an asset) in the event model."""
+    s = batch.settings
+    pages = bronze.where(_page_view())
     hit_id = F.sha2(
         F.concat_ws("|", "ip", F.col("ts").cast("string"), "url", "user_agent", "cookie_id"), 256
     )
@@ -833,6 +843,7 @@ FLOWS: dict[str, Flow] = {
             pre_merge=without_tag_duplicates,
             write=merge_events_with_sessions,
             removal=bot_removal,
+            skipped=not_page_views,
         ),
         Flow(
             "ad_impressions",

@@ -79,6 +79,10 @@ Write = Callable[[DataFrame, SilverBatch, list[dt.date]], dict[str, int]]
 # in ops.data_quality and the condition, or None when nothing is removed. They are counted
 # first, so they are never silently gone.
 Removal = Callable[[CollectSettings], tuple[str, Column] | None]
+# Bronze rows a flow's shape leaves out by design (server hits that are not page views): the
+# rule's name in ops.data_quality and the condition on the bronze batch's rows. They stay in
+# bronze, outside the silver batch's rows in; the count says how many each batch left there.
+Skipped = Callable[[], tuple[str, Column]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Flow:
     pre_merge: Callable[[DataFrame, SilverBatch], DataFrame] | None = None
     write: Write | None = None  # instead of the MERGE on keys (silver.events: with sessions)
     removal: Removal | None = None
+    skipped: Skipped | None = None
 
 
 # Columns a shape may add for counting only: counted like ``Flow.counters`` (under their name
@@ -238,7 +243,17 @@ class SilverBatchWriter:
                 (F.collect_set(part) if part else F.lit(None)).alias("_parts"),
             ).collect()[0]  # a global aggregate: exactly one row
             outcome.rows_in = int(counts["rows"])
+            if flow.skipped is not None:
+                name, condition = flow.skipped()
+                left = batch.where(F.coalesce(condition, F.lit(True))).count()
+                if left:
+                    outcome.quality.append(
+                        QualityRow(
+                            flow.table, f"{flow.source}:{name}", outcome.rows_in, left, "skip"
+                        )
+                    )
             if outcome.rows_in == 0:
+                self._record_quality(outcome.quality, ctx)
                 return outcome
             for e in expectations:
                 failed = int(counts[f"_exp_{e.name}"] or 0)
