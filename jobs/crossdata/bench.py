@@ -27,7 +27,7 @@ def parse_size(text: str) -> int:
             break
     try:
         n = int(float(t) * mult)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or nan / inf
         n = 0
     if n < 1:
         raise ValueError(f"{text!r} is not a size: write a count such as 5000, 250k or 1M")

@@ -20,6 +20,7 @@ when a commit does not confirm them, they are counted back from the tables.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -52,8 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What F.sha2(content, 256) gives a file of no bytes (hashlib.sha256(b"").hexdigest()).
-EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+# What F.sha2(content, 256) gives a file of no bytes.
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 META_COLUMNS = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id", "_batch_id")
 
 

@@ -121,6 +121,8 @@ def empty_files(spark: SparkSession, paths: Iterable[str]) -> set[str]:
     found = set()
     for path in paths:
         if path.startswith("file:"):
+            # binaryFile's form is unescaped already: local_path's unquote would turn a
+            # literal "%20" in a name into a space.
             local = Path(path.removeprefix("file:"))
             if local.is_file() and local.stat().st_size == 0:
                 found.add(path)
