@@ -70,6 +70,8 @@ REASONS: tuple[Reason, ...] = (
         "the line cannot be read in the source's format: broken or truncated JSON (JSON as "
         "RFC 8259 writes it: no 'single quotes', no NaN or Infinity), a JSON value "
         "that is not an object, anything but whitespace after the object, the same key twice, "
+        "a string escaping half of a UTF-16 surrogate pair alone (\\ud800, which is no "
+        "character), "
         "CSV with unbalanced quotes or the wrong number of columns, an access-log line that does "
         "not match the log format",
     ),

@@ -208,6 +208,9 @@ EVENT_CASES = [
     ("null", "malformed_record", "line"),
     ("\t" + _event() + "  ", None, None),
     (_event(page_url="https://shop.example/?q=[1]}{"), None, None),
+    # half of a UTF-16 surrogate pair is no character: stored, it would be "?"
+    (_event(cookie_id="c\ud800"), "malformed_record", "line"),
+    (_event(cookie_id="c\U0001f600"), None, None),
     # JSON as RFC 8259 writes it: Spark would also read single quotes and NaN or Infinity
     (_event().replace('"', "'"), "malformed_record", "line"),
     (_event()[:-1] + ', "price": NaN}', "malformed_record", "line"),
@@ -259,8 +262,10 @@ def _one_python_object(line: str) -> bool:
 
     try:
         parsed = json.loads(line, object_pairs_hook=no_twice, parse_constant=no_constant)
+        # a string holding half of a surrogate pair is no Unicode text: it has no UTF-8 form
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
         return isinstance(parsed, dict)
-    except ValueError:
+    except ValueError:  # UnicodeEncodeError is one
         return False
 
 
@@ -284,6 +289,37 @@ def test_a_json_line_is_well_formed_exactly_when_it_is_one_object(spark):
     lines_df = file_lines(_files(spark, {f"events/{DAY}/f.jsonl": content}))
     got = parse_lines(lines_df, SOURCES["events"]).orderBy("_line").select("_malformed").collect()
     assert [not r["_malformed"] for r in got] == [_one_python_object(line) for line in lines]
+
+
+SURROGATE_CASES = [
+    r"\ud800",  # a high half alone
+    r"\udc00",  # a low half alone
+    r"\ud83d\ude00",  # a pair: U+1F600
+    r"\uD83D\uDE00",
+    r"\udc00\ud800",  # halves in the wrong order
+    r"\ud800\u0041",
+    r"\ud800\ud800\udc00",
+    r"\\ud800",  # an escaped backslash, then text
+    r"\\\ud800",  # an escaped backslash, then a half alone
+    r"\\\\ud800",
+    r"x\u00e9\u20ac",  # other escapes
+    r"\\u",
+]
+
+
+@pytest.mark.parametrize("where", ["value", "key"])
+def test_a_json_string_with_half_a_surrogate_pair_alone_is_malformed(spark, where):
+    """What Python's strict reader decodes to text that has a UTF-8 form is well formed."""
+    lines = [
+        '{"cookie_id": "' + case + '"}' if where == "value" else '{"' + case + '": 1}'
+        for case in SURROGATE_CASES
+    ]
+    content = "\n".join(lines).encode()
+    lines_df = file_lines(_files(spark, {f"events/{DAY}/f.jsonl": content}))
+    got = parse_lines(lines_df, SOURCES["events"]).orderBy("_line").select("_malformed").collect()
+    expected = [_one_python_object(line) for line in lines]
+    assert expected.count(False) == 6  # the reference itself tells the cases apart
+    assert [not r["_malformed"] for r in got] == expected
 
 
 def test_unknown_json_fields_are_rescued_not_dropped(spark):

@@ -265,9 +265,31 @@ def _no_fields() -> Column:
     return F.create_map().cast("map<string,string>")
 
 
+# Java regexes over JSON text. Once each escaped backslash is set aside, every backslash left
+# starts an escape, and a \u escape of a surrogate (D800-DFFF) that is not the high half of a
+# pair directly followed by its low half stands alone.
+_ESCAPED_BACKSLASH = r"\\\\"
+_SURROGATE_PAIR = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_SURROGATE = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+
+
+def lone_surrogate(text: Column) -> Column:
+    """Whether JSON ``text`` escapes half of a UTF-16 surrogate pair alone (``"\\ud800"``).
+
+    Such a string is no Unicode text: Spark's parser reads it, and the JVM then writes the
+    half as ``?``, so two different values (two cookie ids) would be stored alike. Only text
+    holding a ``\\u`` pays for the regexes.
+    """
+    unpaired = F.regexp_replace(
+        F.regexp_replace(text, _ESCAPED_BACKSLASH, "_"), _SURROGATE_PAIR, ""
+    )
+    return F.when(text.contains("\\u"), unpaired.rlike(_SURROGATE)).otherwise(F.lit(False))
+
+
 def single_json_value(text: Column, schema: str) -> tuple[Column, Column]:
     """``text`` read as one JSON value of ``schema``, and whether it is exactly that value:
-    valid to its end, with nothing but whitespace after it.
+    valid to its end, with nothing but whitespace after it, and no half of a surrogate pair
+    escaped alone (``lone_surrogate``).
 
     Spark's parser stops after the first complete value, so ``{...} x}`` or ``[...][...]``
     would read as their first value. Parsed as ``[`` + text + ``]``, text after the value must
@@ -282,7 +304,10 @@ def single_json_value(text: Column, schema: str) -> tuple[Column, Column]:
     closed_early = text.contains("]") & (
         F.coalesce(F.json_array_length(F.concat(F.lit("["), text, F.lit(",0]"))), F.lit(0)) != 2
     )
-    exact = F.coalesce((F.size(parsed) == 1) & value.isNotNull() & ~closed_early, F.lit(False))
+    exact = F.coalesce(
+        (F.size(parsed) == 1) & value.isNotNull() & ~closed_early & ~lone_surrogate(text),
+        F.lit(False),
+    )
     return value, exact
 
 
