@@ -205,41 +205,45 @@ def test_unknown_identifier_type_is_refused(spark, collect):
         null_placeholders(df, {"email": "emial"}, collect)
 
 
-def test_refused_emails_and_phones_are_listed_as_unusable_not_placeholders(spark, collect):
+def test_refused_identifiers_are_listed_as_unusable_not_placeholders(spark, collect):
     from crossdata.collect.flows import clean_identifiers
 
-    schema = "id string, cookie_id string, email string, phone string"
+    schema = "id string, cookie_id string, email string, phone string, card string"
     df = spark.createDataFrame(
         [
-            ("refused", "ck_1", "bob@shop", "06 12 34 56 7"),  # no dotted domain, a digit short
-            ("placeholders", "ck_2", "test@test.com", "0600000000"),
-            ("blank", "ck_3", "  ", ""),
-            ("good", "ck_4", " Ann@Shop.Example", "06 12 34 56 78"),
-            ("one of two", "ck_5", "ann@shop.example", "call me"),
+            # no dotted domain, a digit short
+            ("refused", "ck_1", "bob@shop", "06 12 34 56 7", "lc-1"),
+            ("placeholders", "ck_2", "test@test.com", "0600000000", "lc-2"),
+            ("blank", "ck_3", "  ", "", "\u00a0"),
+            ("good", "\tck_4\u00a0", " Ann@Shop.Example", "06 12 34 56 78", " lc-4 "),
+            ("one of two", "ck_5", "ann@shop.example", "call me", "lc-5"),
+            # control characters: a zeroed buffer, a NUL or an escape inside, a C1 code
+            ("controls", "\x00\x00\x00", "ann@shop.example", "", "lc\x1b6"),
+            ("c1", "c\x85k", None, None, "lc\x00"),
         ],
         schema,
     )
-    ids = {"cookie_id": "cookie_id", "email": "email", "phone": "phone"}
+    ids = {"cookie_id": "cookie_id", "email": "email", "phone": "phone", "card": "loyalty_card"}
     actual = clean_identifiers(df, ids, collect)
     expected = spark.createDataFrame(
         [
-            ("refused", "ck_1", None, None, [], ["email", "phone"]),
-            ("placeholders", "ck_2", None, None, ["email", "phone"], []),
-            ("blank", "ck_3", None, None, [], []),
-            ("good", "ck_4", "ann@shop.example", "+33612345678", [], []),
-            ("one of two", "ck_5", "ann@shop.example", None, [], ["phone"]),
+            ("refused", "ck_1", None, None, "LC-1", [], ["email", "phone"]),
+            ("placeholders", "ck_2", None, None, "LC-2", ["email", "phone"], []),
+            ("blank", "ck_3", None, None, None, [], []),
+            ("good", "ck_4", "ann@shop.example", "+33612345678", "LC-4", [], []),
+            ("one of two", "ck_5", "ann@shop.example", None, "LC-5", [], ["phone"]),
+            ("controls", None, "ann@shop.example", None, None, [], ["cookie_id", "card"]),
+            ("c1", None, None, None, None, [], ["cookie_id", "card"]),
         ],
         schema + ", placeholder_fields array<string>, _unusable_fields array<string>",
     )
     assert_df_equality(actual, expected, ignore_nullable=True)
-    # with no email or phone to check, nothing is added
-    assert clean_identifiers(df, {"cookie_id": "cookie_id"}, collect).columns == [
-        *df.columns,
-        "placeholder_fields",
-    ]
+    # every source with an identifier is checked, even with no email or phone
+    cookies = clean_identifiers(df.select("id", "cookie_id"), {"cookie_id": "cookie_id"}, collect)
+    assert cookies.where(F.size("_unusable_fields") > 0).count() == 2
 
 
-def test_consent_counts_a_refused_email_or_phone_as_unusable(spark, collect):
+def test_consent_counts_a_refused_identifier_as_unusable(spark, collect):
     import datetime as dt
 
     from crossdata.collect.flows import shape_consent
@@ -250,8 +254,9 @@ def test_consent_counts_a_refused_email_or_phone_as_unusable(spark, collect):
         ("c2", "phone", "06 12 34 56 7"),  # refused
         ("c3", "email", "a@a.com"),  # a placeholder, listed as such
         ("c4", "phone", "06 12 34 56 78"),
-        ("c5", "cookie_id", "x"),  # only trimmed: never refused
+        ("c5", "cookie_id", " x"),  # only trimmed
         ("c6", "email", " "),  # blank: missing
+        ("c7", "device_id", "d\x00"),  # refused: no identifier holds a control character
     ]
     ts = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
     bronze = spark.createDataFrame(
@@ -274,6 +279,7 @@ def test_consent_counts_a_refused_email_or_phone_as_unusable(spark, collect):
         ("c4", "+33612345678", [], []),
         ("c5", "x", [], []),
         ("c6", None, [], []),
+        ("c7", None, [], ["id_value"]),
     ]
 
 

@@ -23,6 +23,7 @@ fax,123,user_id,u-ben,,
 cookie_id,,user_id,u-ben,,
 cookie_id,ck-3,user_id,u-carl,yesterday,
 cookie_id,"ck-4,user_id
+device_id,dev\x01ice,user_id,u-ben,,
 """
 
 
@@ -85,6 +86,7 @@ def test_rejected_edges_say_why(resolved) -> None:
         12: "missing_value",
         13: "invalid_timestamp",
         14: "malformed_record",
+        15: "invalid_value",  # a control character: no identifier holds one
     }
 
 

@@ -21,13 +21,12 @@ from pyspark.sql import functions as F
 from crossdata.collect.bots import with_bot_flags, with_bot_rates
 from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
-    CHECKED_TYPES,
     PLACEHOLDER_FIELDS,
     UNUSABLE_FIELDS,
     country_code,
     is_placeholder,
     listed_fields,
-    normalize_email,
+    normalize_identifier,
     normalize_phone,
     null_placeholders,
     postal_code,
@@ -155,25 +154,21 @@ def clean_identifiers(
     """Placeholders nulled (and listed), emails canonical, phones E.164, cards upper-cased.
 
     Phones without a country code are read in ``phone_region`` (a record's country) when it
-    is a region phonenumbers knows, else in ``collect.default_region``. Emails and phones that
-    were given (not blank, not a placeholder) but that their normalisation refused are listed
-    in the transient ``UNUSABLE_FIELDS``.
+    is a region phonenumbers knows, else in ``collect.default_region``. Identifiers that were
+    given (not blank, not a placeholder) but that their normalisation refused (an email
+    without a dotted domain, an invalid number, a control character in any of them) are
+    listed in the transient ``UNUSABLE_FIELDS``.
     """
     out = null_placeholders(df, columns, s)
-    checked = [c for c, id_type in columns.items() if id_type in CHECKED_TYPES]
-    given = {c: f"_given_{c}" for c in checked}
+    if not columns:
+        return out
+    given = {c: f"_given_{c}" for c in columns}
     out = out.withColumns({flag: F.col(c).isNotNull() for c, flag in given.items()})
     for column, id_type in columns.items():
-        if id_type == "email":
-            out = out.withColumn(column, normalize_email(F.col(column)))
-        elif id_type == "phone":
+        if id_type == "phone":
             out = normalize_phone(out, column, s.default_region, region_column=phone_region)
-        elif id_type in ("loyalty_card", "customer_number"):
-            out = out.withColumn(column, F.upper(F.trim(column)))
         else:
-            out = out.withColumn(column, F.trim(column))
-    if not checked:
-        return out
+            out = out.withColumn(column, normalize_identifier(F.col(column), id_type))
     refused = {c: F.col(flag) & F.col(c).isNull() for c, flag in given.items()}
     return out.withColumn(UNUSABLE_FIELDS, listed_fields(refused)).drop(*given.values())
 
@@ -527,6 +522,7 @@ def shape_ad_impressions(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
+        UNUSABLE_FIELDS,
     )
 
 
@@ -550,6 +546,7 @@ def shape_ad_clicks(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "placeholder_fields",
         "attributes",
         *LINEAGE,
+        UNUSABLE_FIELDS,
     )
 
 
@@ -772,12 +769,10 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     df = normalize_phone(df, "_phone", s.default_region)
     value = (
         F.when(F.col("_placeholder"), F.lit(None))
-        .when(F.col("id_type") == "email", normalize_email(F.col("id_value")))
         .when(F.col("id_type") == "phone", F.col("_phone"))
-        .when(F.col("id_type").isin("loyalty_card", "customer_number"), F.upper(F.trim("id_value")))
-        .otherwise(F.trim("id_value"))
+        .otherwise(normalize_identifier(F.col("id_value"), F.col("id_type")))
     )
-    # computed once: written, and tested for an email or phone its normalisation refused
+    # computed once: written, and tested for an identifier its normalisation refused
     df = df.withColumn("_value", value)
     return df.select(
         "consent_id",
@@ -793,11 +788,10 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         .alias("placeholder_fields"),
         "attributes",
         *LINEAGE,
-        # an email or phone given, not a placeholder, that its normalisation refused
+        # an identifier given, not a placeholder, that its normalisation refused
         listed_fields(
             {
-                "id_value": F.col("id_type").isin(*CHECKED_TYPES)
-                & ~F.col("_placeholder")
+                "id_value": ~F.col("_placeholder")
                 & present(F.col("id_value"))
                 & F.col("_value").isNull()
             }

@@ -4,10 +4,11 @@ An identifier links records of one person; a junk value (``undefined``, ``0``, a
 UUID, ``test@test.com``) would link everyone who carries it, so it is nulled here and the
 names of the nulled columns are kept in ``placeholder_fields`` for data-quality counts.
 
-An email or a phone that is not a placeholder but cannot be used either (no dotted domain, a
-number that is not valid in its region) is nulled by its normalisation. Those are listed in the
-transient column ``_unusable_fields``: silver counts them in ``ops.data_quality`` and drops the
-column before writing (bronze keeps the raw value).
+A value that is not a placeholder but cannot be used either (an email without a dotted domain,
+a number that is not valid in its region, any identifier holding a control character) is
+nulled by its normalisation. Those are listed in the transient column ``_unusable_fields``:
+silver counts them in ``ops.data_quality`` and drops the column before writing (bronze keeps
+the raw value).
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ from crossdata.contracts import IDENTIFIER_TYPES
 PLACEHOLDER_FIELDS = "placeholder_fields"
 # Counted, then dropped before the write: not a stored column.
 UNUSABLE_FIELDS = "_unusable_fields"
-# Identifier types whose normalisation can refuse a value (others are only trimmed).
-CHECKED_TYPES = ("email", "phone")
+# Identifier types stored upper-cased (the others but emails keep their case).
+UPPER_CASED_TYPES = ("loyalty_card", "customer_number")
 
 # Java regexes. (?U) makes \s match Unicode whitespace too (a pasted non-breaking space is
-# common in CRM exports); \p{Cc} refuses control characters, which no real address holds.
+# common in CRM exports); \p{Cc} is a control character (C0, DEL, C1), which no real
+# identifier holds: a value with one is a zeroed buffer or a corrupted field, and the same
+# junk on many records would join strangers.
 _EDGE_SPACE = r"(?U)^\s+|\s+$"
+_CONTROL = r"\p{Cc}"
+_BLANK_OR_CONTROL = r"(?U)[\s\p{Cc}]"
 _PLAUSIBLE_EMAIL = r"(?U)^[^@\s\p{Cc}]+@[^@\s\p{Cc}.]+(\.[^@\s\p{Cc}.]+)+$"
 
 
@@ -47,6 +52,31 @@ def normalize_email(col: Column) -> Column:
 
 def _trimmed(col: Column) -> Column:
     return F.regexp_replace(col.cast("string"), _EDGE_SPACE, "")
+
+
+def normalize_token(col: Column, upper: bool = False) -> Column:
+    """An identifier that is neither an email nor a phone (a cookie, a device, a card): blanks
+    around it trimmed, upper-cased when ``upper``; NULL when it holds a control character."""
+    text = col.cast("string")
+    # Nearly every value holds neither a blank nor a control character: one scan tells.
+    odd = F.coalesce(text.rlike(_BLANK_OR_CONTROL), F.lit(False))
+    value = F.when(odd, _trimmed(text)).otherwise(text)
+    value = F.upper(value) if upper else value
+    return F.when(~odd | ~value.rlike(_CONTROL), value)
+
+
+def normalize_identifier(value: Column, id_type: str | Column) -> Column:
+    """``value`` as silver stores an identifier of ``id_type`` (a name, or a column of names),
+    phones aside: their normalisation (``normalize_phone``) needs a column of its own."""
+    if isinstance(id_type, str):
+        if id_type == "email":
+            return normalize_email(value)
+        return normalize_token(value, upper=id_type in UPPER_CASED_TYPES)
+    return (
+        F.when(id_type == "email", normalize_email(value))
+        .when(id_type.isin(*UPPER_CASED_TYPES), normalize_token(value, upper=True))
+        .otherwise(normalize_token(value))
+    )
 
 
 def full_match(value: Column, patterns: Sequence[str]) -> Column:

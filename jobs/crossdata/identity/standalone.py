@@ -14,11 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crossdata.collect.formats import file_lines, parse_csv, raw_text
-from crossdata.collect.identifiers import normalize_email, normalize_phone
+from crossdata.collect.identifiers import normalize_identifier, normalize_phone
 from crossdata.config.schema import Settings
 from crossdata.contracts import IDENTIFIER_TYPES
 from crossdata.errors import InputContractError
@@ -52,14 +52,6 @@ class StandaloneSummary:
             f"{self.rows} edge rows read, {self.rejected} rejected; {self.identifiers} "
             f"identifiers in {self.customers} customers, {self.shared} shared"
         )
-
-
-def _normalized(value: Column, id_type: Column) -> Column:
-    return (
-        F.when(id_type == "email", normalize_email(value))
-        .when(id_type.isin("loyalty_card", "customer_number"), F.upper(F.trim(value)))
-        .otherwise(F.trim(value))
-    )
 
 
 def read_edge_rows(spark: SparkSession, path: str) -> DataFrame:
@@ -99,10 +91,10 @@ def checked_edges(rows: DataFrame, settings: Settings, default_region: str) -> D
     df = df.withColumn("_dp", F.when(F.col("dst_type") == "phone", F.col("dst_raw")))
     df = normalize_phone(normalize_phone(df, "_sp", default_region), "_dp", default_region)
     src = F.when(F.col("src_type") == "phone", F.col("_sp")).otherwise(
-        _normalized(F.col("src_raw"), F.col("src_type"))
+        normalize_identifier(F.col("src_raw"), F.col("src_type"))
     )
     dst = F.when(F.col("dst_type") == "phone", F.col("_dp")).otherwise(
-        _normalized(F.col("dst_raw"), F.col("dst_type"))
+        normalize_identifier(F.col("dst_raw"), F.col("dst_type"))
     )
     df = df.withColumn("src_value", src).withColumn("dst_value", dst)
     coll, ident = settings.collect, settings.identity
