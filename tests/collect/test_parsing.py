@@ -483,6 +483,19 @@ def test_csv_extra_header_column_is_rescued(spark):
     assert (row["_reason"], row["_rescued"]) == (None, {"preferred_language": "fr"})
 
 
+def test_csv_header_names_are_read_in_any_case(spark):
+    content = (
+        b"Date, Channel ,CAMPAIGN_ID,Cost,Currency,Preferred_Language\n"
+        b"2026-03-05,display,c1,1.0,EUR,fr\n"
+    )
+    row = _validated(spark, "spend", content).first()
+    assert (row["_reason"], row["campaign_id"], row["cost"]) == (None, "c1", 1.0)
+    assert row["_rescued"] == {"Preferred_Language": "fr"}  # not the contract's: as written
+    # two columns that are one name in two cases: which is right is unknowable
+    twice = b"date,channel,campaign_id,cost,currency,Cost\n2026-03-05,display,c1,1.0,EUR,2.0\n"
+    assert _reasons(_validated(spark, "spend", twice)) == [(2, "malformed_record", "line")]
+
+
 def test_csv_file_with_broken_header_refuses_every_record(spark):
     content = b'date,"channel,cost\n2026-03-05,display,1\n'
     assert _reasons(_validated(spark, "spend", content)) == [(2, "malformed_record", "line")]

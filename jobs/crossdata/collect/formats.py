@@ -366,10 +366,14 @@ def _by_separator(semicolon: Column, make: Callable[[str], Column]) -> Column:
     return F.when(semicolon, make(";")).otherwise(make(","))
 
 
-def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
+def parse_csv(
+    lines: DataFrame, numbers: Sequence[str] = (), names: Sequence[str] = ()
+) -> DataFrame:
     """CSV with a header line per file -> _fields by header name, and _malformed.
 
-    Header lines are consumed here (they are not records). A file is semicolon-separated when
+    Header lines are consumed here (they are not records). A header name that is one of
+    ``names`` (the contract's) in another case (``Email``, ``CAMPAIGN_ID``) is read as that
+    name; other names are kept as written. A file is semicolon-separated when
     its header is one column read with commas and several read with semicolons; in such a
     file a number in one of the ``numbers`` columns is read as such a file writes it: its
     decimal comma as a point and its thousands marks dropped (1 234,50 is 1234.50).
@@ -379,9 +383,14 @@ def parse_csv(lines: DataFrame, numbers: Sequence[str] = ()) -> DataFrame:
     """
     text = F.col("_text")
 
+    # lower-cased contract name -> the name (spreadsheets and CRM exports capitalise headers)
+    canonical = F.create_map(*[F.lit(x) for n in names for x in (n.lower(), n)])
+
     def header(sep: str) -> Column:
-        names = F.transform(_csv_fields(text, sep), lambda x: F.trim(x))
-        return F.when(text.rlike(_CSV[sep][0]), names)
+        given = F.transform(_csv_fields(text, sep), lambda x: F.trim(x))
+        if names:  # one header line per file: the lambda's cost is nothing
+            given = F.transform(given, lambda h: F.coalesce(canonical[F.lower(h)], h))
+        return F.when(text.rlike(_CSV[sep][0]), given)
 
     # Each header line read both ways once, then the way its file is written kept.
     both = lines.where(F.col("_is_header")).select(
@@ -468,5 +477,5 @@ def parse_lines(lines: DataFrame, source: Source, log_with_cookie: bool = True) 
         return parse_jsonl(lines, source)
     if source.format == "csv":
         numbers = [f.name for f in source.fields if f.type in ("double", "long")]
-        return _from_map(parse_csv(lines, numbers), source)
+        return _from_map(parse_csv(lines, numbers, source.field_names), source)
     return parse_combined_log(lines, source, with_cookie=log_with_cookie)
