@@ -496,6 +496,40 @@ def test_csv_header_names_are_read_in_any_case(spark):
     assert _reasons(_validated(spark, "spend", twice)) == [(2, "malformed_record", "line")]
 
 
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_a_separator_ending_every_line_names_no_column(spark, sep):
+    lines = [
+        "date,channel,campaign_id,cost,currency,",
+        "2026-03-05,display,c1,1.5,EUR,",
+        "2026-03-05,display,c2,1.5,EUR,x",  # a cell under no name
+        "2026-03-05,display,c3,1.5,EUR",  # not the file's shape
+        "2026-03-05,display,c4,2.5,EUR,",
+    ]
+    if sep == ";":
+        lines = [line.replace(",", ";").replace(".", ",") for line in lines]
+    rows = _validated(spark, "spend", "\n".join(lines).encode()).orderBy("_line").collect()
+    assert [(r["_line"], r["_reason"]) for r in rows] == [
+        (2, None),
+        (3, "malformed_record"),
+        (4, "malformed_record"),
+        (5, None),
+    ]
+    assert [(r["campaign_id"], r["cost"], r["_rescued"]) for r in rows if r["_reason"] is None] == [
+        ("c1", 1.5, {}),
+        ("c4", 2.5, {}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "header", ["date,,channel,campaign_id,cost,currency", ",,,,,", "date,channel,campaign_id,cost,"]
+)
+def test_empty_names_not_at_the_end_or_everywhere_break_the_header(spark, header):
+    content = f"{header}\n2026-03-05,,display,c1,1.5,EUR\n".encode()
+    reasons = _reasons(_validated(spark, "spend", content))
+    # the last header is well formed (a trailing separator), but its record has six cells for five
+    assert reasons == [(2, "malformed_record", "line")]
+
+
 def test_csv_file_with_broken_header_refuses_every_record(spark):
     content = b'date,"channel,cost\n2026-03-05,display,1\n'
     assert _reasons(_validated(spark, "spend", content)) == [(2, "malformed_record", "line")]

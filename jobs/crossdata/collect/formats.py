@@ -379,7 +379,9 @@ def parse_csv(
     decimal comma as a point and its thousands marks dropped (1 234,50 is 1234.50).
     A record is malformed when its quoting is broken or its column count differs from its
     file's header; every record of a file whose header is itself broken (bad quoting, empty or
-    repeated names) is malformed.
+    repeated names) is malformed. Empty names at the end of the header come from a separator
+    ending every line: they name no column, and a record is malformed unless its cells under
+    them are empty.
     """
     text = F.col("_text")
 
@@ -397,22 +399,40 @@ def parse_csv(
         "_source_file", header(",").alias("_commas"), header(";").alias("_semicolons")
     )
     semicolon = (F.size("_commas") == 1) & (F.size("_semicolons") > 1)
+    full = F.when(semicolon, F.col("_semicolons")).otherwise(F.col("_commas"))
+    # Some exports end every line with a separator: the header's empty names at its end name
+    # no column (their cells must be empty). -1 when every name is empty.
+    unnamed = F.array_position(F.reverse(F.transform(full, lambda h: h != "")), True) - 1
+    named = F.when(unnamed >= 0, F.slice(full, F.lit(1), F.size(full) - unnamed))
     headers = both.select(
         "_source_file",
         F.coalesce(semicolon, F.lit(False)).alias("_semicolon"),
-        F.when(semicolon, F.col("_semicolons")).otherwise(F.col("_commas")).alias("_header"),
-    )
-    header_ok = (
+        named.alias("_header"),
+        F.size(full).alias("_width"),
+    ).withColumn(
+        "_header_ok",
         F.col("_header").isNotNull()
         & (F.size(F.array_distinct("_header")) == F.size("_header"))
-        & ~F.exists("_header", lambda h: h == F.lit(""))
+        & ~F.exists("_header", lambda h: h == F.lit("")),
     )
     records = lines.where(~F.col("_is_header")).join(F.broadcast(headers), "_source_file", "left")
     is_semicolon = F.coalesce(F.col("_semicolon"), F.lit(False))
     values = _by_separator(is_semicolon, lambda sep: _csv_fields(text, sep))
     quoted_right = _by_separator(is_semicolon, lambda sep: text.rlike(_CSV[sep][0]))
-    fits = header_ok & quoted_right & (F.size(values) == F.size(F.col("_header")))
-    by_name = F.map_from_arrays(F.col("_header"), F.transform(values, lambda v: F.when(v != "", v)))
+    named_count = F.size("_header")
+    unnamed_count = F.col("_width") - named_count
+    unnamed_empty = F.when(
+        unnamed_count > 0,
+        F.array_join(F.slice(values, named_count + 1, unnamed_count), "") == "",
+    ).otherwise(F.lit(True))
+    fits = (
+        F.coalesce(F.col("_header_ok"), F.lit(False))
+        & quoted_right
+        & (F.size(values) == F.col("_width"))
+        & unnamed_empty
+    )
+    cells = F.when(unnamed_count > 0, F.slice(values, F.lit(1), named_count)).otherwise(values)
+    by_name = F.map_from_arrays(F.col("_header"), F.transform(cells, lambda v: F.when(v != "", v)))
     if numbers:
         wanted = F.array(*[F.lit(n) for n in numbers])
         # Only semicolon files pay for the lambda (interpreted row by row).
