@@ -688,3 +688,39 @@ def test_a_file_older_than_those_already_ingested_is_still_ingested(spark, tmp_p
     assert loaded == {"e1": 0, "e2": 1}
     files = ctx.lake.read("ops.ingest_reconciliation").where("status = 'ok'").count()
     assert files == 2
+
+
+def test_a_crm_record_spanning_lines_is_one_record_in_bronze_silver_and_a_later_copy(
+    spark, tmp_path
+):
+    """An address with a line break, as CRM exports quote it: one record from bronze to
+    silver, reconciled as one, and counted once again in a copy delivered by a later run."""
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    header = "customer_number,source_system,updated_at,address_line1,city"
+    rows = [
+        header,
+        'C1,pos,2026-03-05T10:00:00Z,"12 rue des Lilas\r\nBâtiment B",Lyon\r',
+        "C2,pos,2026-03-05T10:00:00Z,1 place Bellecour,Lyon",
+        'C3,pos,2026-03-05T10:00:00Z,"3 quai Perrache\n\n(cour)",Lyon',
+    ]
+    deliver(landing, "2026-03-05", "crm.csv", rows, source="crm_customers")
+    first = _ingest(ctx, ("crm_customers",)).bronze["crm_customers"]
+    assert (first.read, first.loaded, first.quarantined) == (3, 3, 0)
+    stored = {
+        r["customer_number"]: (r["_line"], r["address_line1"])
+        for r in ctx.lake.read("bronze.crm_customers").collect()
+    }
+    assert stored == {
+        "C1": (2, "12 rue des Lilas\nBâtiment B"),
+        "C2": (4, "1 place Bellecour"),
+        "C3": (5, "3 quai Perrache\n\n(cour)"),
+    }
+    silver = ctx.lake.read("silver.crm_customers").where("customer_number = 'C1'")
+    assert [r["address_line1"] for r in silver.collect()] == ["12 rue des Lilas\nBâtiment B"]
+
+    deliver(landing, "2026-03-06", "crm-again.csv", rows, source="crm_customers")
+    second = _ingest(ctx, ("crm_customers",)).bronze["crm_customers"]
+    assert (second.read, second.duplicates, second.loaded) == (3, 3, 0)
+    recon = ctx.lake.read(RECONCILIATION).where("status <> 'ok'")
+    assert recon.count() == 0

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from crossdata.collect.bronze import batch_lines, check_line_numbers
+from crossdata.collect.bronze import batch_lines, check_line_numbers, record_lines
 from crossdata.collect.encodings import single_byte_table, with_fallback
 from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole_file_tasks
 from crossdata.collect.records import RecordRules, validate
@@ -384,11 +384,20 @@ def test_csv_is_read_by_header_name_with_quotes(spark):
     )
 
 
-# Text a CSV cell may hold on one line: anything but a newline, Java's line separators
-# (U+2028, U+0085, a lone CR) and the unit separator included.
-_CELL = st.text(
-    st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=12
-) | st.sampled_from(['a"b', '""', ",", " x ", "\r", "\u2028", "a\u0085b", "\x1f", ""])
+# Text a CSV cell may hold: anything, line breaks, Java's line separators (U+2028, U+0085, a
+# lone CR) and the unit separator included.
+_CELL = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+    ['a"b', '""', ",", " x ", "\r", "\u2028", "a\u0085b", "\x1f", "", "a\nb", "\n", "x\n  \n"]
+)
+
+
+def _as_read(cell: str) -> str:
+    """A quoted cell's text as bronze reads its lines: the CR of a CRLF dropped, and a line
+    of only spaces inside the cell empty (the cell's first and last lines hold a quote)."""
+    parts = cell.split("\n")
+    inner = [p.removesuffix("\r") for p in parts[:-1]]
+    inner[1:] = [p if p.strip(" ") else "" for p in inner[1:]]
+    return "\n".join([*inner, parts[-1]])
 
 
 @settings(
@@ -397,21 +406,30 @@ _CELL = st.text(
 @given(rows=st.lists(st.tuples(_CELL, _CELL), min_size=1, max_size=6), sep=st.sampled_from(",;"))
 def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows, sep):
     """Whatever Python's csv writer makes of two text cells, with commas or semicolons between
-    them, bronze reads the same text (an empty cell is absent). Quoted cells holding a line
-    separator or the other separator come first, every time."""
-    rows = [("a\r,b", "x\u2028,y"), ('q"\u0085"', "\r"), ("c;d", ";"), *rows]
+    them, bronze reads the same text (an empty cell is absent; in a cell holding line breaks,
+    as ``_as_read``), each record numbered by its first line. Quoted cells holding a line separator,
+    the other separator or line breaks come first, every time."""
+    rows = [
+        ("a\r,b", "x\u2028,y"),
+        ('q"\u0085"', "\r"),
+        ("c;d", ";"),
+        ("1\r\n2", "\n\n"),
+        ("x\n  \r\ny", ""),
+        *rows,
+    ]
     out = io.StringIO()
     writer = csv.writer(out, delimiter=sep, lineterminator="\n")
     writer.writerow(["campaign_id", "campaign_name", "date", "channel", "cost", "currency"])
+    starts = []
     for campaign, name in rows:
+        starts.append(out.getvalue().count("\n") + 1)
         writer.writerow([campaign, name, DAY, "display", "1.0", "EUR"])
-    lines = file_lines(_files(spark, {f"spend/{DAY}/f.csv": out.getvalue().encode()}))
+    text = out.getvalue()
+    lines = file_lines(_files(spark, {f"spend/{DAY}/f.csv": text.encode()}))
     got = parse_lines(lines, SOURCES["spend"]).orderBy("_line").collect()
-    assert [(r["_line"], r["_malformed"]) for r in got] == [
-        (i, False) for i in range(2, len(rows) + 2)
-    ]
+    assert [(r["_line"], r["_malformed"]) for r in got] == [(n, False) for n in starts]
     fields = [(r["_fields"]["campaign_id"], r["_fields"]["campaign_name"]) for r in got]
-    assert fields == [(c or None, n or None) for c, n in rows]
+    assert fields == [(_as_read(c) or None, _as_read(n) or None) for c, n in rows]
 
 
 def test_values_past_the_json_parsers_own_limits_get_the_contracts_reason(spark):
@@ -528,6 +546,55 @@ def test_empty_names_not_at_the_end_or_everywhere_break_the_header(spark, header
     reasons = _reasons(_validated(spark, "spend", content))
     # the last header is well formed (a trailing separator), but its record has six cells for five
     assert reasons == [(2, "malformed_record", "line")]
+
+
+def test_a_quoted_cell_may_hold_line_breaks(spark):
+    header = "customer_number,source_system,updated_at,address_line1,city\n"
+    content = (
+        header
+        + 'C1,pos,2026-03-05T10:00:00Z,"12 rue des Lilas\r\nBâtiment B",Lyon\n'
+        + 'C2,pos,2026-03-05T10:00:00Z,"Hall ""A"",\n\n  \n3e étage","Saint-\nÉtienne"\n'
+        + "C3,pos,2026-03-05T10:00:00Z,1 place Bellecour,Lyon\n"
+    ).encode()
+    rows = _validated(spark, "crm_customers", content).orderBy("_line").collect()
+    got = [(r["_line"], r["_reason"], r["customer_number"], r["address_line1"]) for r in rows]
+    assert got == [
+        (2, None, "C1", "12 rue des Lilas\nBâtiment B"),  # the CR of a CRLF is not kept
+        (4, None, "C2", 'Hall "A",\n\n\n3e étage'),  # blank lines come back empty
+        (9, None, "C3", "1 place Bellecour"),
+    ]
+    assert rows[1]["city"] == "Saint-\nÉtienne"
+
+
+def test_lines_of_a_span_that_is_no_record_stay_records_of_their_own(spark):
+    header = "date,channel,campaign_id,cost,currency\n"
+    content = (
+        header
+        + '2026-03-05,display,5" screen,1.0,EUR\n'  # a stray quote in a bare cell...
+        + "2026-03-05,display,c2,1.0,EUR\n"
+        + '2026-03-05,display,6" screen,1.0,EUR\n'  # ...and another: no record from 2 to 4
+        + '2026-03-05,display,"c5\n'  # a quoted line break...
+        + 'c5",1.0,EUR,extra\n'  # ...but a cell too many
+        + '2026-03-05,display,"c7\n'  # left without a partner
+        + "2026-03-05,display,c8,1.0,EUR\n"
+    ).encode()
+    rows = _validated(spark, "spend", content).orderBy("_line").collect()
+    assert [(r["_line"], r["_reason"], r["campaign_id"]) for r in rows] == [
+        (2, "malformed_record", None),
+        (3, None, "c2"),
+        (4, "malformed_record", None),
+        (5, "malformed_record", None),
+        (6, "malformed_record", None),
+        (7, "malformed_record", None),
+        (8, None, "c8"),
+    ]
+
+
+def test_a_record_spanning_lines_is_counted_once_in_a_copy_too(spark):
+    content = b'date,channel,campaign_id,cost,currency\n2026-03-05,display,"c\n1",1.0,EUR\n'
+    files = _files(spark, {f"spend/{DAY}/copy.csv": content})
+    counts = [tuple(r) for r in record_lines(files, SOURCES["spend"]).collect()]
+    assert counts == [(f"file:/land/spend/{DAY}/copy.csv", 1)]
 
 
 def test_csv_file_with_broken_header_refuses_every_record(spark):
@@ -649,7 +716,9 @@ def test_any_mutation_is_loaded_or_quarantined_never_lost(spark, source, mutatio
     mutated = [good[:cut] + insert + good[cut:] for cut, insert in mutations]
     content = _HEADERS.get(source, b"") + b"\n".join([good, *mutated, *junk]) + b"\n"
     df = _validated(spark, source, content)
-    rows = df.select("_line", "_reason", F.col("_fields").isNull().alias("no_fields")).collect()
+    rows = df.select(
+        "_line", "_text", "_reason", F.col("_fields").isNull().alias("no_fields")
+    ).collect()
     physical = content.split(b"\n")
     offset = 1 if source in _HEADERS else 0
     # A line is a record unless it is empty or only spaces once a trailing CR is removed.
@@ -658,7 +727,12 @@ def test_any_mutation_is_loaded_or_quarantined_never_lost(spark, source, mutatio
         for i, line in enumerate(physical)
         if i >= offset and line.removesuffix(b"\r").strip(b" ")
     ]
-    assert sorted(r["_line"] for r in rows) == expected
+    # A CSV record may span lines (a quoted line break): it holds them all, blank ones too.
+    covered = [
+        n for r in rows for n in range(r["_line"], r["_line"] + (r["_text"] or "").count("\n") + 1)
+    ]
+    assert len(covered) == len(set(covered))
+    assert sorted(n for n in covered if n in set(expected)) == expected
     assert all(r["_reason"] in (None, *REASON_CODES) for r in rows)
     assert not any(r["_reason"] is None and r["no_fields"] for r in rows)
 

@@ -33,6 +33,7 @@ from crossdata.collect.encodings import with_fallback
 from crossdata.collect.file_changes import hadoop_path, record_gone_files
 from crossdata.collect.formats import (
     file_lines,
+    parse_csv,
     parse_lines,
     raw_text,
     readable_by_path,
@@ -230,11 +231,13 @@ def mark_duplicate_files(files: DataFrame, loaded_before: DataFrame | None) -> D
     )
 
 
-def record_lines(files: DataFrame, source: Source) -> DataFrame:
-    """Records per file without parsing them (for duplicate files): lines minus CSV headers."""
+def record_lines(files: DataFrame, source: Source, encoding: str | None = None) -> DataFrame:
+    """Records per file, as a batch reading them would count them (for duplicate files):
+    lines, without CSV headers and with a CSV record spanning lines counted once (which
+    needs the lines read in the source's fallback ``encoding``, as the batch reads them)."""
     lines = file_lines(files)
     if source.format == "csv":
-        lines = lines.where(~F.col("_is_header"))
+        lines = parse_csv(with_fallback(lines, encoding), (), source.field_names)
     return lines.groupBy("_source_file").agg(F.count(F.lit(1)).alias("records"))
 
 
@@ -480,7 +483,9 @@ class BronzeBatchWriter:
             counts.update(
                 {
                     r["_source_file"]: r["records"]
-                    for r in record_lines(copies, self.source).collect()
+                    for r in record_lines(
+                        copies, self.source, self.settings.fallback_encodings.get(self.source.name)
+                    ).collect()
                 }  # one row per copy
             )
         return counts

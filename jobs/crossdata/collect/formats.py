@@ -366,6 +366,111 @@ def _by_separator(semicolon: Column, make: Callable[[str], Column]) -> Column:
     return F.when(semicolon, make(";")).otherwise(make(","))
 
 
+def _odd_quotes(text: Column) -> Column:
+    """Whether ``text`` holds an odd number of double quotes (NULL for NULL)."""
+    # Most lines hold none: a search, then a copy without quotes only for those that do.
+    count = F.length(text) - F.length(F.translate(text, '"', ""))
+    return text.contains('"') & (count % 2 == 1)
+
+
+def _spanned_lines(odd_lines: Column) -> Column:
+    """A file's odd-quote record lines (ascending) -> (line, first line of its record) for
+    every line number from the 1st to the 2nd, the 3rd to the 4th, and so on.
+
+    Inside a quoted cell quotes are doubled, so a record's quotes are even: one that starts
+    on a line with an odd count ends on the next such line. A last odd line left without a
+    partner is a record of one line (its quoting is broken).
+    """
+    last_pair = F.floor(F.size(odd_lines) / 2).cast("int") - 1
+    pairs = F.when(last_pair >= 0, F.sequence(F.lit(0), last_pair))
+    spans = F.transform(
+        pairs,
+        lambda k: F.struct(
+            F.get(odd_lines, 2 * k).alias("start"), F.get(odd_lines, 2 * k + 1).alias("end")
+        ),
+    )
+    return F.flatten(
+        F.transform(
+            spans,
+            lambda s: F.transform(
+                F.sequence(s["start"], s["end"]),
+                lambda n: F.struct(n.alias("_line"), s["start"].alias("_start")),
+            ),
+        )
+    )
+
+
+def _with_span_index(headers: DataFrame) -> DataFrame:
+    """``headers`` (with ``_odd``) plus ``_first`` and ``_starts``: element ``n - _first`` of
+    ``_starts`` is the first line of the span holding line ``n``, NULL outside spans.
+
+    A lookup by position costs the same for any number of spans, where a search of the
+    spans (or a map's keys) would cost each line of a file time in their number.
+    """
+    odd = F.col("_odd")
+    last_pair = F.floor(F.size(odd) / 2).cast("int") - 1
+    pairs = F.when(last_pair >= 0, F.sequence(F.lit(0), last_pair))
+    no_line = F.lit(None).cast("int")
+    blocks = F.transform(
+        pairs,
+        lambda k: F.concat(
+            # the lines between the previous span and this one: in none
+            F.array_repeat(
+                no_line,
+                F.when(k > 0, F.get(odd, 2 * k) - F.get(odd, 2 * k - 1) - 1).otherwise(0),
+            ),
+            F.array_repeat(F.get(odd, 2 * k), F.get(odd, 2 * k + 1) - F.get(odd, 2 * k) + 1),
+        ),
+    )
+    return headers.withColumns(
+        {"_first": F.when(last_pair >= 0, F.get(odd, 0)), "_starts": F.flatten(blocks)}
+    )
+
+
+def _join_spanned(records: DataFrame) -> DataFrame:
+    """Lines with the first line ``_start`` of their span (``_spanned_lines``) -> each span's
+    lines as one record (numbered by its first line, its lines joined by LF) when that record
+    is a row of its file: quoted right, as many cells as its header, no line without text.
+    Otherwise the span's lines stay records of their own (a stray quote in a bare cell, a
+    cell cut short).
+    """
+    others = [c for c in records.columns if c not in ("_source_file", "_line", "_start")]
+    parts = F.col("_parts")
+    grouped = records.groupBy("_source_file", "_start").agg(
+        F.sort_array(F.collect_list(F.struct("_line", *others))).alias("_parts")
+    )
+    # Blank lines were dropped when the file was read: a gap in the numbers is that many
+    # line breaks (a line of only spaces inside a cell comes back empty).
+    pieces = F.transform(
+        parts,
+        lambda p, i: F.concat(
+            F.when(
+                i > 0, F.repeat(F.lit("\n"), p["_line"] - F.get(parts, i - 1)["_line"])
+            ).otherwise(F.lit("")),
+            p["_text"],
+        ),
+    )
+    joined = F.array_join(pieces, "")
+    first = F.get(parts, 0)
+    semicolon = F.coalesce(first["_semicolon"], F.lit(False))
+    fits = (
+        ~F.exists(parts, lambda p: p["_text"].isNull())
+        & F.coalesce(first["_header_ok"], F.lit(False))
+        & _by_separator(semicolon, lambda sep: joined.rlike(_CSV[sep][0]))
+        & (
+            F.size(_by_separator(semicolon, lambda sep: _csv_fields(joined, sep)))
+            == first["_width"]
+        )
+    )
+    whole = F.struct(
+        first["_line"].alias("_line"),
+        *[(joined if c == "_text" else first[c]).alias(c) for c in others],
+    )
+    return grouped.select(
+        "_source_file", F.explode(F.when(fits, F.array(whole)).otherwise(parts)).alias("_r")
+    ).select("_source_file", "_r.*")
+
+
 def parse_csv(
     lines: DataFrame, numbers: Sequence[str] = (), names: Sequence[str] = ()
 ) -> DataFrame:
@@ -377,6 +482,8 @@ def parse_csv(
     its header is one column read with commas and several read with semicolons; in such a
     file a number in one of the ``numbers`` columns is read as such a file writes it: its
     decimal comma as a point and its thousands marks dropped (1 234,50 is 1234.50).
+    A quoted cell may hold line breaks (RFC 4180): its record's lines become one row, numbered
+    by its first line, with LF between them (see ``_join_spanned``).
     A record is malformed when its quoting is broken or its column count differs from its
     file's header; every record of a file whose header is itself broken (bad quoting, empty or
     repeated names) is malformed. Empty names at the end of the header come from a separator
@@ -394,9 +501,18 @@ def parse_csv(
             given = F.transform(given, lambda h: F.coalesce(canonical[F.lower(h)], h))
         return F.when(text.rlike(_CSV[sep][0]), given)
 
-    # Each header line read both ways once, then the way its file is written kept.
-    both = lines.where(F.col("_is_header")).select(
-        "_source_file", header(",").alias("_commas"), header(";").alias("_semicolons")
+    # One small row per file: its header line read both ways (the way its file is written is
+    # kept below) and its record lines with an odd number of quotes (a quoted line break).
+    is_header = F.col("_is_header")
+    odd = ~is_header & _odd_quotes(text)
+    both = (
+        lines.where(is_header | odd)
+        .groupBy("_source_file")
+        .agg(
+            F.first(F.when(is_header, header(",")), ignorenulls=True).alias("_commas"),
+            F.first(F.when(is_header, header(";")), ignorenulls=True).alias("_semicolons"),
+            F.sort_array(F.collect_list(F.when(odd, F.col("_line")))).alias("_odd"),
+        )
     )
     semicolon = (F.size("_commas") == 1) & (F.size("_semicolons") > 1)
     full = F.when(semicolon, F.col("_semicolons")).otherwise(F.col("_commas"))
@@ -409,13 +525,34 @@ def parse_csv(
         F.coalesce(semicolon, F.lit(False)).alias("_semicolon"),
         named.alias("_header"),
         F.size(full).alias("_width"),
+        "_odd",
     ).withColumn(
         "_header_ok",
         F.col("_header").isNotNull()
         & (F.size(F.array_distinct("_header")) == F.size("_header"))
         & ~F.exists("_header", lambda h: h == F.lit("")),
     )
-    records = lines.where(~F.col("_is_header")).join(F.broadcast(headers), "_source_file", "left")
+    # Both branches below read every column of the one small aggregate, so Spark runs it
+    # once (its exchange reused); a branch reading fewer would have it pruned into a second
+    # scan of the files.
+    records = (
+        lines.where(~is_header)
+        .join(F.broadcast(_with_span_index(headers)), "_source_file", "left")
+        .where(F.get("_starts", F.col("_line") - F.col("_first")).isNull())
+        .drop("_odd", "_starts", "_first")
+    )
+    # The lines of each span, with their file's header. Empty when no line has an odd number
+    # of quotes (the usual file): with adaptive execution, the inner join then ends this
+    # branch before it scans anything.
+    spanned = (
+        headers.select("*", F.explode(_spanned_lines(F.col("_odd"))).alias("_s"))
+        .select("*", "_s.*")
+        .drop("_s", "_odd")
+    )
+    joined = _join_spanned(
+        lines.where(~is_header).join(F.broadcast(spanned), ["_source_file", "_line"])
+    )
+    records = records.unionByName(joined)
     is_semicolon = F.coalesce(F.col("_semicolon"), F.lit(False))
     values = _by_separator(is_semicolon, lambda sep: _csv_fields(text, sep))
     quoted_right = _by_separator(is_semicolon, lambda sep: text.rlike(_CSV[sep][0]))
