@@ -415,6 +415,8 @@ def test_csv_cells_come_back_exactly_as_python_wrote_them(spark, rows, sep):
         ("c;d", ";"),
         ("1\r\n2", "\n\n"),
         ("x\n  \r\ny", ""),
+        ("", "\nz"),  # a line that could open a cell or close one: `,"`
+        ("", '\n"z'),  # `,"` then `""z",...`
         *rows,
     ]
     out = io.StringIO()
@@ -566,17 +568,20 @@ def test_a_quoted_cell_may_hold_line_breaks(spark):
     assert rows[1]["city"] == "Saint-\nÉtienne"
 
 
-def test_lines_of_a_span_that_is_no_record_stay_records_of_their_own(spark):
+def test_stray_quotes_and_cells_cut_short_pair_no_lines(spark):
     header = "date,channel,campaign_id,cost,currency\n"
     content = (
         header
         + '2026-03-05,display,5" screen,1.0,EUR\n'  # a stray quote in a bare cell...
         + "2026-03-05,display,c2,1.0,EUR\n"
         + '2026-03-05,display,6" screen,1.0,EUR\n'  # ...and another: no record from 2 to 4
-        + '2026-03-05,display,"c5\n'  # a quoted line break...
-        + 'c5",1.0,EUR,extra\n'  # ...but a cell too many
+        + '2026-03-05,display,"c5\n'  # a quoted line break: one record...
+        + 'c5",1.0,EUR,extra\n'  # ...with a cell too many
         + '2026-03-05,display,"c7\n'  # left without a partner
         + "2026-03-05,display,c8,1.0,EUR\n"
+        + '2026-03-05,display,"c9\n'  # cut short: the next line opens a cell, closes none
+        + '2026-03-05,display,"c10\n'
+        + 'x",1.0,EUR\n'
     ).encode()
     rows = _validated(spark, "spend", content).orderBy("_line").collect()
     assert [(r["_line"], r["_reason"], r["campaign_id"]) for r in rows] == [
@@ -584,9 +589,10 @@ def test_lines_of_a_span_that_is_no_record_stay_records_of_their_own(spark):
         (3, None, "c2"),
         (4, "malformed_record", None),
         (5, "malformed_record", None),
-        (6, "malformed_record", None),
         (7, "malformed_record", None),
         (8, None, "c8"),
+        (9, "malformed_record", None),
+        (10, None, "c10\nx"),
     ]
 
 

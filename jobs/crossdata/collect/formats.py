@@ -373,22 +373,59 @@ def _odd_quotes(text: Column) -> Column:
     return text.contains('"') & (count % 2 == 1)
 
 
-def _spanned_lines(odd_lines: Column) -> Column:
-    """A file's odd-quote record lines (ascending) -> (line, first line of its record) for
-    every line number from the 1st to the 2nd, the 3rd to the 4th, and so on.
+def _quote_roles(text: Column, sep: str) -> Column:
+    """How a line with an odd number of quotes can take part in a record that spans lines,
+    in a file separated by ``sep``: ``closes`` when it starts inside a quoted cell and ends
+    with whole cells (``Bâtiment B",Lyon``), ``opens`` when it is whole cells and then a
+    quoted cell left open (``C1,"12 rue des Lilas``). A stray quote in a bare cell
+    (``5" screen``) does neither."""
+    field = rf'(?:"(?:[^"]|"")*+"|[^"{sep}]*+)'
+    inside = r'(?:[^"]|"")*+'
+    return F.struct(
+        text.rlike(rf"^{inside}\"(?:{sep}{field})*+{_END}").alias("closes"),
+        text.rlike(rf"^(?:{field}{sep})*+\"{inside}{_END}").alias("opens"),
+    )
 
-    Inside a quoted cell quotes are doubled, so a record's quotes are even: one that starts
-    on a line with an odd count ends on the next such line. A last odd line left without a
-    partner is a record of one line (its quoting is broken).
+
+def _spans(odd: Column, semicolon: Column) -> Column:
+    """A file's lines with an odd number of quotes (``_line`` ascending, with their
+    ``_quote_roles`` read with commas and with semicolons) -> the spans (start, end) of its
+    records that break across lines.
+
+    Inside a quoted cell quotes are doubled, so a record's quotes are even: one that breaks
+    across lines starts on a line with an odd count that opens a cell and ends on the next
+    line with an odd count, which must close it (lines in between have even counts). Pairing
+    by role, not by count alone, keeps a stray quote or a cell cut short from pairing the
+    lines of every record after it. A line that can do both (``C2,"``) closes when the line
+    before it only opens, else opens; of two pairs in a row, only the first is taken (three
+    such lines in a row may leave a record's lines apart, each then malformed).
     """
-    last_pair = F.floor(F.size(odd_lines) / 2).cast("int") - 1
-    pairs = F.when(last_pair >= 0, F.sequence(F.lit(0), last_pair))
-    spans = F.transform(
-        pairs,
-        lambda k: F.struct(
-            F.get(odd_lines, 2 * k).alias("start"), F.get(odd_lines, 2 * k + 1).alias("end")
+
+    def role(i: Column, name: str) -> Column:
+        x = F.get(odd, i)
+        return F.coalesce(
+            F.when(semicolon, x["semicolons"][name]).otherwise(x["commas"][name]), F.lit(False)
+        )
+
+    def opens(i: Column) -> Column:
+        after_opener = role(i - 1, "opens") & ~role(i - 1, "closes")
+        return role(i, "opens") & ~(role(i, "closes") & after_opener)
+
+    def pairs(i: Column) -> Column:
+        return opens(i) & role(i + 1, "closes")
+
+    starts = F.when(F.size(odd) >= 2, F.sequence(F.lit(0), F.size(odd) - 2))
+    taken = F.filter(starts, lambda i: pairs(i) & ~pairs(i - 1))
+    return F.transform(
+        taken,
+        lambda i: F.struct(
+            F.get(odd, i)["_line"].alias("start"), F.get(odd, i + 1)["_line"].alias("end")
         ),
     )
+
+
+def _spanned_lines(spans: Column) -> Column:
+    """``_spans`` -> (line, first line of its span) for every line number of every span."""
     return F.flatten(
         F.transform(
             spans,
@@ -401,38 +438,34 @@ def _spanned_lines(odd_lines: Column) -> Column:
 
 
 def _with_span_index(headers: DataFrame) -> DataFrame:
-    """``headers`` (with ``_odd``) plus ``_first`` and ``_starts``: element ``n - _first`` of
-    ``_starts`` is the first line of the span holding line ``n``, NULL outside spans.
+    """``headers`` (with ``_spans``) plus ``_first`` and ``_starts``: element ``n - _first``
+    of ``_starts`` is the first line of the span holding line ``n``, NULL outside spans.
 
     A lookup by position costs the same for any number of spans, where a search of the
     spans (or a map's keys) would cost each line of a file time in their number.
     """
-    odd = F.col("_odd")
-    last_pair = F.floor(F.size(odd) / 2).cast("int") - 1
-    pairs = F.when(last_pair >= 0, F.sequence(F.lit(0), last_pair))
+    spans = F.col("_spans")
     no_line = F.lit(None).cast("int")
     blocks = F.transform(
-        pairs,
-        lambda k: F.concat(
+        spans,
+        lambda s, k: F.concat(
             # the lines between the previous span and this one: in none
             F.array_repeat(
                 no_line,
-                F.when(k > 0, F.get(odd, 2 * k) - F.get(odd, 2 * k - 1) - 1).otherwise(0),
+                F.when(k > 0, s["start"] - F.get(spans, k - 1)["end"] - 1).otherwise(0),
             ),
-            F.array_repeat(F.get(odd, 2 * k), F.get(odd, 2 * k + 1) - F.get(odd, 2 * k) + 1),
+            F.array_repeat(s["start"], s["end"] - s["start"] + 1),
         ),
     )
-    return headers.withColumns(
-        {"_first": F.when(last_pair >= 0, F.get(odd, 0)), "_starts": F.flatten(blocks)}
-    )
+    return headers.withColumns({"_first": F.get(spans, 0)["start"], "_starts": F.flatten(blocks)})
 
 
 def _join_spanned(records: DataFrame) -> DataFrame:
-    """Lines with the first line ``_start`` of their span (``_spanned_lines``) -> each span's
-    lines as one record (numbered by its first line, its lines joined by LF) when that record
-    is a row of its file: quoted right, as many cells as its header, no line without text.
-    Otherwise the span's lines stay records of their own (a stray quote in a bare cell, a
-    cell cut short).
+    """Lines with the first line ``_start`` of their span (``_spans``) -> each span's lines
+    as one record, numbered by its first line, its lines joined by LF. It is then checked as
+    any record is (a cell too many makes it one malformed record). Only when the joined text
+    is not quoted right, or a line of the span is not text, do the span's lines stay records
+    of their own.
     """
     others = [c for c in records.columns if c not in ("_source_file", "_line", "_start")]
     parts = F.col("_parts")
@@ -453,14 +486,8 @@ def _join_spanned(records: DataFrame) -> DataFrame:
     joined = F.array_join(pieces, "")
     first = F.get(parts, 0)
     semicolon = F.coalesce(first["_semicolon"], F.lit(False))
-    fits = (
-        ~F.exists(parts, lambda p: p["_text"].isNull())
-        & F.coalesce(first["_header_ok"], F.lit(False))
-        & _by_separator(semicolon, lambda sep: joined.rlike(_CSV[sep][0]))
-        & (
-            F.size(_by_separator(semicolon, lambda sep: _csv_fields(joined, sep)))
-            == first["_width"]
-        )
+    fits = ~F.exists(parts, lambda p: p["_text"].isNull()) & _by_separator(
+        semicolon, lambda sep: joined.rlike(_CSV[sep][0])
     )
     whole = F.struct(
         first["_line"].alias("_line"),
@@ -511,7 +538,18 @@ def parse_csv(
         .agg(
             F.first(F.when(is_header, header(",")), ignorenulls=True).alias("_commas"),
             F.first(F.when(is_header, header(";")), ignorenulls=True).alias("_semicolons"),
-            F.sort_array(F.collect_list(F.when(odd, F.col("_line")))).alias("_odd"),
+            F.sort_array(
+                F.collect_list(
+                    F.when(
+                        odd,
+                        F.struct(
+                            "_line",
+                            _quote_roles(text, ",").alias("commas"),
+                            _quote_roles(text, ";").alias("semicolons"),
+                        ),
+                    )
+                )
+            ).alias("_odd"),
         )
     )
     semicolon = (F.size("_commas") == 1) & (F.size("_semicolons") > 1)
@@ -525,7 +563,7 @@ def parse_csv(
         F.coalesce(semicolon, F.lit(False)).alias("_semicolon"),
         named.alias("_header"),
         F.size(full).alias("_width"),
-        "_odd",
+        _spans(F.col("_odd"), F.coalesce(semicolon, F.lit(False))).alias("_spans"),
     ).withColumn(
         "_header_ok",
         F.col("_header").isNotNull()
@@ -539,15 +577,15 @@ def parse_csv(
         lines.where(~is_header)
         .join(F.broadcast(_with_span_index(headers)), "_source_file", "left")
         .where(F.get("_starts", F.col("_line") - F.col("_first")).isNull())
-        .drop("_odd", "_starts", "_first")
+        .drop("_spans", "_starts", "_first")
     )
     # The lines of each span, with their file's header. Empty when no line has an odd number
     # of quotes (the usual file): with adaptive execution, the inner join then ends this
     # branch before it scans anything.
     spanned = (
-        headers.select("*", F.explode(_spanned_lines(F.col("_odd"))).alias("_s"))
+        headers.select("*", F.explode(_spanned_lines(F.col("_spans"))).alias("_s"))
         .select("*", "_s.*")
-        .drop("_s", "_odd")
+        .drop("_s", "_spans")
     )
     joined = _join_spanned(
         lines.where(~is_header).join(F.broadcast(spanned), ["_source_file", "_line"])
