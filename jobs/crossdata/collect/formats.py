@@ -42,8 +42,13 @@ def csv_patterns(sep: str) -> tuple[str, str]:
     A field per RFC 4180: quoted (quotes doubled inside) or bare (no quote, no separator).
     Possessive quantifiers keep Java's regex engine linear on long or hostile lines.
     """
-    field = rf'(?:"(?:[^"]|"")*+"|[^"{sep}]*+)'
+    field = _csv_field(sep)
     return rf"^{field}(?:{sep}{field})*+{_END}", rf"{sep}({field})"
+
+
+def _csv_field(sep: str) -> str:
+    """One CSV field separated by ``sep``: quoted, quotes doubled inside, or bare."""
+    return rf'(?:"(?:[^"]|"")*+"|[^"{sep}]*+)'
 
 
 # Files are comma-separated, or semicolon-separated as spreadsheets write CSV in locales whose
@@ -379,7 +384,7 @@ def _quote_roles(text: Column, sep: str) -> Column:
     with whole cells (``Bâtiment B",Lyon``), ``opens`` when it is whole cells and then a
     quoted cell left open (``C1,"12 rue des Lilas``). A stray quote in a bare cell
     (``5" screen``) does neither."""
-    field = rf'(?:"(?:[^"]|"")*+"|[^"{sep}]*+)'
+    field = _csv_field(sep)
     inside = r'(?:[^"]|"")*+'
     return F.struct(
         text.rlike(rf"^{inside}\"(?:{sep}{field})*+{_END}").alias("closes"),
