@@ -371,6 +371,11 @@ def _by_separator(semicolon: Column, make: Callable[[str], Column]) -> Column:
     return F.when(semicolon, make(";")).otherwise(make(","))
 
 
+def _quoted_right(text: Column, semicolon: Column) -> Column:
+    """Whether ``text`` is one CSV row in its file's separator (its quoting unbroken)."""
+    return _by_separator(semicolon, lambda sep: text.rlike(_CSV[sep][0]))
+
+
 def _odd_quotes(text: Column) -> Column:
     """Whether ``text`` holds an odd number of double quotes (NULL for NULL)."""
     # Most lines hold none: a search, then a copy without quotes only for those that do.
@@ -401,31 +406,32 @@ def _spans(odd: Column, semicolon: Column) -> Column:
     across lines starts on a line with an odd count that opens a cell and ends on the next
     line with an odd count, which must close it (lines in between have even counts). Pairing
     by role, not by count alone, keeps a stray quote or a cell cut short from pairing the
-    lines of every record after it. A line that can do both (``C2,"``) closes when the line
-    before it only opens, else opens; of two pairs in a row, only the first is taken (three
-    such lines in a row may leave a record's lines apart, each then malformed).
+    lines of every record after it. Reading the roles in order, a line that opens (or can
+    do both, as ``C2,"``) pairs with the next when that one closes (or can do both); the
+    pair is taken and reading goes on after it. One regex replacement over the roles written
+    as letters does exactly that walk, in one pass: leftmost pairs first, never overlapping.
     """
 
-    def role(i: Column, name: str) -> Column:
-        x = F.get(odd, i)
-        return F.coalesce(
-            F.when(semicolon, x["semicolons"][name]).otherwise(x["commas"][name]), F.lit(False)
+    def letter(x: Column) -> Column:
+        r = F.when(semicolon, x["semicolons"]).otherwise(x["commas"])
+        return (
+            F.when(r["opens"] & r["closes"], "A")
+            .when(r["opens"], "O")
+            .when(r["closes"], "C")
+            .otherwise("X")
         )
 
-    def opens(i: Column) -> Column:
-        after_opener = role(i - 1, "opens") & ~role(i - 1, "closes")
-        return role(i, "opens") & ~(role(i, "closes") & after_opener)
-
-    def pairs(i: Column) -> Column:
-        return opens(i) & role(i + 1, "closes")
-
-    starts = F.when(F.size(odd) >= 2, F.sequence(F.lit(0), F.size(odd) - 2))
-    taken = F.filter(starts, lambda i: pairs(i) & ~pairs(i - 1))
+    roles = F.array_join(F.transform(odd, letter), "")
+    # "s" marks the first line of each pair taken: its span ends on the next odd line. The
+    # arrays are zipped, not indexed inside a lambda, where Spark would compute them again
+    # for every element.
+    marks = F.split(F.regexp_replace(roles, "[OA][CA]", "se"), "")
+    lines = F.transform(odd, lambda x: x["_line"])
+    nexts = F.slice(lines, 2, F.greatest(F.size(lines) - 1, F.lit(0)))
+    zipped = F.arrays_zip(marks.alias("m"), lines.alias("start"), nexts.alias("end"))
     return F.transform(
-        taken,
-        lambda i: F.struct(
-            F.get(odd, i)["_line"].alias("start"), F.get(odd, i + 1)["_line"].alias("end")
-        ),
+        F.filter(zipped, lambda z: z["m"] == "s"),
+        lambda z: F.struct(z["start"].alias("start"), z["end"].alias("end")),
     )
 
 
@@ -491,9 +497,7 @@ def _join_spanned(records: DataFrame) -> DataFrame:
     joined = F.array_join(pieces, "")
     first = F.get(parts, 0)
     semicolon = F.coalesce(first["_semicolon"], F.lit(False))
-    fits = ~F.exists(parts, lambda p: p["_text"].isNull()) & _by_separator(
-        semicolon, lambda sep: joined.rlike(_CSV[sep][0])
-    )
+    fits = ~F.exists(parts, lambda p: p["_text"].isNull()) & _quoted_right(joined, semicolon)
     whole = F.struct(
         first["_line"].alias("_line"),
         *[(joined if c == "_text" else first[c]).alias(c) for c in others],
@@ -578,9 +582,9 @@ def parse_csv(
     # Both branches below read every column of the one small aggregate, so Spark runs it
     # once (its exchange reused); a branch reading fewer would have it pruned into a second
     # scan of the files.
+    body = lines.where(~is_header)  # the record lines, headers consumed
     records = (
-        lines.where(~is_header)
-        .join(F.broadcast(_with_span_index(headers)), "_source_file", "left")
+        body.join(F.broadcast(_with_span_index(headers)), "_source_file", "left")
         .where(F.get("_starts", F.col("_line") - F.col("_first")).isNull())
         .drop("_spans", "_starts", "_first")
     )
@@ -592,13 +596,11 @@ def parse_csv(
         .select("*", "_s.*")
         .drop("_s", "_spans")
     )
-    joined = _join_spanned(
-        lines.where(~is_header).join(F.broadcast(spanned), ["_source_file", "_line"])
-    )
+    joined = _join_spanned(body.join(F.broadcast(spanned), ["_source_file", "_line"]))
     records = records.unionByName(joined)
     is_semicolon = F.coalesce(F.col("_semicolon"), F.lit(False))
     values = _by_separator(is_semicolon, lambda sep: _csv_fields(text, sep))
-    quoted_right = _by_separator(is_semicolon, lambda sep: text.rlike(_CSV[sep][0]))
+    quoted_right = _quoted_right(text, is_semicolon)
     named_count = F.size("_header")
     unnamed_count = F.col("_width") - named_count
     unnamed_empty = F.when(
