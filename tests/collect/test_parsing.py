@@ -603,6 +603,42 @@ def test_a_record_spanning_lines_is_counted_once_in_a_copy_too(spark):
     assert counts == [(f"file:/land/spend/{DAY}/copy.csv", 1)]
 
 
+def _plan_nodes(node):
+    yield node
+    children = node.children()
+    for i in range(children.size()):
+        yield from _plan_nodes(children.apply(i))
+
+
+def test_a_csv_parse_reads_its_files_once_per_branch_and_never_joins_the_index_to_a_line(spark):
+    # Records on two lines every other record: the file's position index is as long as it.
+    records = "".join(f'2026-03-05,display,"c{i}\n{i}",1.0,EUR\n' for i in range(0, 40, 2))
+    records += "".join(f"2026-03-05,display,c{i},1.0,EUR\n" for i in range(1, 40, 2))
+    content = b"date,channel,campaign_id,cost,currency\n" + records.encode()
+    files = _files(spark, {f"spend/{DAY}/s.csv": content})
+    parsed = parse_lines(file_lines(files), SOURCES["spend"])
+    plan = parsed._jdf.queryExecution().executedPlan()
+    # The lines in no span, the one aggregate (its exchange reused) and the lines of spans:
+    # three scans. A fourth would mean the aggregate was pruned into two plans.
+    assert plan.toString().count("Scan ExistingRDD") == 3, plan.toString()
+    # The position index meets the lines only in an anti join, which writes out the lines
+    # alone; any other join writes out both sides, the index copied once per line.
+    joins = [n for n in _plan_nodes(plan) if n.nodeName() == "BroadcastHashJoin"]
+    carrying = {
+        n.joinType().toString(): any(
+            n.output().apply(i).name() == "_starts" for i in range(n.output().size())
+        )
+        or "_starts" in n.condition().toString()
+        for n in joins
+    }
+    assert carrying == {"LeftOuter": False, "LeftAnti": True, "Inner": False}, plan.toString()
+    got = parsed.orderBy("_line").select("_line", "_malformed", F.col("_fields.campaign_id"))
+    assert [tuple(r) for r in got.collect()] == [
+        *[(2 + i, False, f"c{i}\n{i}") for i in range(0, 40, 2)],
+        *[(42 + i // 2, False, f"c{i}") for i in range(1, 40, 2)],
+    ]
+
+
 def test_csv_file_with_broken_header_refuses_every_record(spark):
     content = b'date,"channel,cost\n2026-03-05,display,1\n'
     assert _reasons(_validated(spark, "spend", content)) == [(2, "malformed_record", "line")]
