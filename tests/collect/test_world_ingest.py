@@ -120,6 +120,28 @@ def test_server_hits_that_are_not_page_views_are_counted_where_silver_leaves_the
     assert quality.where("action <> 'skip'").count() == 0
 
 
+def test_crm_addresses_on_two_lines_are_one_record_numbered_by_its_first_line(ingested_world):
+    world, ctx, _ = ingested_world
+    copies = {r["file"] for r in world.truth("redelivered_files")}
+    expected = set()  # (file, first line, customer number) of each record on two lines
+    for f in landing_files(world.root):
+        if f.source != "crm_customers" or f.relative in copies:
+            continue
+        _, records = file_lines(f)
+        for line, raw in records:
+            if b"\n" in raw:
+                number = raw.split(b",", 1)[0].decode()
+                expected.add((f.relative, line, number))
+    assert expected, "the world writes addresses on two lines"
+    bronze = ctx.lake.read("bronze.crm_customers").where(F.col("address_line1").contains("\n"))
+    root = f"{world.root}/"  # Spark names files file:/x or file:///x
+    got = {
+        (r["_source_file"].partition(root)[2], r["_line"], r["customer_number"])
+        for r in bronze.select("_source_file", "_line", "customer_number").collect()
+    }
+    assert got == expected
+
+
 def test_crm_countries_written_in_any_iso_form_or_by_name_are_stored_as_codes(ingested_world):
     _, ctx, _ = ingested_world
     bronze = ctx.lake.read("bronze.crm_customers")
@@ -198,7 +220,7 @@ def test_spend_sheets_saved_in_windows_1252_keep_their_labels(ingested_world):
     expected = 0
     for f in landing_files(world.root):
         if f.source == "spend" and f.relative not in copies:
-            expected += sum(_in_windows_1252_only(raw) for raw in file_lines(f)[1])
+            expected += sum(_in_windows_1252_only(raw) for _, raw in file_lines(f)[1])
     assert expected > 0 and summary.bronze["spend"].fallback_lines == expected
     assert f"(collect.fallback_encodings): spend {expected}" in summary.describe()
     ledger = ctx.lake.read("ops.ingest_reconciliation").where("source = 'spend'")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import io
 import json
 import math
 import re
@@ -292,11 +293,37 @@ def reason_for(source: str, raw: bytes, header: list[str], day: dt.date) -> str 
     return None
 
 
-def file_lines(f: LandingFile) -> tuple[list[str], list[bytes]]:
-    """(header, data lines) of a landing file; line i of ``data`` is physical line i+1+offset."""
+def _one_csv_record(source: str, raw: bytes, sep: str) -> bool:
+    """Whether ``raw`` (lines joined by LF) reads as exactly one CSV record."""
+    try:
+        text = line_text(source, raw)
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True))
+    except (UnicodeDecodeError, csv.Error):
+        return False
+    return len(rows) == 1
+
+
+def file_lines(f: LandingFile) -> tuple[list[str], list[tuple[int, bytes]]]:
+    """(header, records) of a landing file: each record is (the number of its first physical
+    line, its bytes). The contract's rule for a quoted cell holding a line break: a line with
+    an odd number of quotes and the next line (another one) form one record when, joined by
+    LF, they read as exactly one CSV record. Any other line is a record of its own."""
     raw = f.content()
     assert raw.endswith(b"\n") and b"\r" not in raw
     lines = raw[:-1].split(b"\n")
-    if f.is_csv:
-        return csv_header(lines[0].decode()), lines[1:]
-    return [], lines
+    if not f.is_csv:
+        return [], list(enumerate(lines, start=1))
+    header = csv_header(lines[0].decode())
+    records: list[tuple[int, bytes]] = []
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        if line.count(b'"') % 2 == 1 and i + 1 < len(lines):
+            joined = line + b"\n" + lines[i + 1]
+            if lines[i + 1].count(b'"') % 2 == 1 and _one_csv_record(f.source, joined, header.sep):
+                records.append((i + 1, joined))
+                i += 2
+                continue
+        records.append((i + 1, line))
+        i += 1
+    return header, records

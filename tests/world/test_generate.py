@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import statistics
@@ -15,6 +16,7 @@ import phonenumbers
 import pytest
 
 from crossdata import contracts
+from crossdata.world import vocab
 
 from .conftest import World
 from .contract_check import (
@@ -56,10 +58,9 @@ def good_records(world: World, source: str):
     for f in original_files(world):
         if f.source != source:
             continue
-        header, lines = file_lines(f)
-        offset = 2 if f.is_csv else 1
-        for i, raw in enumerate(lines):
-            key = (f.relative, i + offset)
+        header, records = file_lines(f)
+        for line, raw in records:
+            key = (f.relative, line)
             if key not in bad and key not in dups:
                 yield f, header, raw
 
@@ -103,8 +104,8 @@ def test_jsonl_lines_parse_as_objects_except_those_marked_bad(world):
     for f in original_files(world):
         if f.source not in JSONL:
             continue
-        _, lines = file_lines(f)
-        for i, raw in enumerate(lines, start=1):
+        _, records = file_lines(f)
+        for i, raw in records:
             try:
                 ok = isinstance(json.loads(raw.decode("utf-8")), dict)
             except (UnicodeDecodeError, json.JSONDecodeError):
@@ -125,13 +126,13 @@ def test_csv_files_have_the_contract_header_and_the_header_width(world):
     for f in original_files(world):
         if f.source not in CSV_SOURCES:
             continue
-        header, lines = file_lines(f)
+        header, records = file_lines(f)
         drifted = f.source == "crm_customers" and f.day >= start + dt.timedelta(days=mid)
         extra = ["preferred_language"] if drifted else []
         assert header == [*contracts.SOURCES[f.source].field_names, *extra], f.relative
         # the spend export is a French spreadsheet's CSV: semicolons
         assert header.sep == (";" if f.source == "spend" else ","), f.relative
-        for i, raw in enumerate(lines, start=2):
+        for i, raw in records:
             try:
                 text = line_text(f.source, raw)
                 cells = next(csv.reader([text], delimiter=header.sep, strict=True))
@@ -152,8 +153,8 @@ def test_access_log_lines_match_the_combined_format_with_the_cookie_field(world)
     for f in original_files(world):
         if f.source != "access_log":
             continue
-        _, lines = file_lines(f)
-        for i, raw in enumerate(lines, start=1):
+        _, records = file_lines(f)
+        for i, raw in records:
             try:
                 m = COMBINED.match(raw.decode("utf-8"))
             except UnicodeDecodeError:
@@ -172,8 +173,8 @@ def test_access_log_lines_match_the_combined_format_with_the_cookie_field(world)
 def test_combined_format_omits_the_cookie_field(clean_world):
     for f in landing_files(clean_world.root):
         if f.source == "access_log":
-            _, lines = file_lines(f)
-            matches = [COMBINED.match(raw.decode()) for raw in lines]
+            _, records = file_lines(f)
+            matches = [COMBINED.match(raw.decode()) for _, raw in records]
             assert all(m is not None and m.group("cookie_id") is None for m in matches)
 
 
@@ -182,10 +183,9 @@ def test_every_line_gets_exactly_the_reason_the_truth_gives_it(world):
     mismatches: Counter = Counter()
     checked = 0
     for f in original_files(world):
-        header, lines = file_lines(f)
-        offset = 2 if f.is_csv else 1
-        for i, raw in enumerate(lines):
-            expected = bad.get((f.relative, i + offset))
+        header, records = file_lines(f)
+        for line, raw in records:
+            expected = bad.get((f.relative, line))
             got = reason_for(f.source, raw, header, f.day)
             checked += 1
             if got != expected:
@@ -220,8 +220,33 @@ def test_manifest_lists_every_landing_file_with_its_lines_bytes_and_sha256(world
         row = manifest[name]
         assert int(row["bytes"]) == len(raw)
         assert int(row["lines"]) == f.content().count(b"\n")
+        assert int(row["records"]) == len(file_lines(f)[1])
         assert row["sha256"] == hashlib.sha256(raw).hexdigest()
         assert row["source"] == f.source and row["delivery_date"] == f.day.isoformat()
+
+
+def test_crm_addresses_with_a_second_line_from_web_forms_span_two_lines(world):
+    spanning, one_line = Counter(), Counter()
+    bad = bad_lines(world)
+    for f in original_files(world):
+        if f.source != "crm_customers":
+            continue
+        header, records = file_lines(f)
+        for line, raw in records:
+            if (f.relative, line) in bad:
+                assert b"\n" not in raw  # a record on two lines is never made bad
+                continue
+            row = dict(zip(header, next(csv.reader(io.StringIO(raw.decode()))), strict=True))
+            street, _, second = row["address_line1"].partition("\n")
+            if second:
+                assert second in vocab.ADDRESS_LINE2 and "\n" not in street, row
+                assert raw.count(b"\n") == 1  # a quoted cell with one line break
+                spanning[row["source_system"]] += 1
+            elif any(row["address_line1"].endswith(f", {s}") for s in vocab.ADDRESS_LINE2):
+                one_line[row["source_system"]] += 1
+    # web forms keep the second line on a line of its own; a till or a call centre after a comma
+    assert set(spanning) <= {"ecommerce", "loyalty_app"} and spanning["ecommerce"] > 0
+    assert set(one_line) <= {"pos", "call_center"} and one_line["pos"] > 0
 
 
 def test_access_logs_of_odd_delivery_days_are_gzipped_as_a_rotated_log(world):
@@ -254,8 +279,8 @@ def test_spend_sheets_of_even_delivery_days_are_saved_in_windows_1252(world):
         if f.source != "spend":
             continue
         windows = (f.day - first).days % 2 == 0
-        _, lines = file_lines(f)
-        for i, raw in enumerate(lines, start=2):
+        _, records = file_lines(f)
+        for i, raw in records:
             if bad.get((f.relative, i)) == "invalid_encoding":
                 # neither UTF-8 nor windows-1252: refused whatever the conf says
                 assert b"\x81\x8d" in raw
@@ -336,8 +361,9 @@ def test_zero_fault_rate_writes_no_bad_records_duplicates_late_events_or_copies(
     assert clean_world.truth("late_records") == []
     assert clean_world.truth("redelivered_files") == []
     for f in landing_files(clean_world.root):
-        header, lines = file_lines(f)
-        assert [reason_for(f.source, raw, header, f.day) for raw in lines] == [None] * len(lines)
+        header, records = file_lines(f)
+        reasons = [reason_for(f.source, raw, header, f.day) for _, raw in records]
+        assert reasons == [None] * len(records)
 
 
 def test_zero_fault_rate_keeps_the_hard_identity_cases(clean_world):
@@ -533,7 +559,7 @@ def test_declared_and_stealth_bots_are_in_the_logs(world):
     agents: Counter = Counter()
     for f in landing_files(world.root):
         if f.source == "access_log":
-            for raw in file_lines(f)[1]:
+            for _, raw in file_lines(f)[1]:
                 m = COMBINED.match(raw.decode("utf-8", "replace"))
                 if m:
                     hits[m.group("cookie_id")] += 1

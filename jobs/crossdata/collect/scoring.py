@@ -12,7 +12,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crossdata.collect.ledgers import QUARANTINE, RECONCILIATION, SILVER_BATCHES
-from crossdata.contracts import SOURCES
 from crossdata.lakehouse import Lakehouse
 from crossdata.spark.session import to_uri
 
@@ -34,7 +33,7 @@ class IngestScore:
     missed: int = 0  # bad in truth, not quarantined
     unexpected: int = 0  # quarantined, not bad in truth
     examples: list[tuple] = field(default_factory=list)
-    record_lines: int = 0  # landing lines that are records (manifest minus CSV headers)
+    record_lines: int = 0  # landing records (a CRM record may span lines; no headers)
     read: int = 0  # what reconciliation says was read
     unreconciled_files: int = 0
     redelivered_files: int = 0  # truth
@@ -89,10 +88,8 @@ def score_ingestion(
     score.examples = [tuple(r) for r in disagree.limit(10).collect()]
 
     manifest = _truth(spark, truth, "manifest.csv")
-    csv_sources = [s.name for s in SOURCES.values() if s.format == "csv"]
-    headers = F.when(F.col("source").isin(csv_sources), 1).otherwise(0)
     score.record_lines = int(
-        manifest.agg(F.sum(F.col("lines").cast("bigint") - headers)).collect()[0][0] or 0
+        manifest.agg(F.sum(F.col("records").cast("bigint"))).collect()[0][0] or 0
     )
     recon = lake.read(RECONCILIATION)
     totals = recon.agg(

@@ -187,7 +187,10 @@ def write_landing(
         source, header, formats.separator(source), formats.file_encoding(source, day)
     )
     rng = group_rng(P.seed, SOURCE_NUMBER[source], day, shard, 0xFA)
-    bad = rng.random(n) < P.fault_rate
+    # A record whose quoted cell holds a line break is never made bad: a fault in one of its
+    # lines would split it back into lines, each a record of its own, not one bad record.
+    spans = np.array(["\n" in text for text in lines], dtype=bool)
+    bad = (rng.random(n) < P.fault_rate) & ~spans
     dup = (rng.random(n) < P.fault_rate) & ~bad & bool(contract.record_key)
     spread = rng.integers(1, DUPLICATE_SPREAD + 1, n)
     after: dict[int, list[int]] = {}
@@ -196,25 +199,33 @@ def write_landing(
 
     out: list[bytes] = []
     rows: list[tuple] = []
+    physical = 0  # lines written so far; a record is numbered by its first line
+
+    def put(data: bytes) -> int:
+        nonlocal physical
+        out.append(data)
+        first = physical + 1
+        physical += 1 + data.count(b"\n")
+        return first
+
     if header:
-        out.append(layout.encode(layout.sep.join(header)))
+        put(layout.encode(layout.sep.join(header)))
     line_of: dict[int, int] = {}
     counts: Counter[tuple[str, str]] = Counter()
     for i, text in enumerate(lines):
         if bad[i]:
             rid = faults.record_key(layout, text)
             data, reason = faults.inject(P, layout, day, text, rng)
-            out.append(data)
+            at = put(data)
             rows.append(
                 _result(
                     "bad_records",
                     _bucket(P, "bad_records", name),
-                    formats.csv_line([source, name, str(len(out)), reason, rid]),
+                    formats.csv_line([source, name, str(at), reason, rid]),
                 )
             )
         else:
-            out.append(layout.encode(text))
-            line_of[i] = len(out)
+            line_of[i] = at = put(layout.encode(text))
             if placeholders[i]:
                 for item in placeholders[i].split(";"):
                     field, _, value = item.partition("=")
@@ -229,7 +240,7 @@ def write_landing(
                                 source,
                                 faults.record_key(layout, text),
                                 name,
-                                str(len(out)),
+                                str(at),
                                 P.day_text(day - int(late[i])),
                                 P.day_text(day),
                                 str(int(late[i])),
@@ -238,7 +249,7 @@ def write_landing(
                     )
                 )
         for j in after.get(i, ()):
-            out.append(layout.encode(lines[j]))  # the same record again, byte for byte
+            again = put(layout.encode(lines[j]))  # the same record again, byte for byte
             rows.append(
                 _result(
                     "duplicates",
@@ -248,7 +259,7 @@ def write_landing(
                             source,
                             faults.record_key(layout, lines[j]),
                             name,
-                            str(len(out)),
+                            str(again),
                             "duplicate_record",
                             name,
                             str(line_of[j]),
@@ -262,14 +273,16 @@ def write_landing(
     sink.write(name, data, delivered_ms(P, source, day, shard))
     digest = hashlib.sha256(data).hexdigest()
     delivery = P.day_text(day)
-    manifest = [name, source, delivery, str(len(out)), str(len(data)), digest, "original"]
-    rows.append(_result("manifest", 0, formats.csv_line(manifest), len(out)))
+    records = str(len(out) - (1 if header else 0))
+    manifest = [name, source, delivery, str(physical), str(len(data)), digest, "original"]
+    rows.append(_result("manifest", 0, formats.csv_line([*manifest, records]), physical))
     copy_day = P.redeliveries.get((source, day, shard))
     if copy_day is not None:
         copy = copy_name(P, source, day, shard, copy_day)
         sink.write(copy, data, delivered_ms(P, source, copy_day, shard, day))
-        entry = [copy, source, P.day_text(copy_day), str(len(out)), str(len(data)), digest]
-        rows.append(_result("manifest", 0, formats.csv_line([*entry, "redelivered"]), len(out)))
+        entry = [copy, source, P.day_text(copy_day), str(physical), str(len(data)), digest]
+        copied = formats.csv_line([*entry, "redelivered", records])
+        rows.append(_result("manifest", 0, copied, physical))
         rows.append(_result("redelivered_files", 0, formats.csv_line([source, copy, name])))
     for (field, value), count in sorted(counts.items()):
         rows.append(_result("placeholders", 0, formats.csv_line([source, field, value]), count))

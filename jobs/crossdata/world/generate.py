@@ -243,7 +243,7 @@ def _finish(P: WorldParams, sink, small, second, placeholder_counts, writer_coun
     for _day, channel, _cid, _name, cost, _imp, _clicks in sources.spend_rows(P):
         spend[channel] = spend.get(channel, 0.0) + cost
     summary = Summary(sink.root, P.persons, P.days, P.seed, P.fault_rate)
-    for _file, source, _date, lines, size, _sha, kind in manifest_rows:
+    for _file, source, _date, lines, size, _sha, kind, _records in manifest_rows:
         summary.files[source] = summary.files.get(source, 0) + 1
         summary.bytes_written += int(size)
         if kind == "original":

@@ -106,6 +106,7 @@ class Household:
     last_name: str
     home_ip: str
     address_line1: str
+    address_line2: str  # "" for most: an apartment, a residence, "in care of"
     postal_code: str
     city: str
     store: int
@@ -207,6 +208,8 @@ def household_of(P: WorldParams, pid: int) -> Household:
     if u[5] < 0.1:
         street = f"Bât. {'ABC'[int(u[9] * 3)]}, {street}"  # a comma: quoted in CSV
     postal, city = vocab.CITIES[int(u[6] * len(vocab.CITIES))]
+    # A stream of its own, so the households' other traits stay what they were.
+    line2, which = uniform(P.seed, "household-address-line2", key, np.arange(2))
     return Household(
         key=key,
         household_id=f"h_{key:08d}",
@@ -217,6 +220,9 @@ def household_of(P: WorldParams, pid: int) -> Household:
         last_name=vocab.LAST_NAMES[int(u[2] * len(vocab.LAST_NAMES))],
         home_ip=_public_ip(P.seed, "home", key, FR_FIRST_OCTETS),
         address_line1=street,
+        address_line2=(
+            vocab.ADDRESS_LINE2[int(which * len(vocab.ADDRESS_LINE2))] if line2 < 0.15 else ""
+        ),
         postal_code=postal,
         city=city,
         store=int(u[7] * P.n_stores),
@@ -1471,6 +1477,11 @@ class PersonSim:
         if card:
             self.written.add("loyalty_card", card)
         address = hh.address_line1 if rng.random() < 0.9 else ""
+        if address and hh.address_line2:
+            # Web forms keep a second address line, and the export writes it on a line of its
+            # own in the quoted cell (RFC 4180); a till or a call centre types it after a comma.
+            between = "\n" if system in ("ecommerce", "loyalty_app") else ", "
+            address = f"{address}{between}{hh.address_line2}"
         known = rng.random()
         if known >= 0.8:  # not given; a till fills the field with its "unknown" date
             birth = ""

@@ -66,7 +66,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
         "days_late",
     ),
     "redelivered_files": ("source", "file", "original_file"),
-    "manifest": ("file", "source", "delivery_date", "lines", "bytes", "sha256", "kind"),
+    "manifest": ("file", "source", "delivery_date", "lines", "bytes", "sha256", "kind", "records"),
     "placeholders": ("source", "field", "value", "count"),
     "bots": ("id_type", "id_value", "kind", "user_agent"),
     "channel_effects": (
@@ -178,7 +178,10 @@ def world_json(P: WorldParams, stats: Mapping[str, int], files: Mapping[str, int
             "clid (display, video, affiliate), with utm_source/utm_medium/utm_campaign"
         ),
         "bad_records_note": (
-            "one fault per line; reasons follow contracts.REASONS. expectation_failed lines "
+            "one fault per line, never on a record whose quoted cell holds a line break (a CRM "
+            "address with its second line, written by ecommerce and loyalty_app); line numbers "
+            "are physical, a record numbered by its first line, and manifest.records counts "
+            "records, headers excluded; reasons follow contracts.REASONS. expectation_failed lines "
             "(a negative order amount or spend cost) pass bronze and are quarantined by silver's "
             "default expectations order_amount_not_negative and spend_not_negative"
         ),

@@ -80,6 +80,16 @@ CITIES: tuple[tuple[str, str], ...] = (
     ("25000", "Besançon"),
 )
 
+# What a web form's second address line holds: a CRM export writes it on a line of its own
+# inside the quoted address cell (RFC 4180), a till or a call centre after a comma.
+ADDRESS_LINE2: tuple[str, ...] = (
+    "Appartement 12",
+    "Résidence Les Tilleuls",
+    "Escalier B, 3e étage",
+    "Porte 4",
+    "Chez M. Durand",
+)
+
 STREETS: tuple[str, ...] = (
     "rue des Lilas",
     "avenue Jean Jaurès",
