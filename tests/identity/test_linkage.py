@@ -263,6 +263,18 @@ def test_accents_case_and_punctuation_do_not_lower_the_score(spark, linkage):
     )
 
 
+def test_an_address_on_two_lines_agrees_with_the_same_address_on_one(spark, linkage):
+    # A web form's export keeps the second address line on a line of its own; a till types it
+    # after a comma.
+    web = ("Anna", "Meyer", BORN, "12 rue des Lilas\nRésidence Les Tilleuls", "75011", "Paris")
+    till = ("Anna", "Meyer", BORN, "12 rue des Lilas, Résidence Les Tilleuls", "75011", "Paris")
+    records = _records(spark, ("C1", *web), ("C2", *till))
+    expected = _scored(spark, [("C1", "C2", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)])
+    assert_approx_df_equality(
+        scored_pairs(records, linkage), expected, precision=1e-9, ignore_nullable=True
+    )
+
+
 def test_birth_date_tolerates_a_day_month_swap_or_one_digit_typo_only(spark):
     cases = [
         (BORN, BORN, 1.0),
