@@ -588,8 +588,8 @@ def parse_csv(
     # index's origin), then a left anti join drops the lines the index places in a span.
     # An anti join returns only its left side: the index, as long as the file when many of
     # its records span lines, stays in the broadcast. Joined to each line (an outer join
-    # writes out both sides), it was copied once per line: 2.3 times the parse's time at
-    # 10 % of records on two lines.
+    # writes out both sides), it was copied once per line, which more than doubled the
+    # parse's time at 10 % of records on two lines (docs/bench-ingest.md, 2026-12-06).
     positions = index.select(F.col("_source_file").alias("_index_file"), "_starts")
     in_span = (F.col("_source_file") == F.col("_index_file")) & F.get(
         "_starts", F.col("_line") - F.col("_first")
