@@ -305,9 +305,10 @@ def _one_csv_record(source: str, raw: bytes, sep: str) -> bool:
 
 def file_lines(f: LandingFile) -> tuple[list[str], list[tuple[int, bytes]]]:
     """(header, records) of a landing file: each record is (the number of its first physical
-    line, its bytes). The contract's rule for a quoted cell holding a line break: a line with
-    an odd number of quotes and the next line (another one) form one record when, joined by
-    LF, they read as exactly one CSV record. Any other line is a record of its own."""
+    line, its bytes). A quoted CSV cell may hold a line break: a line with an odd number of
+    quotes and the next line, when that one has an odd number too and the two joined by LF
+    read as exactly one CSV record, are one record (the world writes at most one break in a
+    record). Any other line is a record of its own."""
     raw = f.content()
     assert raw.endswith(b"\n") and b"\r" not in raw
     lines = raw[:-1].split(b"\n")
