@@ -579,9 +579,10 @@ def parse_csv(
         & (F.size(F.array_distinct("_header")) == F.size("_header"))
         & ~F.exists("_header", lambda h: h == F.lit("")),
     )
-    # Both branches below read every column of the one small aggregate, so Spark runs it
-    # once (its exchange reused); a branch reading fewer would have it pruned into a second
-    # scan of the files.
+    # Each of the three broadcasts below (the header with ``_first``, the positions, the
+    # lines of spans) reads every column of the one small aggregate, so Spark runs it once
+    # (its exchange reused); one reading fewer would have it pruned into a second scan of
+    # the files.
     body = lines.where(~is_header)  # the record lines, headers consumed
     index = _with_span_index(headers)
     # Lines in no span: each line takes its file's header (and ``_first``, the position

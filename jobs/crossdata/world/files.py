@@ -274,15 +274,17 @@ def write_landing(
     digest = hashlib.sha256(data).hexdigest()
     delivery = P.day_text(day)
     records = str(len(out) - (1 if header else 0))
-    manifest = [name, source, delivery, str(physical), str(len(data)), digest, "original"]
-    rows.append(_result("manifest", 0, formats.csv_line([*manifest, records]), physical))
+
+    def listed(file: str, delivered: str, kind: str) -> tuple:
+        cells = [file, source, delivered, str(physical), str(len(data)), digest, kind, records]
+        return _result("manifest", 0, formats.csv_line(cells), physical)
+
+    rows.append(listed(name, delivery, "original"))
     copy_day = P.redeliveries.get((source, day, shard))
     if copy_day is not None:
         copy = copy_name(P, source, day, shard, copy_day)
         sink.write(copy, data, delivered_ms(P, source, copy_day, shard, day))
-        entry = [copy, source, P.day_text(copy_day), str(physical), str(len(data)), digest]
-        copied = formats.csv_line([*entry, "redelivered", records])
-        rows.append(_result("manifest", 0, copied, physical))
+        rows.append(listed(copy, P.day_text(copy_day), "redelivered"))
         rows.append(_result("redelivered_files", 0, formats.csv_line([source, copy, name])))
     for (field, value), count in sorted(counts.items()):
         rows.append(_result("placeholders", 0, formats.csv_line([source, field, value]), count))
