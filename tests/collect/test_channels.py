@@ -5,12 +5,16 @@ These transforms are row-wise projections: output rows keep the input order.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from crossdata.collect.channels import with_channel, with_url_parts
+from crossdata.collect.channels import CLICK_ID_PARAMS, with_channel, with_url_parts
 from crossdata.config import load_settings
 from crossdata.config.schema import ChannelRule, CollectSettings
 from crossdata.errors import ConfigError
@@ -114,6 +118,49 @@ def test_click_ids_are_the_present_ones_decoded_and_first_wins(spark):
         HITS + ", click_ids map<string,string>",
     )
     assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+# Query strings from pieces that test the reading of parameters: names in any case, a name
+# twice, pieces without "=", "=" inside a value, escapes good and bad, blanks.
+_NAME = st.sampled_from(
+    ["utm_source", "UTM_Source", "utm_term", "gclid", "GClid", "fbclid", "yclid", "x", "", "gclid "]
+)
+_VALUE = st.lists(
+    st.sampled_from(["a", "B", "1", " ", "+", "%20", "%2F", "%C3%A9", "%", "%zz", "%2", "=", "é"]),
+    max_size=4,
+).map("".join)
+_PIECE = st.one_of(st.tuples(_NAME, _VALUE).map("=".join), _NAME, st.just(""))
+_QUERY = st.lists(_PIECE, min_size=1, max_size=5).map("&".join)
+
+
+def _expected_param(query: str, name: str) -> str | None:
+    """Independently: the first piece named ``name`` (any case), decoded as Java's URLDecoder
+    does (the raw text when an escape is broken), trimmed of spaces; None when blank."""
+    for piece in query.split("&"):
+        key, sep, raw = piece.partition("=")
+        if sep and key.lower() == name:
+            broken = re.search(r"%(?![0-9A-Fa-f]{2})", raw)
+            value = raw if broken else urllib.parse.unquote_plus(raw)
+            return value.strip(" ") or None
+    return None
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(queries=st.lists(_QUERY, min_size=1, max_size=40))
+def test_every_parameter_is_its_first_pair_decoded_whatever_the_query(spark, queries):
+    urls = [(f"https://shop.example/p?{q}#frag", None) for q in queries]
+    names = ("utm_source", "utm_term", "gclid", "fbclid")
+    got = _parts(spark, urls, (), *names, "click_ids").collect()
+    for (url, _), row in zip(urls, got, strict=True):
+        query = url.split("?", 1)[1].split("#", 1)[0]
+        expected = {n: _expected_param(query, n) for n in names}
+        if expected["utm_source"] is not None:
+            expected["utm_source"] = expected["utm_source"].lower()
+        clicks = {n: _expected_param(query, n) for n in CLICK_ID_PARAMS}
+        assert {n: row[n] for n in names} == expected, url
+        assert row["click_ids"] == {k: v for k, v in clicks.items() if v is not None}, url
 
 
 def test_referrer_host_is_lower_cased_without_user_port_or_dot_and_keeps_www(spark):
