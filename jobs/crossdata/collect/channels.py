@@ -82,14 +82,14 @@ def _host(authority: Column) -> Column:
 _PAIR = r"(?:^|&)([^=&]*)=([^&]*)"
 
 
-def _pairs(query: Column, lower_query: Column) -> tuple[Column, Column]:
-    """The query's parameter names (lower-cased) and raw values, pair by pair; NULL when the
-    query is empty. Lower-casing moves no ``&`` or ``=``, so the two lists line up."""
+def _pairs(query: Column) -> dict[str, Column]:
+    """``names`` (lower-cased) and raw ``values`` of the query's pairs, in order; both NULL
+    when the query is empty. Lower-casing moves no ``&`` or ``=``, so the two lists line up."""
     has_query = query != ""
-    return (
-        F.when(has_query, F.regexp_extract_all(lower_query, F.lit(_PAIR), 1)),
-        F.when(has_query, F.regexp_extract_all(query, F.lit(_PAIR), 2)),
-    )
+    return {
+        "names": F.when(has_query, F.regexp_extract_all(F.lower(query), F.lit(_PAIR), 1)),
+        "values": F.when(has_query, F.regexp_extract_all(query, F.lit(_PAIR), 2)),
+    }
 
 
 def _params(names: Column, values: Column, wanted: Sequence[str]) -> Column:
@@ -147,12 +147,12 @@ def with_url_parts(
             "query": F.regexp_extract(t("page"), _URL, 3),
             "ref_auth": F.regexp_extract(t("ref"), _URL, 1),
         },
-        {"query_lc": F.lower(t("query"))},
-        dict(zip(("names", "values"), _pairs(t("query"), t("query_lc")), strict=True)),
+        _pairs(t("query")),
         {
             "host": _host(t("page_auth")),
             "ref_host": _host(t("ref_auth")),
-            "params": F.when(t("query") != "", _params(t("names"), t("values"), params)),
+            # NULL without a query: the lambda runs only on the rows that have one.
+            "params": F.when(t("names").isNotNull(), _params(t("names"), t("values"), params)),
         },
     ]
     out = df
