@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -59,6 +60,23 @@ def test_local_sessions_load_jars_from_the_cache_and_resolve_nothing(loaded):
     jars = conf["spark.jars"].split(",")
     assert any(j.endswith(stack.DELTA_JAR.jar_name) for j in jars)
     assert all(j.startswith(str(REPO / ".cache" / "jars")) for j in jars)
+
+
+_DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
+
+
+def test_sessions_crossdata_builds_do_not_record_a_call_site_per_column_function(spark):
+    """PySpark then skips the stack walk and JVM round trips it makes for every Column call."""
+    from pyspark.errors.utils import is_debugging_enabled
+
+    assert spark.conf.get(_DEBUGGING) == "false"
+    assert is_debugging_enabled() is False
+
+
+def test_spark_conf_turns_the_call_sites_back_on(loaded):
+    settings = dataclasses.replace(loaded.settings.spark, conf={_DEBUGGING: "true"})
+    assert session_conf(settings)[_DEBUGGING] == "true"
+    assert session_conf(loaded.settings.spark)[_DEBUGGING] == "false"
 
 
 @functools.cache

@@ -35,6 +35,13 @@ SESSION_CONF_REQUIRED = {
     "spark.sql.session.timeZone": "UTC",
 }
 
+# PySpark 4.2 records, for every Column function called, the Python line that called it (a
+# stack walk and a few round trips to the JVM each), so that a runtime error can name that
+# line. crossdata's jobs build expression trees of thousands of calls per micro-batch:
+# shaping one silver batch of events took 2.0 s on the driver with it and 0.85 s without
+# (docs/bench-ingest.md). Off in sessions crossdata builds; spark.conf turns it back on.
+DEBUGGING_CONF = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
+
 
 def to_uri(path: str) -> str:
     """A location Spark and Hadoop accept: URIs as given, local paths made absolute."""
@@ -104,6 +111,7 @@ def session_conf(settings: SparkSettings) -> dict[str, str]:
     conf: dict[str, str] = {
         **DELTA_SESSION_CONF,
         **SESSION_CONF_REQUIRED,
+        **DEBUGGING_CONF,
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.checkpoint.dir": to_uri(settings.checkpoint_dir),
