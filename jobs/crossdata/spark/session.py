@@ -40,6 +40,7 @@ SESSION_CONF_REQUIRED = {
 # line. crossdata's jobs build expression trees of thousands of calls per micro-batch:
 # shaping one silver batch of events took 2.0 s on the driver with it and 0.85 s without
 # (docs/bench-ingest.md). Off in sessions crossdata builds; spark.conf turns it back on.
+# PySpark reads it once per process, at the first Column function called with a session.
 DEBUGGING_CONF = {"spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 
