@@ -254,6 +254,55 @@ def test_internal_referrer_is_direct(spark, collect):
     assert_df_equality(_channels(spark, collect, [row]), expected, ignore_nullable=True)
 
 
+@pytest.mark.parametrize(
+    ("query", "referrer", "channel", "group"),
+    [
+        # Google Ads tags its display and YouTube campaigns with gclid too
+        (
+            "utm_source=google&utm_medium=display&gclid=Cj0K",
+            "https://www.google.com/",
+            "display",
+            "paid",
+        ),
+        ("utm_source=youtube&utm_medium=video&gclid=Cj0K", None, "video", "paid"),
+        # Google's and Yandex's other click ids
+        ("gbraid=0AAAAADx", "https://www.google.com/", "paid_search", "paid"),
+        ("yclid=1234567", "https://yandex.ru/", "paid_search", "paid"),
+        ("twclid=2-abc", "https://t.co/xyz", "social", "paid"),
+        ("dclid=CJ3x", None, "display", "paid"),
+        # the network named as a domain or with a suffix; paid social named by the medium
+        ("utm_source=facebook.com&utm_medium=cpc", None, "social", "paid"),
+        ("utm_source=Facebook_Ads&utm_medium=paid-social", None, "social", "paid"),
+        ("utm_source=reddit&utm_medium=paid_social", None, "social", "paid"),
+        # fbclid is on every outbound Facebook link, an organic post's too
+        ("fbclid=IwAR0abc", "https://l.facebook.com/", "social", "earned"),
+        (
+            "utm_source=brevo&utm_medium=email&fbclid=IwAR0abc",
+            "https://l.facebook.com/",
+            "email",
+            "owned",
+        ),
+        ("utm_source=google&utm_medium=organic", None, "organic_search", "earned"),
+        # webmail and other Google products are not searches
+        ("", "https://mail.google.com/", "referral", "earned"),
+        ("", "android-app://com.google.android.gm/", "referral", "earned"),
+        ("", "https://mail.yahoo.com/", "referral", "earned"),
+        ("", "https://fr.search.yahoo.com/search?p=shoes", "organic_search", "earned"),
+        ("", "https://cn.bing.com/", "organic_search", "earned"),
+        ("", "android-app://com.google.android.googlequicksearchbox/", "organic_search", "earned"),
+        # campaign tags no rule recognises: no channel, not direct
+        ("utm_source=app&utm_medium=push", None, None, None),
+        ("utm_source=google", None, None, None),
+    ],
+)
+def test_default_rules_on_click_ids_networks_and_referrers(
+    spark, collect, query, referrer, channel, group
+):
+    row = (f"https://shop.example/?{query}", referrer)
+    expected = spark.createDataFrame([(*row, channel, group)], CHANNEL_OUT)
+    assert_df_equality(_channels(spark, collect, [row]), expected, ignore_nullable=True)
+
+
 def test_first_rule_that_holds_wins(spark):
     rules = [
         ChannelRule("display", "paid", utm_medium=("banner",), utm_source=("adnet",)),

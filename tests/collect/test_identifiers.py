@@ -243,6 +243,46 @@ def test_refused_identifiers_are_listed_as_unusable_not_placeholders(spark, coll
     assert cookies.where(F.size("_unusable_fields") > 0).count() == 2
 
 
+def test_invisible_characters_wrappings_and_placeholders_written_otherwise(spark, collect):
+    from crossdata.collect.flows import clean_identifiers
+
+    schema = "id string, cookie_id string, email string, phone string"
+    df = spark.createDataFrame(
+        [
+            # a zero-width space or a byte-order mark that copy and paste left at an edge
+            ("edges", "ck_9d2f\u200b", "anna.meyer@example.org\u200b", None),
+            ("bom", "\ufeffck_8", "\ufeff Anna@Example.org", None),
+            # inside a value: no real identifier holds one
+            ("inside", "ck\u200b9", "an\u200bna@example.org", None),
+            ("mailto", "ck_10", "mailto:Anna@Example.org", None),
+            ("brackets", "ck_11", " <anna@example.org>", None),
+            ("specials", "ck_12", "anna@example.org>", None),
+            ("list", "ck_13", "anna@example.org;bo@example.org", None),
+            # the listed 0600000000 and 0123456789, written internationally
+            ("intl", "ck_14", None, "+33 6 00 00 00 00"),
+            ("0033", "ck_15", None, "0033 1 23 45 67 89"),
+        ],
+        schema,
+    )
+    ids = {"cookie_id": "cookie_id", "email": "email", "phone": "phone"}
+    actual = clean_identifiers(df, ids, collect)
+    expected = spark.createDataFrame(
+        [
+            ("edges", "ck_9d2f", "anna.meyer@example.org", None, [], []),
+            ("bom", "ck_8", "anna@example.org", None, [], []),
+            ("inside", None, None, None, [], ["cookie_id", "email"]),
+            ("mailto", "ck_10", "anna@example.org", None, [], []),
+            ("brackets", "ck_11", "anna@example.org", None, [], []),
+            ("specials", "ck_12", None, None, [], ["email"]),
+            ("list", "ck_13", None, None, [], ["email"]),
+            ("intl", "ck_14", None, None, ["phone"], []),
+            ("0033", "ck_15", None, None, ["phone"], []),
+        ],
+        schema + ", placeholder_fields array<string>, _unusable_fields array<string>",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
 def test_consent_counts_a_refused_identifier_as_unusable(spark, collect):
     import datetime as dt
 
@@ -311,7 +351,11 @@ def test_a_national_number_is_read_in_its_rows_region(spark):
         ("030 901820", "de"),  # Berlin: read in France it would be +33 3 09 01 82 0
         ("07911 123456", "GB"),
         ("06 12 34 56 78", None),  # no region: the default one
-        ("06 12 34 56 78", "XX"),  # a region phonenumbers does not know: the default one
+        ("06 12 34 56 78", " "),  # blank: no region, the default one
+        # a region phonenumbers does not know: a national number could be anyone's there,
+        # read in the default region it could be someone else's; only international ones
+        ("06 12 34 56 78", "XX"),
+        ("+44 7911 123456", "ZZ"),
         ("+33 6 12 34 56 78", "DE"),  # a country code wins over the row's region
         ("030 901820", "FR"),  # not a valid French number
     ]
@@ -322,6 +366,8 @@ def test_a_national_number_is_read_in_its_rows_region(spark):
         "+447911123456",
         "+33612345678",
         "+33612345678",
+        None,
+        "+447911123456",
         "+33612345678",
         None,
     ]
@@ -369,9 +415,11 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     versions = [
         ("C1", "030 901820", "Germany", "pos", born, "1067"),  # Dresden's 01067, as a number
         ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1), "6000"),  # form's "unknown"
-        # an unknown country: nulled, counted, the phone read in FR, the postal code only
-        # cleaned (not taken for a French one); born after the update
+        # an unknown country: nulled, counted; its national phone refused (read in FR, a
+        # Dutch 06 number would be a French one), the postal code only cleaned (not taken
+        # for a French one); born after the update
         ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1), " 6 000 "),
+        ("C8", "+31 6 12345678", "Holland", "pos", born, None),  # its own country code
         # two versions: the e-commerce one's country and birth date are unusable, the store's
         # are kept; a British code is only cleaned
         ("C4", "07911 123456", "GBR", "pos", born, "sw1a 1aa"),
@@ -408,11 +456,12 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     assert sorted(tuple(r) for r in shaped.collect()) == [
         ("C1", "DE", "+4930901820", born, "01067", [], []),
         ("C2", "FR", "+33612345678", None, "06000", ["birth_date"], []),
-        ("C3", None, "+33612345678", None, "6000", [], ["birth_date", "country"]),
+        ("C3", None, None, None, "6000", [], ["birth_date", "country", "phone"]),
         ("C4", "GB", "+447911123456", born, "SW1A1AA", [], ["birth_date", "country"]),
         ("C5", "FR", None, born, None, [], ["postal_code"]),
         ("C6", "BE", None, born, "1000", [], []),
         ("C7", None, None, born, "06000", [], []),
+        ("C8", None, "+31612345678", born, None, [], ["country"]),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,6 +17,8 @@ from crossdata.collect.user_agents import (
     with_user_agent_fields,
 )
 from crossdata.world import vocab
+
+REPO = Path(__file__).resolve().parents[2]
 
 OUT = (
     "user_agent string, device_type string, os_family string, browser_family string, "
@@ -245,3 +248,63 @@ def test_a_pattern_python_cannot_compile_fails_before_any_row_is_read(spark):
     df = spark.createDataFrame([(MAC_SAFARI,)], "user_agent string")
     with pytest.raises(re.error):
         with_user_agent_fields(df, bot_patterns=("bot", "(unclosed"))
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "device_type"),
+    [
+        # Android browsers without the "Mobile" token, whatever ua-parser knows of the model
+        (
+            "Mozilla/5.0 (Linux; Android 12; TB-J606F) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Safari/537.36",
+            "tablet",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel Tablet) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
+            "tablet",
+        ),
+        ("Mozilla/5.0 (Android 14; Tablet; rv:125.0) Gecko/125.0 Firefox/125.0", "tablet"),
+        ("Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0", "mobile"),
+        # televisions, streaming sticks and consoles, whatever OS they run
+        (
+            "Mozilla/5.0 (Linux; Android 9; BRAVIA 4K GB ATV3 Build/PTT1.190515.001.S52) "
+            "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/86.0.4240.99 Safari/537.36",
+            "other",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 9; AFTMM Build/PS7233) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Silk/98.6.10 like Chrome/98.0.4758.136 Safari/537.36",
+            "other",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Xbox; Xbox One) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/70.0.3538.102 Safari/537.36 Edge/18.19041",
+            "other",
+        ),
+        # a Cubot phone: its model names the maker, not a bot
+        (
+            "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Mobile Safari/537.36",
+            "mobile",
+        ),
+        # clients the default patterns add
+        ("Mediapartners-Google", "bot"),
+        ("Mozilla/5.0 (compatible; GoogleOther)", "bot"),
+        ("libwww-perl/6.67", "bot"),
+        ("PostmanRuntime/7.36.0", "bot"),
+        ("python-httpx/0.27.0", "bot"),
+        ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", "bot"),
+        (WINDOWS_CHROME + " Chrome-Lighthouse", "bot"),
+        (ANDROID_TABLET_CHROME, "tablet"),
+        (ANDROID_CHROME, "mobile"),
+        (GOOGLEBOT, "bot"),
+    ],
+)
+def test_default_patterns_and_device_rules(user_agent, device_type):
+    from crossdata.config import load_settings
+
+    patterns = load_settings(conf_dir=REPO / "conf").settings.collect.bots.user_agent_patterns
+    got = classify_user_agent(user_agent, tuple(patterns))
+    assert got.device_type == device_type, got
+    assert got.ua_is_bot == (device_type == "bot"), got

@@ -229,14 +229,28 @@ def _rule_holds(df: DataFrame, rule: ChannelRule) -> Column:
         )
     if rule.no_referrer:
         conditions.append(~external)
+    if rule.no_campaign:
+        conditions.append(~_campaign_tagged(df))
     # NULL (an absent UTM) is "does not hold", not "unknown".
     return F.coalesce(reduce(lambda a, b: a & b, conditions, F.lit(True)), F.lit(False))
+
+
+def _campaign_tagged(df: DataFrame) -> Column:
+    """Whether the hit carries campaign tags: a UTM source, medium or campaign, or a click id."""
+    tags = [F.col(n).isNotNull() for n in ("utm_source", "utm_medium", "utm_campaign")]
+    tags = tags[:2] if "utm_campaign" not in df.columns else tags
+    if CLICK_IDS in df.columns:
+        tags.append(F.coalesce(F.size(CLICK_IDS) > 0, F.lit(False)))
+    tags += [F.col(n).isNotNull() for n in CLICK_ID_COLUMNS if n in df.columns]
+    return F.coalesce(reduce(lambda a, b: a | b, tags), F.lit(False))
 
 
 def _require(df: DataFrame, rules: Sequence[ChannelRule]) -> None:
     needed = set()
     for rule in rules:
         needed |= {name for name in ("utm_medium", "utm_source") if getattr(rule, name)}
+        if rule.no_campaign:
+            needed |= {"utm_medium", "utm_source"}
         if rule.referrer_host:
             needed |= {"referrer_host", "is_external_referrer"}
         if rule.no_referrer:

@@ -22,6 +22,7 @@ from crossdata.collect.bots import with_bot_flags, with_bot_rates
 from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
     PLACEHOLDER_FIELDS,
+    UNKNOWN_REGION,
     UNUSABLE_FIELDS,
     country_code,
     is_placeholder,
@@ -29,6 +30,7 @@ from crossdata.collect.identifiers import (
     normalize_identifier,
     normalize_phone,
     null_placeholders,
+    phone_placeholders_e164,
     postal_code,
     present,
 )
@@ -164,13 +166,35 @@ def clean_identifiers(
         return out
     given = {c: f"_given_{c}" for c in columns}
     out = out.withColumns({flag: F.col(c).isNotNull() for c, flag in given.items()})
+    phones = [c for c, id_type in columns.items() if id_type == "phone"]
     for column, id_type in columns.items():
         if id_type == "phone":
             out = normalize_phone(out, column, s.default_region, region_column=phone_region)
         else:
             out = out.withColumn(column, normalize_identifier(F.col(column), id_type))
-    refused = {c: F.col(flag) & F.col(c).isNull() for c, flag in given.items()}
-    return out.withColumn(UNUSABLE_FIELDS, listed_fields(refused)).drop(*given.values())
+    # A listed phone placeholder written another way ("+33 6 00 00 00 00" for 0600000000) is
+    # only recognisable once normalised: nulled then, and listed with the placeholders.
+    listed = phone_placeholders_e164(s)
+    late = {c: f"_late_{c}" for c in phones} if listed else {}
+    if late:
+        out = out.withColumns(
+            {flag: F.coalesce(F.col(c).isin(listed), F.lit(False)) for c, flag in late.items()}
+        ).withColumns(
+            {
+                **{c: F.when(~F.col(flag), F.col(c)) for c, flag in late.items()},
+                PLACEHOLDER_FIELDS: F.array_union(
+                    F.col(PLACEHOLDER_FIELDS),
+                    listed_fields({c: F.col(flag) for c, flag in late.items()}),
+                ),
+            }
+        )
+    refused = {
+        c: F.col(flag) & F.col(c).isNull() & (~F.col(late[c]) if c in late else F.lit(True))
+        for c, flag in given.items()
+    }
+    return out.withColumn(UNUSABLE_FIELDS, listed_fields(refused)).drop(
+        *given.values(), *late.values()
+    )
 
 
 def web_context(df: DataFrame, s: CollectSettings, url: str) -> DataFrame:
@@ -720,7 +744,11 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
             "birth_date": F.when(~F.col("_birth_placeholder") & ~F.col("_birth_refused"), birth),
         }
     )
-    cleaned = clean_identifiers(versions, ids, s, phone_region=F.col("country"))
+    # A country given but unknown ("Holland") is no licence to read its phones as French ones.
+    phone_region = F.when(F.col("_country_refused"), F.lit(UNKNOWN_REGION)).otherwise(
+        F.col("country")
+    )
+    cleaned = clean_identifiers(versions, ids, s, phone_region=phone_region)
     refused = listed_fields(
         {
             "country": F.col("_country_refused"),

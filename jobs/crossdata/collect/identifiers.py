@@ -34,19 +34,29 @@ UNUSABLE_FIELDS = "_unusable_fields"
 UPPER_CASED_TYPES = ("loyalty_card", "customer_number")
 
 # Java regexes. (?U) makes \s match Unicode whitespace too (a pasted non-breaking space is
-# common in CRM exports); \p{Cc} is a control character (C0, DEL, C1), which no real
-# identifier holds: a value with one is a zeroed buffer or a corrupted field, and the same
-# junk on many records would join strangers.
-_EDGE_SPACE = r"(?U)^\s+|\s+$"
-_CONTROL = r"\p{Cc}"
-_BLANK_OR_CONTROL = r"(?U)[\s\p{Cc}]"
-_PLAUSIBLE_EMAIL = r"(?U)^[^@\s\p{Cc}]+@[^@\s\p{Cc}.]+(\.[^@\s\p{Cc}.]+)+$"
+# common in CRM exports). \p{Cf} is an invisible format character (a zero-width space, a
+# byte-order mark) that copy and paste leaves around a value: trimmed like a blank at the
+# edges. \p{Cc} is a control character (C0, DEL, C1), which no real identifier holds, nor a
+# format character inside it: a value with one is a zeroed buffer or a corrupted field, and
+# the same junk on many records would join strangers.
+_EDGE_SPACE = r"(?U)^[\s\p{Cf}]+|[\s\p{Cf}]+$"
+_CONTROL = r"[\p{Cc}\p{Cf}]"
+_BLANK_OR_CONTROL = r"(?U)[\s\p{Cc}\p{Cf}]"
+# Unquoted addresses only: besides blanks and invisible characters, the specials a bare
+# address cannot hold ("<>()[],;:\) are refused, so a pasted "a@b.fr>" is not a second address.
+_NOT_IN_ADDRESS = r"@\s\p{Cc}\p{Cf}<>()\[\],;:\\\""
+_PLAUSIBLE_EMAIL = rf"(?U)^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}.]+(\.[^{_NOT_IN_ADDRESS}.]+)+$"
+# What a copied link or header wraps an address in: "mailto:a@b.fr", "<a@b.fr>".
+_MAILTO = r"(?i)^mailto:"
+_BRACKETED = r"^<([^<>]*)>$"
 
 
 def normalize_email(col: Column) -> Column:
-    """Trimmed, lower-cased address; NULL unless one @, a local part and a dotted domain."""
+    """Trimmed, lower-cased address without a ``mailto:`` or enclosing angle brackets; NULL
+    unless one @, a local part and a dotted domain, without blanks or specials."""
     # A domain needs a dot between non-empty labels: "a@b." and "a@.b" are typos, not mail.
-    value = F.lower(_trimmed(col))
+    unwrapped = F.regexp_replace(F.regexp_replace(_trimmed(col), _MAILTO, ""), _BRACKETED, "$1")
+    value = F.lower(_trimmed(unwrapped))
     return F.when(value.rlike(_PLAUSIBLE_EMAIL), value)
 
 
@@ -129,6 +139,13 @@ def null_placeholders(
             F.coalesce(F.col(PLACEHOLDER_FIELDS), F.array().cast("array<string>")), found
         )
     return df.withColumns({**nulled, PLACEHOLDER_FIELDS: found})
+
+
+def phone_placeholders_e164(settings: CollectSettings) -> list[str]:
+    """The listed phone placeholders (``*`` and ``phone``) that are numbers, in E.164 as
+    ``settings.default_region`` reads them, sorted."""
+    listed = (*settings.placeholders.get("*", ()), *settings.placeholders.get("phone", ()))
+    return sorted({e for v in listed if (e := to_e164(v.strip(), settings.default_region))})
 
 
 def present(value: Column) -> Column:
@@ -235,18 +252,27 @@ def to_e164(value: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# The region of a record whose country is given but unknown: phonenumbers then reads only
+# numbers written with their country code. Read in the default region, a Dutch "06 12345678"
+# would become a valid French number, quite possibly someone else's.
+UNKNOWN_REGION = "ZZ"
+
+
 def e164_series(values: pd.Series, region: str, regions: pd.Series | None = None) -> pd.Series:
     """to_e164 over a batch: each distinct value once, or with ``regions`` each distinct
     (value, region) once through to_e164's cache.
 
-    ``regions``, when given, holds each row's own region (a record's country); a row whose
-    region is missing or not one phonenumbers knows is read in ``region``.
+    ``regions``, when given, holds each row's own region (a record's country): a row without
+    one is read in ``region``; a row whose region phonenumbers does not know keeps only the
+    numbers written with their country code (``UNKNOWN_REGION``).
     """
     if regions is None:
         table = {v: to_e164(v, region) for v in values.dropna().unique()}
         return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
     known = phonenumbers.SUPPORTED_REGIONS
-    row_regions = [r if isinstance(r, str) and r in known else region for r in regions]
+    row_regions = [
+        region if not isinstance(r, str) else r if r in known else UNKNOWN_REGION for r in regions
+    ]
     out = [
         to_e164(v, r) if isinstance(v, str) else None
         for v, r in zip(values, row_regions, strict=True)
@@ -264,7 +290,8 @@ def normalize_phone(
     """E.164 form of ``column`` in ``out`` (default: in place); NULL unless a valid number.
 
     A number without its country code is read in ``region_column``'s region when the row has
-    one phonenumbers knows (an ISO 3166 alpha-2 code, any case), else in ``default_region``.
+    one (an ISO 3166 alpha-2 code, any case), in ``default_region`` when it has none (NULL or
+    blank), and refused when the region is one phonenumbers does not know.
     """
     # Valid, not merely possible: a possible number only has a plausible length, so
     # "06 12 34 56 7" (a digit lost) would pass as +33061234567 and could merge two people.
@@ -286,4 +313,5 @@ def normalize_phone(
     def _e164_in(values: pd.Series, regions: pd.Series) -> pd.Series:
         return e164_series(values, region, regions)
 
-    return df.withColumn(out or column, _e164_in(value, F.upper(F.trim(region_column))))
+    row_region = F.upper(F.trim(region_column))
+    return df.withColumn(out or column, _e164_in(value, F.when(row_region != "", row_region)))

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from ua_parser import parse
+from ua_parser import Device, parse
 
 DEVICE_TYPES: tuple[str, ...] = ("desktop", "mobile", "tablet", "bot", "other")
 
@@ -82,6 +82,13 @@ _TABLET_DEVICES = frozenset({"iPad", "Kindle", "Kindle Fire"})
 # "Mobile" token; these model names are tablets (Samsung SM-T/X/P, Amazon KF*, *Pad, *Tab).
 _APP_TABLET_MODEL = re.compile(r"tablet|\btab\b|pad\b|\bSM-[TXP]\d|\bKF[A-Z]{2,}\b", re.I)
 _APP_NAME = re.compile(r"^([A-Za-z][\w.-]*)/")
+# Televisions, streaming sticks and game consoles: "other", whatever OS they run (Android TV
+# would otherwise pass for a tablet, an Xbox for a Windows desktop).
+_TV_OR_CONSOLE = re.compile(
+    r"smart-?tv|\bGoogleTV\b|Android TV|\bBRAVIA\b|\bAFT[A-Z]{1,4}\b|\bCrKey\b|HbbTV|"
+    r"\bWeb0S\b|\bTizen\b.*\bTV\b|\bXbox\b|PlayStation|Nintendo",
+    re.I,
+)
 
 UA_FIELDS = "device_type string, os_family string, browser_family string, ua_is_bot boolean"
 
@@ -135,10 +142,10 @@ def classify_user_agent(
         browser = app.group(1)
     if is_bot:
         device_type = "bot"
-    elif device is not None and (
-        device.family in _TABLET_DEVICES
-        or device.brand == "Generic_Android_Tablet"
-        or (is_app and os_family == "Android" and _APP_TABLET_MODEL.search(device.family))
+    elif _TV_OR_CONSOLE.search(user_agent):
+        device_type = "other"
+    elif (device is not None and device.family in _TABLET_DEVICES) or (
+        os_family == "Android" and _android_tablet(user_agent, is_app, device)
     ):
         device_type = "tablet"
     elif os_family in MOBILE_OS or "Mobi" in user_agent:
@@ -148,6 +155,17 @@ def classify_user_agent(
     else:
         device_type = "other"
     return UserAgentFields(device_type, os_family, browser, is_bot)
+
+
+def _android_tablet(user_agent: str, is_app: bool, device: Device | None) -> bool:
+    """An Android tablet: a browser without the "Mobile" token phones send (Chrome's and
+    Firefox's convention, whatever the model: a Lenovo TB-J606F, a Pixel Tablet), or an
+    app whose model name is a tablet's."""
+    if device is not None and device.brand == "Generic_Android_Tablet":
+        return True
+    if is_app:
+        return device is not None and bool(_APP_TABLET_MODEL.search(device.family))
+    return user_agent.startswith("Mozilla/") and "Mobile" not in user_agent
 
 
 def classify_series(user_agents: pd.Series, bot_patterns: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -124,6 +124,8 @@ class ChannelRule:
     referrer_host: tuple[str, ...] = ()
     click_id: tuple[str, ...] = ()
     no_referrer: bool = False  # matches only when there is no external referrer
+    # matches only without campaign tags: no utm_source, utm_medium or utm_campaign, no click id
+    no_campaign: bool = False
 
     def validate(self) -> str | None:
         from crossdata.contracts import CHANNELS
