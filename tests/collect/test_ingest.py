@@ -384,6 +384,24 @@ def test_compressed_files_are_read_line_by_line_as_plain_ones(spark, tmp_path):
         "b.jsonl.gz": (3, 0, 0, 3),
         "c.jsonl.bz2": (1, 1, 0, 0),
     }
+    # Copies that come in a later run have their originals' counts too (not their compressed
+    # bytes split at newlines).
+    later = landing / "events" / "2026-03-06"
+    later.mkdir()
+    shutil.copy(folder / "b.jsonl.gz", later / "b-later.jsonl.gz")
+    shutil.copy(folder / "c.jsonl.bz2", later / "c-later.jsonl.bz2")
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, SOURCES["events"], str(landing)).wait()
+    copies = {
+        r["file"].rsplit("/", 1)[-1]: (r["read"], r["loaded"], r["duplicates"], r["duplicate_of"])
+        for r in ctx.lake.read(RECONCILIATION).where(F.col("file").contains("later")).collect()
+    }
+    assert {name: row[:3] for name, row in copies.items()} == {
+        "b-later.jsonl.gz": (3, 0, 3),
+        "c-later.jsonl.bz2": (1, 0, 1),
+    }
+    assert copies["c-later.jsonl.bz2"][3].endswith("/2026-03-05/c.jsonl.bz2")
+    assert ctx.lake.read("bronze.events").count() == 3
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".bz2"])
@@ -517,18 +535,31 @@ def test_new_field_becomes_a_column_with_drift_add(spark, tmp_path):
     )
     first = deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
     os.utime(first, (first.stat().st_mtime - 60,) * 2)  # the stream takes older files first
-    deliver(
+    second = deliver(
         landing,
         "2026-03-06",
         "b.jsonl",
         [
             event("e2", "2026-03-06T10:00:00Z", network="wifi"),
+            # a contract field's name in another case, two new fields differing only by it:
+            # Spark and Delta take them for one column, so all but one stay rescued
+            event("e3", "2026-03-06T10:01:00Z", Platform="iOS", carrier="x", Carrier="y"),
         ],
     )
+    os.utime(second, (first.stat().st_mtime + 30,) * 2)
+    # a later batch names a column an earlier one added, in another case
+    deliver(landing, "2026-03-07", "c.jsonl", [event("e4", "2026-03-07T10:00:00Z", NETWORK="5g")])
     _ingest(ctx)
-    bronze = ctx.lake.read("bronze.events")
-    rows = {r["event_id"]: (r["network"], r["_batch_id"]) for r in bronze.collect()}
-    assert rows == {"e1": (None, 0), "e2": ("wifi", 1)}
+    bronze = ctx.lake.read("bronze.events").select(  # names resolved whatever their case
+        "event_id", "network", "carrier", "_rescued", "_batch_id"
+    )
+    rows = {r[0]: tuple(r[1:]) for r in bronze.collect()}
+    assert rows == {
+        "e1": (None, None, {}, 0),
+        "e2": ("wifi", None, {}, 1),
+        "e3": (None, "y", {"Platform": "iOS", "carrier": "x"}, 1),
+        "e4": (None, None, {"NETWORK": "5g"}, 2),
+    }
 
 
 def test_a_sources_times_without_an_offset_are_read_in_its_zone(spark, tmp_path):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from crossdata.collect.bronze import batch_lines, check_line_numbers, record_lines
+from crossdata.collect.bronze import batch_lines, check_line_numbers
 from crossdata.collect.encodings import single_byte_table, with_fallback
 from crossdata.collect.formats import file_lines, parse_lines, text_lines, whole_file_tasks
 from crossdata.collect.records import RecordRules, validate
@@ -594,13 +594,6 @@ def test_stray_quotes_and_cells_cut_short_pair_no_lines(spark):
         (9, "malformed_record", None),
         (10, None, "c10\nx"),
     ]
-
-
-def test_a_record_spanning_lines_is_counted_once_in_a_copy_too(spark):
-    content = b'date,channel,campaign_id,cost,currency\n2026-03-05,display,"c\n1",1.0,EUR\n'
-    files = _files(spark, {f"spend/{DAY}/copy.csv": content})
-    counts = [tuple(r) for r in record_lines(files, SOURCES["spend"]).collect()]
-    assert counts == [(f"file:/land/spend/{DAY}/copy.csv", 1)]
 
 
 def _plan_nodes(node):

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,6 @@ from crossdata.collect.encodings import with_fallback
 from crossdata.collect.file_changes import hadoop_path, record_gone_files
 from crossdata.collect.formats import (
     file_lines,
-    parse_csv,
     parse_lines,
     raw_text,
     readable_by_path,
@@ -203,42 +203,58 @@ def quarantine_rows(validated: DataFrame, info: BatchInfo) -> DataFrame:
 
 
 def mark_duplicate_files(files: DataFrame, loaded_before: DataFrame | None) -> DataFrame:
-    """Add ``duplicate_of``: the path of an earlier file with the same content, else NULL.
+    """Add ``duplicate_of``: the path of an earlier file with the same content, else NULL,
+    and ``original_read``: the records of that earlier file when an earlier batch loaded it
+    (its ledger's count; NULL for a file of this batch, which the batch counts itself).
 
-    ``loaded_before``: the files loaded by earlier batches (``path``, ``sha256``). Earlier
-    means among them under another path (the same path is a replay of this very file, not a
-    copy), or in this batch with a smaller path.
+    ``loaded_before``: the files loaded by earlier batches (``path``, ``sha256``, ``read``).
+    Earlier means among them under another path (the same path is a replay of this very file,
+    not a copy), or in this batch with a smaller path.
     """
     first_in_batch = F.first("path").over(Window.partitionBy("sha256").orderBy("path"))
     marked = files.withColumn(
         "_batch_original", F.when(first_in_batch != F.col("path"), first_in_batch)
     )
     if loaded_before is None:
-        return marked.withColumnRenamed("_batch_original", "duplicate_of")
-    earlier = loaded_before.select("sha256", F.col("path").alias("_ledger_path")).dropDuplicates(
-        ["sha256"]
-    )
+        return marked.withColumnRenamed("_batch_original", "duplicate_of").withColumn(
+            "original_read", F.lit(None).cast("bigint")
+        )
+    earlier = loaded_before.select(
+        "sha256", F.col("path").alias("_ledger_path"), F.col("read").alias("_ledger_read")
+    ).dropDuplicates(["sha256"])
+    from_ledger = F.col("_ledger_path") != F.col("path")
     return (
         marked.join(F.broadcast(earlier), "sha256", "left")
-        .withColumn(
-            "duplicate_of",
-            F.coalesce(
-                F.when(F.col("_ledger_path") != F.col("path"), F.col("_ledger_path")),
-                F.col("_batch_original"),
-            ),
+        .withColumns(
+            {
+                "duplicate_of": F.coalesce(
+                    F.when(from_ledger, F.col("_ledger_path")), F.col("_batch_original")
+                ),
+                "original_read": F.when(from_ledger, F.col("_ledger_read")),
+            }
         )
-        .drop("_ledger_path", "_batch_original")
+        .drop("_ledger_path", "_ledger_read", "_batch_original")
     )
 
 
-def record_lines(files: DataFrame, source: Source, encoding: str | None = None) -> DataFrame:
-    """Records per file, as a batch reading them would count them (for duplicate files):
-    lines, without CSV headers and with a CSV record spanning lines counted once (which
-    needs the lines read in the source's fallback ``encoding``, as the batch reads them)."""
-    lines = file_lines(files)
-    if source.format == "csv":
-        lines = parse_csv(with_fallback(lines, encoding), (), source.field_names)
-    return lines.groupBy("_source_file").agg(F.count(F.lit(1)).alias("records"))
+def duplicate_counts(
+    meta: list[tuple[str, str, int, str | None]],
+    read_counts: dict[str, int],
+    earlier_counts: dict[str, int],
+) -> dict[str, int]:
+    """Records per copy of a file: a copy has its original's content (same SHA-256), so it has
+    the count this batch read in its original, or the one the ledger keeps for an original an
+    earlier batch loaded. Counting the copy's own lines again would need the batch's readers
+    (decompression, encodings, CSV records over several lines) for no other answer."""
+    counts = {}
+    for path, _sha, _size, dup_of in meta:
+        if not dup_of:
+            continue
+        count = read_counts.get(dup_of, earlier_counts.get(path))
+        if count is None:  # the ledger row of every loaded file has its count
+            raise RuntimeError(f"no record count for the original {dup_of} of a copy")
+        counts[path] = count
+    return counts
 
 
 def rescued_keys(bronze: DataFrame) -> DataFrame:
@@ -246,9 +262,23 @@ def rescued_keys(bronze: DataFrame) -> DataFrame:
     return bronze.select(F.explode(F.map_keys("_rescued")).alias("key")).distinct()
 
 
-def promote_rescued(bronze: DataFrame, keys: list[str]) -> DataFrame:
-    """Schema drift 'add': unknown fields become string columns, leaving _rescued empty."""
-    usable = [k for k in keys if k.isidentifier() and k not in bronze.columns]
+def promote_rescued(bronze: DataFrame, keys: list[str], existing: Sequence[str] = ()) -> DataFrame:
+    """Schema drift 'add': unknown fields become string columns, leaving _rescued empty.
+
+    Spark and Delta resolve column names whatever their case, so a field that differs from a
+    column (``Platform`` beside ``platform``) or from another new field only by case stays in
+    ``_rescued``: of such new fields the first in ``keys``' order becomes the column.
+    ``existing``: the columns the table already has (a field an earlier batch added is
+    promoted under the same name only).
+    """
+    added = {c for c in existing if c not in bronze.columns}  # by earlier batches
+    taken = {c.lower() for c in (*bronze.columns, *added)}
+    usable: list[str] = []
+    for k in sorted(keys, key=lambda k: k not in added):  # a column's own name first
+        if k.lower() in {u.lower() for u in usable}:
+            continue
+        if k in added or (k.isidentifier() and k.lower() not in taken):
+            usable.append(k)
     out = bronze.select("*", *[F.col("_rescued")[k].alias(k) for k in usable])
     keep = F.array(*[F.lit(k) for k in usable]) if usable else F.array().cast("array<string>")
     return out.withColumn(
@@ -268,10 +298,11 @@ RECONCILIATION_SCHEMA = (
 
 
 def loaded_files(reconciliation: DataFrame, source: str) -> DataFrame:
-    """The files of ``source`` whose records were loaded (not copies): ``path``, ``sha256``."""
+    """The files of ``source`` whose records were loaded (not copies): ``path``, ``sha256``
+    and ``read``, the records the batch that loaded them read."""
     return reconciliation.where(
         (F.col("source") == source) & F.col("duplicate_of").isNull() & F.col("sha256").isNotNull()
-    ).select(F.col("file").alias("path"), "sha256")
+    ).select(F.col("file").alias("path"), "sha256", "read")
 
 
 # -- the micro-batch -----------------------------------------------------------------------------
@@ -404,6 +435,9 @@ class BronzeBatchWriter:
         marked = mark_duplicate_files(hashed, before).collect()
         # one row per file of this micro-batch: bounded by the stream's trigger limit
         meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
+        earlier_counts = {
+            r["path"]: r["original_read"] for r in marked if r["original_read"] is not None
+        }
         modified = {r["path"]: r["modified_us"] for r in marked}
         fresh_paths = [path for path, _sha, _size, dup_of in meta if dup_of is None]
         # Empty files have no row in the batch: each is reconciled as a file of no records
@@ -443,7 +477,7 @@ class BronzeBatchWriter:
         finally:
             if validated is not None:
                 validated.unpersist()
-        dup_counts = self._duplicate_counts(files, meta, read_counts)
+        dup_counts = duplicate_counts(meta, read_counts, earlier_counts)
         stored = self._committed_counts(read_counts, bad_counts, info)
         return self._reconcile(
             spark, meta, read_counts, dup_counts, info, stored, modified, fallback
@@ -462,33 +496,6 @@ class BronzeBatchWriter:
             read,
             self._txn(FILE_CHANGES, info),
         )
-
-    def _duplicate_counts(
-        self,
-        files: DataFrame,
-        meta: list[tuple[str, str, int, str | None]],
-        read_counts: dict[str, int],
-    ) -> dict[str, int]:
-        """Records per duplicate file. A copy has its original's content (same SHA-256), so
-        a copy of a file read in this batch has its count; only copies of files loaded in
-        earlier batches are split into lines (one job, skipped when there are none)."""
-        counts = {
-            path: read_counts.get(dup_of, 0)
-            for path, _sha, _size, dup_of in meta
-            if dup_of and dup_of in read_counts
-        }
-        others = [path for path, _sha, _size, dup_of in meta if dup_of and path not in counts]
-        if others:
-            copies = files.where(F.col("path").isin(others))
-            counts.update(
-                {
-                    r["_source_file"]: r["records"]
-                    for r in record_lines(
-                        copies, self.source, self.settings.fallback_encodings.get(self.source.name)
-                    ).collect()
-                }  # one row per copy
-            )
-        return counts
 
     def _committed_counts(
         self, read_counts: dict[str, int], bad_counts: dict[str, int], info: BatchInfo
@@ -530,7 +537,9 @@ class BronzeBatchWriter:
                 f"source {self.source.name}: fields not in the contract: {', '.join(keys)} "
                 "(collect.schema_drift=fail; set it to rescue or add to accept them)"
             )
-        return promote_rescued(good, keys)
+        lake = self._lake()
+        existing = lake.read(self.table).columns if lake.exists(self.table) else []
+        return promote_rescued(good, keys, existing)
 
     def _stored_counts(self, paths: list[str]) -> tuple[dict[str, int], dict[str, int]]:
         """Rows the tables now hold per file: bronze and quarantine, counted in one job."""
