@@ -155,8 +155,13 @@ def test_silver_web_context_flags_agents_first_then_rates(spark, bots):
     crawler = [("crawl", "3.3.3.3", at(5, 10, 0), "Mozilla/5.0 (compatible; AhrefsBot/7.0)")]
     noisy_crawler = [("robot", "4.4.4.4", at(5, 11, 0, k), "my-CRAWLER 1.0") for k in range(4)]
     calm = [("calm", "5.5.5.5", at(5, 12, 0), BROWSER)]
-    rows = busy + crawler + noisy_crawler + calm
-    hits = spark.createDataFrame(rows, HITS).select(
+    # three events in a minute, each delivered twice (a file and its copy): three, not six
+    twice = [("twice", "6.6.6.6", at(5, 13, 0, k), BROWSER) for k in range(3)] * 2
+    rows = busy + crawler + noisy_crawler + calm + twice
+    ids = [f"e{i}" for i in range(len(rows) - len(twice))] + [f"t{i % 3}" for i in range(6)]
+    hits = spark.createDataFrame(
+        [(*r, i) for r, i in zip(rows, ids, strict=True)], HITS + ", event_id string"
+    ).select(
         "*",
         F.lit(None).cast("string").alias("device_id"),
         F.lit("https://shop.example/p?utm_source=x").alias("page_url"),
@@ -171,4 +176,5 @@ def test_silver_web_context_flags_agents_first_then_rates(spark, bots):
         ("crawl", True, "user_agent"),
         ("robot", True, "user_agent"),
         ("calm", False, None),
+        ("twice", False, None),
     }

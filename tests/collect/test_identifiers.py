@@ -414,6 +414,8 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
     born = dt.date(1986, 4, 17)
     versions = [
         ("C1", "030 901820", "Germany", "pos", born, "1067"),  # Dresden's 01067, as a number
+        # the same customer, exported with a pasted no-break space and in lower case
+        ("c1\u00a0", None, None, "ecommerce", born, None),
         ("C2", "06 12 34 56 78", "fr", "pos", dt.date(1900, 1, 1), "6000"),  # form's "unknown"
         # an unknown country: nulled, counted; its national phone refused (read in FR, a
         # Dutch 06 number would be a French one), the postal code only cleaned (not taken

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import gzip
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,12 @@ from crossdata.collect.ledgers import FILE_CHANGES, RECONCILIATION
 from crossdata.collect.silver import check_expectations
 from crossdata.config.schema import Expectation
 from crossdata.contracts import SOURCES
-from crossdata.errors import ConfigError, InputContractError, ReconciliationError
+from crossdata.errors import (
+    ConfigError,
+    DataQualityError,
+    InputContractError,
+    ReconciliationError,
+)
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -665,6 +671,82 @@ def test_an_expectation_on_a_column_silver_lacks_stops_the_job_naming_it(spark, 
     assert _ingest(ctx).silver["events"].inserted == 1
     assert _silver_ids(ctx) == ["e1"]
     assert ctx.lake.read("bronze.events").count() == 1
+
+
+def _order(order_id: str, status: str, amount: float) -> str:
+    return json.dumps(
+        {
+            "order_id": order_id,
+            "ts": "2026-03-05T10:00:00Z",
+            "channel": "web",
+            "user_id": "u1",
+            "currency": "EUR",
+            "amount": amount,
+            "status": status,
+        }
+    )
+
+
+SPEND_HEADER = "date,channel,campaign_id,campaign_name,cost,currency,impressions,clicks"
+
+
+def test_a_correction_delivered_with_its_original_wins_in_one_batch(spark, tmp_path):
+    # A backlog: the original and its correction reach silver in one batch. The last
+    # delivered version is kept (later day, then later line), not the first seen.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    deliver(landing, "2026-03-05", "orders.jsonl", [_order("o1", "placed", 50.0)], "orders")
+    corrections = [
+        _order("o1", "cancelled", 50.0),
+        _order("o2", "placed", 20.0),
+        _order("o2", "cancelled", 20.0),  # corrected further down the same file
+    ]
+    deliver(landing, "2026-03-06", "orders.jsonl", corrections, "orders")
+    deliver(
+        landing,
+        "2026-03-05",
+        "spend.csv",
+        [SPEND_HEADER, "2026-03-04,display,cmp1,Spring,100.00,EUR,1000,10"],
+        "spend",
+    )
+    deliver(
+        landing,
+        "2026-03-06",
+        "spend.csv",
+        [SPEND_HEADER, "2026-03-04,display,cmp1,Spring,120.00,EUR,1200,12"],
+        "spend",
+    )
+    summary = _ingest(ctx, ("orders", "spend"))
+    orders = ctx.lake.read("silver.orders").select("order_id", "status").collect()
+    assert sorted(tuple(r) for r in orders) == [("o1", "cancelled"), ("o2", "cancelled")]
+    spend = ctx.lake.read("silver.spend").select("cost", "impressions").collect()
+    assert [tuple(r) for r in spend] == [(120.0, 1200)]
+    assert (summary.silver["orders"].inserted, summary.silver["orders"].duplicates) == (2, 2)
+
+
+def test_a_batch_an_expectation_stopped_records_its_quality_again_when_it_passes(spark, tmp_path):
+    landing = tmp_path / "landing"
+    rule = (
+        "collect.expectations=[{name: amount_plausible, table: silver.orders, "
+        "expr: 'amount < 1000', action: ACTION}]"
+    )
+
+    def context(action: str) -> Context:
+        settings = make_settings(
+            tmp_path, f"collect.landing={landing}", rule.replace("ACTION", action)
+        )
+        return Context.create(settings, spark=spark)
+
+    lines = [_order("o1", "placed", 10.0), _order("o2", "placed", 5000.0)]
+    deliver(landing, "2026-03-05", "orders.jsonl", lines, "orders")
+    with pytest.raises(DataQualityError, match="amount_plausible"):
+        _ingest(context("fail"), ("orders",))
+    ctx = context("warn")  # the rule relaxed, the batch taken again
+    _ingest(ctx, ("orders",))
+    assert ctx.lake.read("silver.orders").count() == 2
+    quality = ctx.lake.read("ops.data_quality").where("rule = 'expect:amount_plausible'")
+    got = sorted((r["action"], r["passed"], r["failed"]) for r in quality.collect())
+    assert got == [("fail", 1, 1), ("warn", 1, 1)]
 
 
 def test_byte_budgets_split_bronze_and_silver_into_batches(spark, tmp_path):

@@ -33,6 +33,7 @@ from crossdata.collect.identifiers import (
     phone_placeholders_e164,
     postal_code,
     present,
+    record_key,
 )
 from crossdata.collect.records import order_lines, parse_double, parse_long
 from crossdata.collect.sessions import (
@@ -53,6 +54,10 @@ SESSIONS = "silver.sessions"
 
 LINEAGE = ("_source_file", "_line", "_delivery_date", "_ingested_at", "_run_id")
 FIRST_SEEN = ("_ingested_at", "_source_file", "_line")
+# Flows whose later deliveries correct a record (an order's status, a day's spend): within a
+# batch, the last delivered version wins: the later bronze batch, then the later delivery
+# day, then the later file and line (a file that corrects a line further down).
+LAST_DELIVERED = ("-_ingested_at", "-_delivery_date", "-_source_file", "-_line")
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("event_id", "string"),
@@ -205,7 +210,7 @@ def web_context(df: DataFrame, s: CollectSettings, url: str) -> DataFrame:
     parse, once per distinct agent, and come back in ua_is_bot.
     """
     out = df.withColumn("actor_id", F.coalesce("cookie_id", "device_id"))
-    out = with_bot_rates(out, s.bots, ("cookie_id", "device_id", "ip"), "event_ts")
+    out = with_bot_rates(out, s.bots, ("cookie_id", "device_id", "ip"), "event_ts", "event_id")
     out = with_user_agent_fields(out, "user_agent", s.bots.user_agent_patterns)
     out = with_url_parts(out, url, "referrer", s.site_hosts)
     out = with_channel(out, s.channels)
@@ -703,10 +708,12 @@ def crm_golden(versions: DataFrame, priority: Mapping[str, Sequence[str]]) -> Da
 
 def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     s = batch.settings
-    touched = bronze.select(F.upper(F.trim("customer_number")).alias("customer_number")).distinct()
+    # "C00000001" and the same with a pasted no-break space after it are one customer.
+    key = record_key(F.col("customer_number"))
+    touched = bronze.select(key.alias("customer_number")).distinct()
     versions = (
         batch.lake.read("bronze.crm_customers")
-        .withColumn("customer_number", F.upper(F.trim("customer_number")))
+        .withColumn("customer_number", key)
         .join(touched, "customer_number", "left_semi")
     )
     ids = {
@@ -901,7 +908,7 @@ FLOWS: dict[str, Flow] = {
             "orders",
             "silver.orders",
             shape_orders,
-            FIRST_SEEN,
+            LAST_DELIVERED,
             when_matched="update",
             newer="_ingested_at",
             compare=("status", "amount", "lines"),
@@ -914,7 +921,7 @@ FLOWS: dict[str, Flow] = {
             "spend",
             "silver.spend",
             shape_spend,
-            FIRST_SEEN,
+            LAST_DELIVERED,
             when_matched="update",
             newer="_ingested_at",
             compare=("cost", "impressions", "clicks", "campaign_name"),

@@ -64,6 +64,13 @@ def _trimmed(col: Column) -> Column:
     return F.regexp_replace(col.cast("string"), _EDGE_SPACE, "")
 
 
+def record_key(col: Column) -> Column:
+    """A record's key as silver matches it (a CRM customer number): blanks and invisible
+    characters around it trimmed, Unicode ones included, upper-cased; never NULLed, since the
+    record needs its key (``normalize_token`` would null one holding a control character)."""
+    return F.upper(_trimmed(col))
+
+
 def normalize_token(col: Column, upper: bool = False) -> Column:
     """An identifier that is neither an email nor a phone (a cookie, a device, a card): blanks
     around it trimmed, upper-cased when ``upper``; NULL when it holds a control character."""

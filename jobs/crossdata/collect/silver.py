@@ -92,7 +92,7 @@ class Flow:
     source: str
     table: str
     shape: Shape  # bronze batch -> silver rows (pure)
-    prefer: tuple[str, ...]  # among duplicates keep the first by these columns
+    prefer: tuple[str, ...]  # among duplicates keep the first by these ("-name": descending)
     when_matched: str = "ignore"  # "ignore": first seen wins; "update": replace when changed
     newer: str | None = None  # with "update": only a newer row may replace the stored one
     compare: tuple[str, ...] = ()  # with "update": replace only when one of these differs
@@ -114,8 +114,12 @@ def transient_columns(df: DataFrame) -> list[str]:
 
 
 def deduplicate(rows: DataFrame, keys: tuple[str, ...], prefer: tuple[str, ...]) -> DataFrame:
-    """Keep one row per key: the first by ``prefer`` (deterministic, so replays agree)."""
-    order = [F.col(c).asc_nulls_last() for c in prefer]
+    """Keep one row per key: the first by ``prefer``, columns ascending or, named with a
+    leading "-", descending (deterministic, so replays agree)."""
+    order = [
+        F.col(c[1:]).desc_nulls_last() if c.startswith("-") else F.col(c).asc_nulls_last()
+        for c in prefer
+    ]
     w = Window.partitionBy(*keys).orderBy(*order)
     return rows.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
 
@@ -282,19 +286,21 @@ class SilverBatchWriter:
                 for e in expectations
                 if e.action == "fail" and int(counts[f"_exp_{e.name}"] or 0) > 0
             ]
+            if failing:  # before anything of the batch is written, quarantine included
+                # Under a transaction of its own: the run that passes this batch later (the
+                # rule fixed or relaxed) must still record its own quality rows.
+                self._record_quality(outcome.quality, ctx, stopped=True)
+                names = ", ".join(e.name for e in failing)
+                raise DataQualityError(
+                    f"{flow.table}: expectation(s) {names} failed with action=fail; "
+                    f"see {QUALITY} for run {self.run_id}"
+                )
             if to_quarantine:
                 rejected = flagged.where(bad)
                 outcome.quarantined = self._quarantine(rejected, to_quarantine, ctx)
                 kept = flagged.where(~bad)
             else:
                 kept = flagged
-            if failing:
-                self._record_quality(outcome.quality, ctx)
-                names = ", ".join(e.name for e in failing)
-                raise DataQualityError(
-                    f"{flow.table}: expectation(s) {names} failed with action=fail; "
-                    f"see {QUALITY} for run {self.run_id}"
-                )
             if removal_hit is not None:
                 outcome.removed = int(counts["_removed"] or 0)
                 outcome.quality.append(
@@ -409,7 +415,9 @@ class SilverBatchWriter:
             txn=self._txn(SILVER_BATCHES, ctx),
         )
 
-    def _record_quality(self, rows: list[QualityRow], ctx: SilverBatch) -> None:
+    def _record_quality(
+        self, rows: list[QualityRow], ctx: SilverBatch, stopped: bool = False
+    ) -> None:
         if not rows:
             return
         data = [
@@ -433,7 +441,7 @@ class SilverBatchWriter:
         ctx.lake.append(
             spark.createDataFrame(data, schema),
             QUALITY,
-            txn=self._txn(QUALITY, ctx),
+            txn=self._txn(f"{QUALITY}/stopped" if stopped else QUALITY, ctx),
         )
 
 
