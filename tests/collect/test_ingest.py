@@ -724,6 +724,28 @@ def test_a_correction_delivered_with_its_original_wins_in_one_batch(spark, tmp_p
     assert (summary.silver["orders"].inserted, summary.silver["orders"].duplicates) == (2, 2)
 
 
+def test_a_record_sent_again_on_another_day_is_found_there(spark, tmp_path):
+    # Sent again with its time moved past midnight (a time zone fixed): still one event, one
+    # order (updated where it is stored), not a second row under the same key.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T23:10:00Z")])
+    placed = _order("o1", "placed", 50.0)
+    deliver(landing, "2026-03-05", "orders.jsonl", [placed], "orders")
+    _ingest(ctx, ("events", "orders"))
+    deliver(landing, "2026-03-06", "a.jsonl", [event("e1", "2026-03-06T00:10:00Z")])
+    returned = _order("o1", "returned", 50.0).replace(
+        "2026-03-05T10:00:00Z", "2026-03-06T00:30:00Z"
+    )
+    deliver(landing, "2026-03-06", "orders.jsonl", [returned], "orders")
+    summary = _ingest(ctx, ("events", "orders"))
+    events = ctx.lake.read("silver.events").select("event_id", "event_date").collect()
+    assert [(r[0], r[1].isoformat()) for r in events] == [("e1", "2026-03-05")]
+    assert summary.silver["events"].duplicates == 1
+    orders = ctx.lake.read("silver.orders").select("order_id", "status").collect()
+    assert [tuple(r) for r in orders] == [("o1", "returned")]
+
+
 def test_a_batch_an_expectation_stopped_records_its_quality_again_when_it_passes(spark, tmp_path):
     landing = tmp_path / "landing"
     rule = (

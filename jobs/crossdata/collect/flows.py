@@ -42,7 +42,7 @@ from crossdata.collect.sessions import (
     sessions_table,
     with_sessions,
 )
-from crossdata.collect.silver import Flow, SilverBatch, transient_columns
+from crossdata.collect.silver import Flow, SilverBatch, transient_columns, widened
 from crossdata.collect.user_agents import with_user_agent_fields
 from crossdata.config.schema import CollectSettings, SessionSettings
 from crossdata.contracts import IDENTIFIER_TYPES
@@ -396,8 +396,10 @@ def merge_events_with_sessions(
     around = SessionDays.around(days)
     if lake.exists(EVENTS):
         stored = lake.read(EVENTS)
-        # New: not stored on the batch's days (what the MERGE on keys used to insert).
-        known = stored.where(F.col("event_date").isin(days)).select("event_id")
+        # New: not stored on the batch's days, nor on the days either side where an event
+        # sent again with its time moved (a time zone fixed) would be.
+        window = widened(days, batch.settings.duplicate_window_days)
+        known = stored.where(F.col("event_date").isin(window)).select("event_id")
         new = rows.join(known, "event_id", "left_anti")
         context = session_context(stored, rows, around)
     else:

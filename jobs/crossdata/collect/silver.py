@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -357,7 +357,7 @@ class SilverBatchWriter:
                 "(" + " OR ".join(f"NOT (s.`{c}` <=> t.`{c}`)" for c in flow.compare) + ")"
             )
         condition = " AND ".join(parts) if parts else None
-        prune = _partition_prune(part, values)
+        prune = _partition_prune(part, values, self.settings.duplicate_window_days)
         result = ctx.lake.merge(
             rows,
             flow.table,
@@ -452,13 +452,19 @@ def _counter(df: DataFrame, column: str):
     return F.sum(F.col(column).cast("int"))
 
 
-def _partition_prune(column: str | None, values: list | None) -> str | None:
-    """A literal filter on the target's partitions, so MERGE reads only the days it touches.
+def widened(days: Iterable[dt.date], window: int) -> list[dt.date]:
+    """``days`` and the ``window`` days either side of each, sorted."""
+    return sorted({d + dt.timedelta(days=k) for d in days for k in range(-window, window + 1)})
+
+
+def _partition_prune(column: str | None, values: list | None, window: int = 0) -> str | None:
+    """A literal filter on the target's partitions, so MERGE reads only the days it touches
+    (and ``window`` days either side, where a key may already be stored under another day).
 
     Rows without a partition value are never merged against (a NULL key matches nothing), so
     leaving them out of the list is safe.
     """
-    days = sorted(v for v in (values or []) if v is not None)
+    days = widened((v for v in (values or []) if v is not None), window)
     if column is None or not days:
         return None
     listed = ", ".join(f"DATE'{v.isoformat()}'" for v in days)

@@ -202,6 +202,10 @@ class CollectSettings:
     # Bronze bytes (Parquet, as stored) per silver micro-batch: a soft limit, a batch takes
     # whole files and at least one. Bounds the memory of the batch's joins, windows and cache.
     silver_max_bytes_per_trigger: int
+    # Days either side of a silver batch's own days on which its keys are looked up in the
+    # table: a record sent again with its time moved to another day (a time zone fixed) is
+    # still found there. Each day more is one more day of the table read per batch.
+    duplicate_window_days: int
     max_field_chars: int
     future_tolerance_hours: int
     # ISO-8601 with an offset: a record time before it is invalid_timestamp (a clock reset)
@@ -265,6 +269,8 @@ class CollectSettings:
             return "max_bytes_per_trigger: must be at least 1 (or null: count files instead)"
         if self.silver_max_bytes_per_trigger < 1:
             return "silver_max_bytes_per_trigger: must be at least 1"
+        if self.duplicate_window_days < 0:
+            return f"duplicate_window_days: must be at least 0, not {self.duplicate_window_days}"
         if self.future_tolerance_hours < 0:
             return f"future_tolerance_hours: must be at least 0, not {self.future_tolerance_hours}"
         import phonenumbers
