@@ -254,6 +254,45 @@ def test_file_times_in_the_hour_the_clock_turns_back_are_kept_exactly(spark, tmp
     assert micros(FILE_CHANGES, "read_modified_at") == [int(read_at * 1e6)]
 
 
+def test_a_name_hadoop_cannot_open_stops_its_batch_naming_it_until_renamed(spark, tmp_path):
+    # An export named with its time: the local file system's checksum file of a name with a
+    # ':' is no valid path. The error names the file and what to do; after that, the batch
+    # loads its other files and the new name, and records the old one as gone.
+    landing = tmp_path / "landing"
+    ctx = Context.create(make_settings(tmp_path, f"collect.landing={landing}"), spark=spark)
+    events = SOURCES["events"]
+    odd = deliver(
+        landing, "2026-03-05", "export_10:00:00.jsonl", [event("e1", "2026-03-05T10:00:00Z")]
+    )
+    deliver(landing, "2026-03-05", "b.jsonl", [event("e2", "2026-03-05T10:00:00Z")])
+    refused = r"named 'export_10:00:00.jsonl'.*rename it"
+    with pytest.raises(InputContractError, match=refused), job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    assert not ctx.lake.exists("bronze.events")
+    odd.rename(odd.with_name("export_10-00-00.jsonl"))
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, events, str(landing)).wait()
+    assert sorted(r[0] for r in ctx.lake.read("bronze.events").select("event_id").collect()) == [
+        "e1",
+        "e2",
+    ]
+    gone = ctx.lake.read(FILE_CHANGES).collect()
+    assert [(r["file"].rsplit("/", 1)[-1], r["change"]) for r in gone] == [(odd.name, "gone")]
+
+
+def test_a_file_over_2_gib_is_refused_by_name():
+    exc = RuntimeError(
+        "org.apache.spark.SparkException: The length of file:/land/events/2026-03-05/big.jsonl "
+        "is 2147483748, which exceeds the max length allowed: 2147483647."
+    )
+    refused = bronze.unhashable_file(exc, "events")
+    assert refused is not None
+    assert "/land/events/2026-03-05/big.jsonl of source events is 2,147,483,748 bytes" in str(
+        refused
+    )
+    assert bronze.unhashable_file(RuntimeError("something else"), "events") is None
+
+
 def test_a_file_gone_before_its_batch_read_it_is_recorded(spark, tmp_path, monkeypatch):
     # A job lists a.jsonl and b.jsonl for batch 0 and dies before writing anything; b.jsonl
     # is then removed from the landing zone. The next run replays batch 0 as listed, and

@@ -310,6 +310,36 @@ def loaded_files(reconciliation: DataFrame, source: str) -> DataFrame:
 _FAILED_FILE = re.compile(r"FAILED_READ_FILE.*?reading file (\S+)\.(?:\s|$)")
 
 
+# How Spark's binaryFile reader says it cannot hash a file, and what the landing team can do.
+_TOO_LONG = re.compile(r"The length of (\S+) is (\d+), which exceeds the max length allowed")
+_NAME_HADOOP_REFUSES = re.compile(r"Relative path in absolute URI: (\S+)")
+
+
+def unhashable_file(exc: BaseException, source: str) -> InputContractError | None:
+    """The error to raise when ``exc`` is a landing file the batch cannot hash: over 2 GiB
+    (what one binaryFile row holds) or a name Hadoop's local checksums cannot hold (a ':')."""
+    text = str(exc)
+    if found := _TOO_LONG.search(text):
+        return InputContractError(
+            f"bronze: landing file {hadoop_path(found.group(1))} of source {source} is "
+            f"{int(found.group(2)):,} bytes, more than the 2 GiB a file is hashed in at once; "
+            "split or compress it under a new name and move this one out of the landing "
+            "folder, then run again (the batch's other files are loaded, this one is recorded "
+            "as gone)"
+        )
+    if "URISyntaxException" in text and (found := _NAME_HADOOP_REFUSES.search(text)):
+        # The name of its checksum file: ".<name>.crc".
+        name = found.group(1).rstrip(".,;")
+        name = name.removeprefix(".").removesuffix(".crc") if name.endswith(".crc") else name
+        return InputContractError(
+            f"bronze: a landing file of source {source} is named {name!r}, which "
+            "Hadoop's local file system cannot open (a ':' in a file name); rename it "
+            "without one, then run again (the renamed file is a new delivery, the old name "
+            "is recorded as gone)"
+        )
+    return None
+
+
 def unreadable_file(exc: BaseException, paths: list[str]) -> str | None:
     """The file of ``paths`` a scan could not read, when ``exc`` is that failure."""
     found = _FAILED_FILE.search(str(exc))
@@ -432,7 +462,13 @@ class BronzeBatchWriter:
             "length",
             F.unix_micros("modificationTime").alias("modified_us"),
         )
-        marked = mark_duplicate_files(hashed, before).collect()
+        try:
+            marked = mark_duplicate_files(hashed, before).collect()
+        except Exception as exc:
+            refused = unhashable_file(exc, self.source.name)
+            if refused is None:
+                raise
+            raise refused from exc
         # one row per file of this micro-batch: bounded by the stream's trigger limit
         meta = [(r["path"], r["sha256"], r["length"], r["duplicate_of"]) for r in marked]
         earlier_counts = {
