@@ -501,6 +501,24 @@ def test_normalized_phone_goes_to_out_column_and_input_is_kept(spark):
     assert_df_equality(actual, expected, ignore_nullable=True)
 
 
+def test_overseas_french_numbers_dialled_nationally_are_read_in_their_region(collect):
+    also = collect.phone_fallback_regions
+    rows = [
+        ("0692 12 34 56", None, "+262692123456"),  # Réunion, dialled from mainland France
+        ("0590 12 34 56", "FR", "+590590123456"),  # Guadeloupe, on a French CRM record
+        ("06 96 12 34 56", None, "+596696123456"),  # Martinique
+        ("06 12 34 56 78", None, "+33612345678"),  # mainland first
+        ("+33 692 12 34 56", None, None),  # written with France's code: not valid there
+        ("0692 12 34 56", "DE", "+49692123456"),  # a German record's: read in Germany
+        ("06 12 34 56 7", None, None),  # a digit short, anywhere
+    ]
+    values = pd.Series([v for v, _, _ in rows])
+    regions = pd.Series([r for _, r, _ in rows], dtype=object)
+    got = e164_series(values, collect.default_region, regions, also)
+    assert got.tolist() == [e for _, _, e in rows]
+    assert e164_series(values[:1], "FR").tolist() == [None]  # without fallbacks
+
+
 def test_each_distinct_phone_is_parsed_once_per_batch():
     to_e164.cache_clear()
     batch = pd.Series(["0612345678", "0612345678", "0612345678", "07 00", None])

@@ -174,7 +174,13 @@ def clean_identifiers(
     phones = [c for c, id_type in columns.items() if id_type == "phone"]
     for column, id_type in columns.items():
         if id_type == "phone":
-            out = normalize_phone(out, column, s.default_region, region_column=phone_region)
+            out = normalize_phone(
+                out,
+                column,
+                s.default_region,
+                region_column=phone_region,
+                fallbacks=s.phone_fallback_regions,
+            )
         else:
             out = out.withColumn(column, normalize_identifier(F.col(column), id_type))
     # A listed phone placeholder written another way ("+33 6 00 00 00 00" for 0600000000) is
@@ -803,7 +809,7 @@ def shape_consent(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         )
     df = df.withColumn("_placeholder", F.coalesce(placeholder, F.lit(False)))
     df = df.withColumn("_phone", F.when(F.col("id_type") == "phone", F.col("id_value")))
-    df = normalize_phone(df, "_phone", s.default_region)
+    df = normalize_phone(df, "_phone", s.default_region, fallbacks=s.phone_fallback_regions)
     value = (
         F.when(F.col("_placeholder"), F.lit(None))
         .when(F.col("id_type") == "phone", F.col("_phone"))

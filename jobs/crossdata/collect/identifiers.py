@@ -248,15 +248,20 @@ def postal_code(value: Column, region: Column, digits: Mapping[str, int]) -> tup
 
 
 @lru_cache(maxsize=200_000)
-def to_e164(value: str, region: str) -> str | None:
-    """E.164 form of a valid number read in ``region`` (when it has no country code), else None."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+def to_e164(value: str, region: str, fallbacks: tuple[str, ...] = ()) -> str | None:
+    """E.164 form of a valid number read in ``region`` (when it has no country code), else
+    None; a national number (no country code) not valid there is read in ``fallbacks``, in
+    order, and the first region where it is valid gives it."""
+    for where in (region, *fallbacks):
+        try:
+            number = phonenumbers.parse(value, where, keep_raw_input=True)
+        except phonenumbers.NumberParseException:
+            return None
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if number.country_code_source != phonenumbers.CountryCodeSource.FROM_DEFAULT_COUNTRY:
+            return None  # written with its country code: no other region reads it otherwise
+    return None
 
 
 # The region of a record whose country is given but unknown: phonenumbers then reads only
@@ -265,23 +270,30 @@ def to_e164(value: str, region: str) -> str | None:
 UNKNOWN_REGION = "ZZ"
 
 
-def e164_series(values: pd.Series, region: str, regions: pd.Series | None = None) -> pd.Series:
+def e164_series(
+    values: pd.Series,
+    region: str,
+    regions: pd.Series | None = None,
+    fallbacks: Mapping[str, Sequence[str]] | None = None,
+) -> pd.Series:
     """to_e164 over a batch: each distinct value once, or with ``regions`` each distinct
     (value, region) once through to_e164's cache.
 
     ``regions``, when given, holds each row's own region (a record's country): a row without
     one is read in ``region``; a row whose region phonenumbers does not know keeps only the
-    numbers written with their country code (``UNKNOWN_REGION``).
+    numbers written with their country code (``UNKNOWN_REGION``). ``fallbacks``: region ->
+    the regions its national numbers are also read in (``to_e164``).
     """
+    also = {k.upper(): tuple(r.upper() for r in v) for k, v in (fallbacks or {}).items()}
     if regions is None:
-        table = {v: to_e164(v, region) for v in values.dropna().unique()}
+        table = {v: to_e164(v, region, also.get(region, ())) for v in values.dropna().unique()}
         return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
     known = phonenumbers.SUPPORTED_REGIONS
     row_regions = [
         region if not isinstance(r, str) else r if r in known else UNKNOWN_REGION for r in regions
     ]
     out = [
-        to_e164(v, r) if isinstance(v, str) else None
+        to_e164(v, r, also.get(r, ())) if isinstance(v, str) else None
         for v, r in zip(values, row_regions, strict=True)
     ]
     return pd.Series(out, index=values.index, dtype=object)
@@ -293,13 +305,16 @@ def normalize_phone(
     default_region: str,
     out: str | None = None,
     region_column: Column | None = None,
+    fallbacks: Mapping[str, Sequence[str]] | None = None,
 ) -> DataFrame:
     """E.164 form of ``column`` in ``out`` (default: in place); NULL unless a valid number.
 
     A number without its country code is read in ``region_column``'s region when the row has
     one (an ISO 3166 alpha-2 code, any case), in ``default_region`` when it has none (NULL or
-    blank), and refused when the region is one phonenumbers does not know.
+    blank), and refused when the region is one phonenumbers does not know. ``fallbacks``:
+    region -> regions where its national numbers not valid in it are read too.
     """
+    also = {k: tuple(v) for k, v in (fallbacks or {}).items()}
     # Valid, not merely possible: a possible number only has a plausible length, so
     # "06 12 34 56 7" (a digit lost) would pass as +33061234567 and could merge two people.
     region = default_region.upper()
@@ -312,13 +327,13 @@ def normalize_phone(
 
         @F.pandas_udf("string")  # type: ignore[call-overload]
         def _e164(values: pd.Series) -> pd.Series:
-            return e164_series(values, region)
+            return e164_series(values, region, fallbacks=also)
 
         return df.withColumn(out or column, _e164(value))
 
     @F.pandas_udf("string")  # type: ignore[call-overload]
     def _e164_in(values: pd.Series, regions: pd.Series) -> pd.Series:
-        return e164_series(values, region, regions)
+        return e164_series(values, region, regions, also)
 
     row_region = F.upper(F.trim(region_column))
     return df.withColumn(out or column, _e164_in(value, F.when(row_region != "", row_region)))

@@ -224,6 +224,9 @@ class CollectSettings:
     local_time_zones: dict[str, str]
     access_log_format: Literal["combined", "extended"]
     default_region: str  # phone numbers without a country code are read in this region
+    # region -> regions whose numbers are dialled there as national ones too (France's
+    # overseas departments): a national number not valid in the region is read in them, in order
+    phone_fallback_regions: dict[str, tuple[str, ...]]
     site_hosts: tuple[str, ...]  # the shop's own hosts: not referrers
     placeholders: dict[str, tuple[str, ...]]  # id type (or "*" for all) -> values to null
     placeholder_patterns: tuple[str, ...]  # regexes (whole value, case-insensitive)
@@ -280,6 +283,14 @@ class CollectSettings:
                 f"default_region: {self.default_region!r} is not a region phonenumbers knows "
                 "(an ISO 3166 alpha-2 code such as FR)"
             )
+        unknown = sorted(
+            r
+            for key, regions in self.phone_fallback_regions.items()
+            for r in (key, *regions)
+            if r.upper() not in phonenumbers.SUPPORTED_REGIONS
+        )
+        if unknown:
+            return f"phone_fallback_regions: not regions phonenumbers knows: {', '.join(unknown)}"
         try:
             self.min_timestamp_utc  # noqa: B018 (parsed to be checked)
         except ValueError as exc:
