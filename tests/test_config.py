@@ -270,7 +270,13 @@ def test_postal_code_digits_name_countries_by_their_alpha_2_code():
             load_settings(conf_dir=CONF_DIR, overrides=[f"collect.postal_code_digits={value}"])
 
 
+def test_country_aliases_must_name_iso_codes():
+    with pytest.raises(ConfigError, match="country_aliases: Holland: 'XX'"):
+        load_settings(conf_dir=CONF_DIR, overrides=["collect.country_aliases={Holland: XX}"])
+
+
 def test_country_name_languages_must_be_ones_pycountry_translates():
-    assert load_settings(conf_dir=CONF_DIR).settings.collect.country_name_languages == ("fr",)
+    languages = load_settings(conf_dir=CONF_DIR).settings.collect.country_name_languages
+    assert languages == ("fr", "de", "es", "it", "nl", "pt")
     with pytest.raises(ConfigError, match=r"pycountry has no country names in 'klingon'"):
         load_settings(conf_dir=CONF_DIR, overrides=["collect.country_name_languages=[klingon]"])

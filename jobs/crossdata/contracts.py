@@ -452,7 +452,8 @@ CRM_CUSTOMERS = Source(
             "string",
             False,
             "country: ISO 3166 code (FR, FRA, 250), or name in English or in "
-            "collect.country_name_languages (France, Allemagne); silver keeps alpha-2",
+            "collect.country_name_languages (France, Allemagne) or collect.country_aliases (UK); "
+            "silver keeps alpha-2",
             "FR",
         ),
         _f("birth_date", "date", False, "YYYY-MM-DD or DD/MM/YYYY", "1986-04-17"),

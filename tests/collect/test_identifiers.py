@@ -396,6 +396,16 @@ def test_a_country_is_kept_as_its_iso_alpha_2_code():
         ("Atlantide", None),
     ]:
         assert to_country_code(text, ("fr",)) == code, text
+    aliases = (("UK", "GB"), ("Holland", "nl"))
+    for text, code in [
+        ("Deutschland", "DE"),  # in German
+        ("España", "ES"),
+        (" uk ", "GB"),  # an alias, folded
+        ("HOLLAND", "NL"),
+        ("Allemagne", "DE"),
+        ("Mars", None),
+    ]:
+        assert to_country_code(text, ("fr", "de", "es"), aliases) == code, text
 
 
 def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_are_checked(
@@ -421,7 +431,7 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
         # Dutch 06 number would be a French one), the postal code only cleaned (not taken
         # for a French one); born after the update
         ("C3", "06 12 34 56 78", "Atlantis", "pos", dt.date(2027, 1, 1), " 6 000 "),
-        ("C8", "+31 6 12345678", "Holland", "pos", born, None),  # its own country code
+        ("C8", "+31 6 12345678", "Holland", "pos", born, None),  # an alias (conf)
         # two versions: the e-commerce one's country and birth date are unusable, the store's
         # are kept; a British code is only cleaned
         ("C4", "07911 123456", "GBR", "pos", born, "sw1a 1aa"),
@@ -463,7 +473,7 @@ def test_crm_countries_become_codes_their_phones_are_read_there_and_birth_dates_
         ("C5", "FR", None, born, None, [], ["postal_code"]),
         ("C6", "BE", None, born, "1000", [], []),
         ("C7", None, None, born, "06000", [], []),
-        ("C8", None, "+31612345678", born, None, [], ["country"]),
+        ("C8", "NL", "+31612345678", born, None, [], []),
     ]
 
 

@@ -739,7 +739,8 @@ def shape_crm(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
     birth_placeholder = birth.isin(list(s.placeholder_birth_dates))
     birth_implausible = (birth < F.lit(s.min_birth_date)) | (birth > F.to_date("updated_at"))
     versions = versions.withColumn(
-        "_country_code", country_code(F.col("country"), s.country_name_languages)
+        "_country_code",
+        country_code(F.col("country"), s.country_name_languages, s.country_aliases),
     )
     # Postal codes are read in the record's country, in the default region when it gives
     # none, and only cleaned when it gives one crossdata does not know.

@@ -196,10 +196,13 @@ def _country_names(languages: tuple[str, ...]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=10_000)
-def to_country_code(value: str, languages: tuple[str, ...] = ()) -> str | None:
+def to_country_code(
+    value: str, languages: tuple[str, ...] = (), aliases: tuple[tuple[str, str], ...] = ()
+) -> str | None:
     """ISO 3166 alpha-2 code of a country written as its alpha-2, alpha-3 or numeric code or
     its English name, any case ("fr", "FRA", "250", "France" -> "FR"), or as its name in one
-    of ``languages`` with or without accents ("Allemagne", "Etats-Unis" with "fr"); None when
+    of ``languages`` with or without accents ("Allemagne", "Etats-Unis" with "fr"), or as
+    one of ``aliases`` ((name, alpha-2) pairs, folded alike: "UK" -> "GB"); None when
     unknown."""
     text = value.strip()
     if not text:
@@ -207,17 +210,23 @@ def to_country_code(value: str, languages: tuple[str, ...] = ()) -> str | None:
     try:
         return str(pycountry.countries.lookup(text).alpha_2)
     except LookupError:
-        return _country_names(languages).get(_folded(text)) if languages else None
+        pass
+    folded = _folded(text)
+    found = _country_names(languages).get(folded) if languages else None
+    return found or {_folded(name): code.upper() for name, code in aliases}.get(folded)
 
 
-def country_code(col: Column, languages: Sequence[str] = ()) -> Column:
+def country_code(
+    col: Column, languages: Sequence[str] = (), aliases: Mapping[str, str] | None = None
+) -> Column:
     """``col`` as an ISO 3166 alpha-2 code, NULL when it names no country pycountry knows (in
-    English or in one of ``languages``)."""
+    English or in one of ``languages``) nor one of ``aliases`` (name -> alpha-2)."""
     known = tuple(languages)
+    other_names = tuple(sorted((aliases or {}).items()))
 
     @F.pandas_udf("string")  # type: ignore[call-overload]
     def _code(values: pd.Series) -> pd.Series:
-        table = {v: to_country_code(v, known) for v in values.dropna().unique()}
+        table = {v: to_country_code(v, known, other_names) for v in values.dropna().unique()}
         return pd.Series([table.get(v) for v in values], index=values.index, dtype=object)
 
     return _code(col.cast("string"))

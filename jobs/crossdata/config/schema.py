@@ -240,6 +240,8 @@ class CollectSettings:
     # Languages (pycountry's locales) whose country names CRM countries may be written in,
     # beside English names and ISO codes
     country_name_languages: tuple[str, ...]
+    # Other names in use (UK, Holland, Turkey) -> ISO alpha-2
+    country_aliases: dict[str, str]
     bots: BotSettings
     sessions: SessionSettings
     channels: tuple[ChannelRule, ...]
@@ -323,6 +325,9 @@ class CollectSettings:
             # The lookup the silver step's gettext.translation makes for the same names.
             if gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[language]) is None:
                 return f"country_name_languages: pycountry has no country names in {language!r}"
+        for name, code in self.country_aliases.items():
+            if pycountry.countries.get(alpha_2=str(code).upper()) is None:
+                return f"country_aliases: {name}: {code!r} is not an ISO 3166 alpha-2 code"
         return None
 
 
