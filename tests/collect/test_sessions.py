@@ -642,9 +642,11 @@ def _hit(ts: str, path: str, cookie: str, method: str = "GET", status: int = 200
 
 def test_server_hits_join_sessions_and_tag_duplicates_are_left_out(ctx, tmp_path):
     landing = tmp_path / "landing"
-    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+    tag = [event("e1", "2026-03-05T10:00:00Z"), event("e2", "2026-03-05T23:59:58Z")]
+    deliver(landing, "2026-03-05", "a.jsonl", tag)
     hits = [
         _hit("05/Mar/2026:10:00:02 +0000", "/p/1", "ck_a"),  # the tag's e1 again
+        _hit("06/Mar/2026:00:00:01 +0000", "/p/1", "ck_a"),  # e2 again, past midnight
         _hit("05/Mar/2026:10:20:00 +0000", "/p/2", "ck_a"),  # a page the tag missed
         # not page views: left in bronze, and counted
         _hit("05/Mar/2026:10:20:01 +0000", "/static/app.JS?v=3", "ck_a"),
@@ -656,14 +658,16 @@ def test_server_hits_join_sessions_and_tag_duplicates_are_left_out(ctx, tmp_path
         summary = run_ingest(ctx, run, ["events", "access_log"], str(landing))
     assert (summary.silver["access_log"].inserted, summary.silver["access_log"].duplicates) == (
         1,
-        1,
+        2,
     )
     rows = ctx.lake.read(SILVER_EVENTS).orderBy("event_ts").collect()
     assert [(r["origin"], r["session_id"], r["session_seq"]) for r in rows] == [
         ("events", sid("ck_a", at(10, 0)), 1),
         ("access_log", sid("ck_a", at(10, 0)), 2),
+        ("events", sid("ck_a", at(23, 59, 58)), 1),
     ]
-    assert [(r["n_events"]) for r in ctx.lake.read(SILVER_SESSIONS).collect()] == [2]
-    assert ctx.lake.read("bronze.access_log").count() == 5
+    sessions = ctx.lake.read(SILVER_SESSIONS).collect()
+    assert sorted(r["n_events"] for r in sessions) == [1, 2]
+    assert ctx.lake.read("bronze.access_log").count() == 6
     skipped = ctx.lake.read("ops.data_quality").where("rule = 'access_log:not_page_views'")
-    assert [(r["passed"], r["failed"], r["action"]) for r in skipped.collect()] == [(2, 3, "skip")]
+    assert [(r["passed"], r["failed"], r["action"]) for r in skipped.collect()] == [(3, 3, "skip")]

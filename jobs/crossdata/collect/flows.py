@@ -294,19 +294,21 @@ def without_tag_duplicates(hits: DataFrame, batch: SilverBatch) -> DataFrame:
     days = [r[0] for r in hits.select("event_date").distinct().collect()]  # a few days
     if not days:
         return hits
+    # The days either side too: a hit a few seconds after midnight matches the page view the
+    # tag recorded just before it.
     tagged = (
         lake.read(EVENTS)
         .where(
-            F.col("event_date").isin(days)
+            F.col("event_date").isin(widened(days, 1))
             & (F.col("origin") == "events")
             & (F.col("event_type") == "page_view")
             & F.col("cookie_id").isNotNull()
         )
-        .select("cookie_id", "url_path", "event_date", F.col("event_ts").alias("_tag_ts"))
+        .select("cookie_id", "url_path", F.col("event_ts").alias("_tag_ts"))
     )
     matched = (
         hits.alias("h")
-        .join(tagged.alias("g"), ["cookie_id", "url_path", "event_date"])
+        .join(tagged.alias("g"), ["cookie_id", "url_path"])
         .where(
             F.abs(F.unix_timestamp("h.event_ts") - F.unix_timestamp("g._tag_ts")) <= _MATCH_SECONDS
         )
