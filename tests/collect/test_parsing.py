@@ -803,7 +803,17 @@ def _lines_both_ways(spark, folder, files: dict[str, bytes]):
         st.lists(
             st.one_of(
                 st.binary(max_size=30),
-                st.sampled_from([b"", b"  ", b"\r", b"\xef\xbb\xbf{}", b'{"a": 1}\r', b"\xff\r"]),
+                st.sampled_from(
+                    [
+                        b"",
+                        b"  ",
+                        b"\r",
+                        b"\xef\xbb\xbf",
+                        b"\xef\xbb\xbf{}",
+                        b'{"a": 1}\r',
+                        b"\xff\r",
+                    ]
+                ),
             ),
             max_size=6,
         ),
@@ -820,6 +830,15 @@ def test_the_text_reader_gives_the_lines_the_split_gives(spark, tmp_path_factory
     assert read == split
     assert all(len(t) == 1 for t in tasks.values())
     assert len({next(iter(t)) for t in tasks.values()}) == len(tasks)
+
+
+def test_a_first_line_holding_only_a_byte_order_mark_is_blank_to_both_readers(spark, tmp_path):
+    files = {
+        f"{DAY}/bom.jsonl": b'\xef\xbb\xbf\n{"a": 1}\n',
+        f"{DAY}/bom2.jsonl": b"\xef\xbb\xbf \r\n",
+    }
+    read, split, _ = _lines_both_ways(spark, tmp_path, files)
+    assert read == split and len(read) == 1
 
 
 def test_many_small_files_in_a_batch_are_each_numbered_from_one(spark, tmp_path):

@@ -151,7 +151,8 @@ def file_lines(files: DataFrame) -> DataFrame:
             first.alias("_is_header"),
             line.alias("_physical"),
         )
-        .where(F.length(F.trim("_physical")) > 0)
+        # Blank once its byte-order mark is gone, as the text reader sees a file's first line.
+        .where(F.length(F.trim(F.coalesce("_text", "_physical"))) > 0)
         .drop("_physical")
     )
 
