@@ -511,9 +511,13 @@ def test_csv_header_names_are_read_in_any_case(spark):
     row = _validated(spark, "spend", content).first()
     assert (row["_reason"], row["campaign_id"], row["cost"]) == (None, "c1", 1.0)
     assert row["_rescued"] == {"Preferred_Language": "fr"}  # not the contract's: as written
-    # two columns that are one name in two cases: which is right is unknowable
+    # two columns that are one name in two cases: which is right is unknowable; the header
+    # line is no header then, and is kept in quarantine with its records
     twice = b"date,channel,campaign_id,cost,currency,Cost\n2026-03-05,display,c1,1.0,EUR,2.0\n"
-    assert _reasons(_validated(spark, "spend", twice)) == [(2, "malformed_record", "line")]
+    assert _reasons(_validated(spark, "spend", twice)) == [
+        (1, "malformed_record", "line"),
+        (2, "malformed_record", "line"),
+    ]
 
 
 @pytest.mark.parametrize("sep", [",", ";"])
@@ -546,8 +550,10 @@ def test_a_separator_ending_every_line_names_no_column(spark, sep):
 def test_empty_names_not_at_the_end_or_everywhere_break_the_header(spark, header):
     content = f"{header}\n2026-03-05,,display,c1,1.5,EUR\n".encode()
     reasons = _reasons(_validated(spark, "spend", content))
-    # the last header is well formed (a trailing separator), but its record has six cells for five
-    assert reasons == [(2, "malformed_record", "line")]
+    # the last header is well formed (a trailing separator), but its record has six cells for
+    # five; the others are no header, and their lines are kept as malformed records too
+    broken = [] if header.endswith("cost,") else [(1, "malformed_record", "line")]
+    assert reasons == [*broken, (2, "malformed_record", "line")]
 
 
 def test_a_quoted_cell_may_hold_line_breaks(spark):
@@ -634,7 +640,19 @@ def test_a_csv_parse_reads_its_files_once_per_branch_and_never_joins_the_index_t
 
 def test_csv_file_with_broken_header_refuses_every_record(spark):
     content = b'date,"channel,cost\n2026-03-05,display,1\n'
-    assert _reasons(_validated(spark, "spend", content)) == [(2, "malformed_record", "line")]
+    assert _reasons(_validated(spark, "spend", content)) == [
+        (1, "malformed_record", "line"),  # the header itself: kept, not consumed in silence
+        (2, "malformed_record", "line"),
+    ]
+
+
+def test_a_csv_file_without_its_header_loses_no_record(spark):
+    # Its first record names none of the contract's fields: it is no header but a record.
+    content = b"2026-03-05,display,c1,1.0,EUR\n2026-03-05,display,c2,2.0,EUR\n"
+    assert _reasons(_validated(spark, "spend", content)) == [
+        (1, "malformed_record", "line"),
+        (2, "malformed_record", "line"),
+    ]
 
 
 def test_crm_birth_date_accepts_both_documented_formats(spark):

@@ -580,11 +580,21 @@ def parse_csv(
         & (F.size(F.array_distinct("_header")) == F.size("_header"))
         & ~F.exists("_header", lambda h: h == F.lit("")),
     )
+    # A first line that is no usable header, or names none of the contract's fields (a file
+    # sent without its header: its first record), is itself a record, malformed: kept, not
+    # consumed in silence.
+    known = F.arrays_overlap("_header", F.array(*[F.lit(n) for n in names])) if names else None
+    headers = headers.withColumn(
+        "_header_used",
+        F.coalesce(
+            F.col("_header_ok") & (known if known is not None else F.lit(True)), F.lit(False)
+        ),
+    )
     # Each of the three broadcasts below (the header with ``_first``, the positions, the
     # lines of spans) reads every column of the one small aggregate, so Spark runs it once
     # (its exchange reused); one reading fewer would have it pruned into a second scan of
     # the files.
-    body = lines.where(~is_header)  # the record lines, headers consumed
+    body = lines  # header lines too: one the file uses is consumed below, after the join
     index = _with_span_index(headers)
     # Lines in no span: each line takes its file's header (and ``_first``, the position
     # index's origin), then a left anti join drops the lines the index places in a span.
@@ -600,6 +610,8 @@ def parse_csv(
         body.join(F.broadcast(index.drop("_spans", "_starts")), "_source_file", "left")
         .join(F.broadcast(positions), in_span, "left_anti")
         .drop("_first")
+        # A first line that is no header the file can use stays, a malformed record.
+        .where(~is_header | ~F.coalesce(F.col("_header_used"), F.lit(False)))
     )
     # The lines of each span, with their file's header. Empty when no line has an odd number
     # of quotes (the usual file): with adaptive execution, the inner join then ends this
@@ -621,7 +633,8 @@ def parse_csv(
         F.array_join(F.slice(values, named_count + 1, unnamed_count), "") == "",
     ).otherwise(F.lit(True))
     fits = (
-        F.coalesce(F.col("_header_ok"), F.lit(False))
+        F.coalesce(F.col("_header_used"), F.lit(False))
+        & ~F.col("_is_header")
         & quoted_right
         & (F.size(values) == F.col("_width"))
         & unnamed_empty
