@@ -274,11 +274,13 @@ def promote_rescued(bronze: DataFrame, keys: list[str], existing: Sequence[str] 
     added = {c for c in existing if c not in bronze.columns}  # by earlier batches
     taken = {c.lower() for c in (*bronze.columns, *added)}
     usable: list[str] = []
+    promoted: set[str] = set()  # lower-cased
     for k in sorted(keys, key=lambda k: k not in added):  # a column's own name first
-        if k.lower() in {u.lower() for u in usable}:
-            continue
-        if k in added or (k.isidentifier() and k.lower() not in taken):
+        if k.lower() not in promoted and (
+            k in added or (k.isidentifier() and k.lower() not in taken)
+        ):
             usable.append(k)
+            promoted.add(k.lower())
     out = bronze.select("*", *[F.col("_rescued")[k].alias(k) for k in usable])
     keep = F.array(*[F.lit(k) for k in usable]) if usable else F.array().cast("array<string>")
     return out.withColumn(

@@ -237,11 +237,11 @@ def _rule_holds(df: DataFrame, rule: ChannelRule) -> Column:
 
 def _campaign_tagged(df: DataFrame) -> Column:
     """Whether the hit carries campaign tags: a UTM source, medium or campaign, or a click id."""
-    tags = [F.col(n).isNotNull() for n in ("utm_source", "utm_medium", "utm_campaign")]
-    tags = tags[:2] if "utm_campaign" not in df.columns else tags
+    # utm_source and utm_medium are required (_require); the others count when present
+    tags = [F.col(n).isNotNull() for n in ("utm_source", "utm_medium")]
+    tags += [F.col(n).isNotNull() for n in ("utm_campaign", *CLICK_ID_COLUMNS) if n in df.columns]
     if CLICK_IDS in df.columns:
         tags.append(F.coalesce(F.size(CLICK_IDS) > 0, F.lit(False)))
-    tags += [F.col(n).isNotNull() for n in CLICK_ID_COLUMNS if n in df.columns]
     return F.coalesce(reduce(lambda a, b: a | b, tags), F.lit(False))
 
 

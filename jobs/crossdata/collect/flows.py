@@ -336,12 +336,11 @@ class SessionDays:
 
     @classmethod
     def around(cls, days: Sequence[dt.date]) -> SessionDays:
-        def spread(lo: int, hi: int) -> tuple[dt.date, ...]:
-            return tuple(
-                sorted({d + dt.timedelta(days=k) for d in days for k in range(lo, hi + 1)})
-            )
-
-        return cls(read=spread(-2, 2), events=spread(0, 1), sessions=spread(-1, 1))
+        return cls(
+            read=tuple(widened(days, 2)),
+            events=tuple(widened(days, 0, after=1)),
+            sessions=tuple(widened(days, 1)),
+        )
 
 
 def session_context(stored: DataFrame, touched: DataFrame, days: SessionDays) -> DataFrame:

@@ -583,12 +583,9 @@ def parse_csv(
     # A first line that is no usable header, or names none of the contract's fields (a file
     # sent without its header: its first record), is itself a record, malformed: kept, not
     # consumed in silence.
-    known = F.arrays_overlap("_header", F.array(*[F.lit(n) for n in names])) if names else None
+    known = F.arrays_overlap("_header", F.array(*[F.lit(n) for n in names])) if names else True
     headers = headers.withColumn(
-        "_header_used",
-        F.coalesce(
-            F.col("_header_ok") & (known if known is not None else F.lit(True)), F.lit(False)
-        ),
+        "_header_used", F.coalesce(F.col("_header_ok") & known, F.lit(False))
     )
     # Each of the three broadcasts below (the header with ``_first``, the positions, the
     # lines of spans) reads every column of the one small aggregate, so Spark runs it once

@@ -452,9 +452,11 @@ def _counter(df: DataFrame, column: str):
     return F.sum(F.col(column).cast("int"))
 
 
-def widened(days: Iterable[dt.date], window: int) -> list[dt.date]:
-    """``days`` and the ``window`` days either side of each, sorted."""
-    return sorted({d + dt.timedelta(days=k) for d in days for k in range(-window, window + 1)})
+def widened(days: Iterable[dt.date], window: int, after: int | None = None) -> list[dt.date]:
+    """``days`` and the ``window`` days before each and ``after`` (default: ``window``) days
+    after it, sorted."""
+    later = window if after is None else after
+    return sorted({d + dt.timedelta(days=k) for d in days for k in range(-window, later + 1)})
 
 
 def _partition_prune(column: str | None, values: list | None, window: int = 0) -> str | None:
