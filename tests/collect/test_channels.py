@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crossdata.collect.channels import CLICK_ID_PARAMS, with_channel, with_url_parts
@@ -126,7 +126,9 @@ _NAME = st.sampled_from(
     ["utm_source", "UTM_Source", "utm_term", "gclid", "GClid", "fbclid", "yclid", "x", "", "gclid "]
 )
 _VALUE = st.lists(
-    st.sampled_from(["a", "B", "1", " ", "+", "%20", "%2F", "%C3%A9", "%", "%zz", "%2", "=", "é"]),
+    st.sampled_from(
+        ["a", "B", "1", " ", "+", "-", "%20", "%2F", "%C3%A9", "%", "%zz", "%2", "=", "é"]
+    ),
     max_size=4,
 ).map("".join)
 _PIECE = st.one_of(st.tuples(_NAME, _VALUE).map("=".join), _NAME, st.just(""))
@@ -149,6 +151,8 @@ def _expected_param(query: str, name: str) -> str | None:
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(queries=st.lists(_QUERY, min_size=1, max_size=40))
+# A sign after "%": Java's URLDecoder took "%+a" for the escape "%0a" (a line feed).
+@example(queries=["yclid=%+a", "utm_source=%+a&gclid=%-1&fbclid=a%+1"])
 def test_every_parameter_is_its_first_pair_decoded_whatever_the_query(spark, queries):
     urls = [(f"https://shop.example/p?{q}#frag", None) for q in queries]
     names = ("utm_source", "utm_term", "gclid", "fbclid")

@@ -111,8 +111,12 @@ def _params(names: Column, values: Column, wanted: Sequence[str]) -> Column:
 
 
 def _decoded(raw: Column) -> Column:
-    # A stray "%" makes decoding fail; the raw text is still the best value there is.
-    return F.trim(F.coalesce(F.try_url_decode(raw), raw))
+    # A "%" that starts no two-hex-digit escape leaves the text as it came: it is still the
+    # best value there is. The check is ours, not the decoder's, because Java's URLDecoder
+    # reads the two characters after "%" with Integer.parseInt, which takes a sign: "%+a"
+    # would become a line feed and "%-1" fail.
+    broken = raw.rlike("%(?![0-9A-Fa-f]{2})")
+    return F.trim(F.when(broken, raw).otherwise(F.coalesce(F.try_url_decode(raw), raw)))
 
 
 def _blank_to_null(value: Column) -> Column:
