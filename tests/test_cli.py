@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +145,43 @@ def test_the_demo_world_size_gives_way_to_what_the_user_asked_for():
     assert world("--set", "world.persons=40") == (40, DEMO_DAYS)
     assert world("--set", "world.days=3", "--persons", "50") == (50, 3)
     assert world("--set", "world.persons=40", "--persons", "50", "--days", "2") == (50, 2)
+
+
+def test_every_set_counts_before_and_after_the_command_name(tmp_path):
+    out = _crossdata(
+        "--set",
+        f"lakehouse.root={tmp_path / 'lake'}",
+        "config",
+        "--set",
+        "spark.master=local[1]",
+        "show",
+        "--set",
+        "spark.app_name=mine",
+        "--format",
+        "json",
+        "--origins",
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)  # one JSON document, the origins inside it
+    settings = doc["settings"]
+    assert settings["lakehouse"]["root"] == str(tmp_path / "lake")
+    assert (settings["spark"]["master"], settings["spark"]["app_name"]) == ("local[1]", "mine")
+    assert doc["origins"]["lakehouse.root"] == "--set"
+
+
+def test_an_input_path_is_taken_exactly_as_given(tmp_path):
+    missing = tmp_path / "land #2"  # YAML would have cut it at " #"
+    out = _crossdata("ingest", "--input", str(missing), "--set", f"lakehouse.root={tmp_path}")
+    assert out.returncode == 2
+    assert f"landing folder {missing} does not exist" in out.stderr
+
+
+def test_doctor_never_prints_credentials_of_an_unreachable_store(tmp_path):
+    env = {
+        "MLTOK": "http://alice:TOPSECRET789@127.0.0.1:9",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    out = _crossdata("doctor", "--no-spark", "--set", "mlflow.tracking_uri=${env:MLTOK}", env=env)
+    assert out.returncode == 3
+    assert "mlflow store" in out.stdout
+    assert "TOPSECRET789" not in out.stdout + out.stderr

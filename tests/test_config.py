@@ -280,3 +280,89 @@ def test_country_name_languages_must_be_ones_pycountry_translates():
     assert languages == ("fr", "de", "es", "it", "nl", "pt")
     with pytest.raises(ConfigError, match=r"pycountry has no country names in 'klingon'"):
         load_settings(conf_dir=CONF_DIR, overrides=["collect.country_name_languages=[klingon]"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("collect.landing=/data/raw #2", "/data/raw #2"),  # YAML: a comment
+        ("collect.landing=0755", "0755"),  # YAML 1.1: octal 493
+        ("collect.landing=12:30", "12:30"),  # YAML 1.1: base 60, 750
+        ("collect.landing=2024.10", "2024.10"),  # YAML: the float 2024.1
+        ("collect.landing=yes", "yes"),  # YAML 1.1: true
+        ("collect.landing='/quoted path'", "/quoted path"),  # quoted: YAML's reading
+    ],
+)
+def test_a_text_setting_keeps_the_value_as_written(override, expected):
+    loaded = load_settings(profile="local", conf_dir=CONF_DIR, overrides=[override])
+    assert loaded.settings.collect.landing == expected
+
+
+def test_numbers_are_read_as_written_and_a_mapping_entry_may_hold_dots():
+    loaded = load_settings(
+        profile="local",
+        conf_dir=CONF_DIR,
+        overrides=[
+            "world.fault_rate=1e-5",  # YAML 1.1: the text '1e-5'
+            "collect.max_field_chars=0755",  # YAML 1.1: octal 493
+            "spark.conf.spark.sql.shuffle.partitions=10",  # one key of spark.conf
+        ],
+    )
+    assert loaded.settings.world.fault_rate == 1e-5
+    assert loaded.settings.collect.max_field_chars == 755
+    assert loaded.settings.spark.conf["spark.sql.shuffle.partitions"] == "10"
+    assert loaded.settings.spark.conf["spark.ui.enabled"] == "false"  # the others are kept
+    assert loaded.origins["spark.conf.spark.sql.shuffle.partitions"] == "--set"
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("collect.min_birth_date=1900-02-30", "collect.min_birth_date: cannot parse"),
+        ("collect.local_time_zones={orders: Europe}", "'Europe' is not an IANA time zone"),
+        ('collect.placeholder_patterns=["("]', "'(' is not a valid regular expression"),
+        ('identity.blocklist={email: ["("]}', "identity.blocklist.email: '('"),
+        (
+            'collect.channels=[{channel: social, group: paid, utm_source: ["("]}]',
+            "collect.channels[0].utm_source: '('",
+        ),
+        ("identity.max_iterations=0", "identity.max_iterations: at least 1"),
+        ("identity.max_per_person={emial: 2}", "identity.max_per_person: unknown identifier"),
+    ],
+)
+def test_bad_values_are_one_error_naming_the_override_before_spark(override, problem):
+    with pytest.raises(ConfigError) as err:
+        load_settings(profile="local", conf_dir=CONF_DIR, overrides=[override])
+    assert str(err.value).startswith("--set: ") or str(err.value).startswith("--set ")
+    assert problem in str(err.value)
+
+
+def test_an_entry_a_profile_adds_to_a_mapping_is_blamed_on_the_profile(tmp_path):
+    conf = _conf(tmp_path, profile_text='spark:\n  conf:\n    sql.shuffle.partitions: "4"\n')
+    with pytest.raises(ConfigError, match=r"dev\.yaml: spark\.conf: 'sql\.shuffle"):
+        load_settings(profile="dev", conf_dir=conf)
+
+
+def test_a_value_from_the_environment_is_never_quoted_in_an_error():
+    env = {"REMOTE": "grpc://host:443/;token=TOPSECRET456"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            profile="local",
+            conf_dir=CONF_DIR,
+            overrides=["spark.remote=${env:REMOTE}"],
+            environ=env,
+        )
+    assert "TOPSECRET456" not in str(err.value)
+    assert "<*** from $REMOTE>" in str(err.value)
+
+
+def test_an_environment_value_in_a_list_masks_that_item_only():
+    loaded = load_settings(
+        profile="local",
+        conf_dir=CONF_DIR,
+        overrides=['collect.site_hosts=[shop.example, "${env:HOST}"]'],
+        environ={"HOST": "secret.example"},
+    )
+    assert loaded.settings.collect.site_hosts == ("shop.example", "secret.example")
+    assert loaded.masked()["collect"]["site_hosts"] == ["shop.example", "<*** from $HOST>"]
+    assert loaded.redact("at secret.example") == "at <*** from $HOST>"

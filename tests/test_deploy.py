@@ -70,7 +70,11 @@ def _check_ingested(spark, tmp: Path) -> None:
 
 
 def test_ingest_runs_under_spark_submit(spark, tmp_path):
+    # Run from a folder without crossdata's jar cache: under spark-submit the job takes the
+    # jars the submitter gave, and needs no cache of its own.
     landing = _landing(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     conf = submit_conf({**DELTA_SESSION_CONF, **INTERPRETED, "spark.ui.enabled": "false"})
     out = subprocess.run(
         [
@@ -87,8 +91,10 @@ def test_ingest_runs_under_spark_submit(spark, tmp_path):
             "--input",
             str(landing),
             *_job_settings(tmp_path),
+            "--set",
+            f"spark.jars.cache_dir={elsewhere / 'no-jars'}",
         ],
-        cwd=REPO,
+        cwd=elsewhere,
         env=_env(),
         capture_output=True,
         text=True,

@@ -20,7 +20,7 @@ from typing import Literal
 
 from crossdata import stack
 from crossdata.config import Loaded
-from crossdata.spark.session import cached_jars, to_uri
+from crossdata.spark.session import cached_jars, safe_remote, to_uri
 
 log = logging.getLogger(__name__)
 Status = Literal["ok", "warn", "FAIL"]
@@ -120,7 +120,7 @@ def spark_checks(loaded: Loaded) -> list[Check]:
             stack.SPARK_VERSION,
             spark.version,
             "ok" if spark.version == stack.SPARK_VERSION else "warn",
-            settings.spark.remote or settings.spark.master,
+            safe_remote(settings.spark.remote) if settings.spark.remote else settings.spark.master,
         )
     )
     probe = f"{to_uri(settings.lakehouse.root).rstrip('/')}/_doctor/probe"
@@ -191,11 +191,15 @@ def run_doctor(loaded: Loaded, with_spark: bool = True, out: Callable[[str], Non
     if with_spark and not any(c.status == "FAIL" for c in checks):
         checks += spark_checks(loaded)
     checks += mlflow_checks(loaded)
-    out(format_table(checks))
+    # A note quotes what failed, which may hold a value read from the environment.
+    out(loaded.redact(format_table(checks)))
     failed = [c for c in checks if c.status == "FAIL"]
     if failed:
         out(
-            "doctor: NOT READY: " + "; ".join(f"{c.component}: {c.note or c.found}" for c in failed)
+            loaded.redact(
+                "doctor: NOT READY: "
+                + "; ".join(f"{c.component}: {c.note or c.found}" for c in failed)
+            )
         )
         return 3
     out("doctor: ready")
@@ -215,10 +219,11 @@ def format_table(checks: list[Check]) -> str:
 
 
 def _short(exc: BaseException) -> str:
+    """The first line of an error, without the credentials a URI in it may carry."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return first[:200]
+    return safe_remote(_safe_uri(first))[:200]
 
 
 def _safe_uri(uri: str) -> str:
     # A tracking URI may embed credentials (https://user:token@host): never print them.
-    return re.sub(r"//[^/@]+@", "//***@", uri)
+    return re.sub(r"//[^/@\s]+@", "//***@", uri)

@@ -46,11 +46,34 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+class _Commands(argparse._SubParsersAction):
+    """Sub-commands whose ``--set`` overrides add to those given before the command's name.
+
+    argparse parses a sub-command's options into a namespace of its own, then copies it over
+    the caller's: ``crossdata --set a=1 ingest --set b=2`` would keep only ``b=2``.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        before = getattr(namespace, "overrides", None)
+        super().__call__(parser, namespace, values, option_string)
+        after = getattr(namespace, "overrides", None)
+        if before is not None and after is not before:
+            namespace.overrides = [*before, *(after or [])]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-command parsers (of its class too) keep every ``--set``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from crossdata.cli import commands
 
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crossdata",
         description="Spark-native customer data platform on Delta Lake.",
         parents=[common],

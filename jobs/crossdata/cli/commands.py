@@ -51,10 +51,12 @@ def config_show(args: argparse.Namespace, loaded: Loaded) -> int:
     data = loaded.masked()
     header = f"# profile={loaded.profile} conf_dir={loaded.conf_dir} hash={loaded.fingerprint()}"
     if args.format == "json":
-        print(json.dumps(data, indent=2, sort_keys=False, default=str))
-    else:
-        print(header)
-        print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+        # One JSON document: the origins, when asked for, go in it rather than after it.
+        doc = {"settings": data, "origins": dict(sorted(loaded.origins.items()))}
+        print(json.dumps(doc if args.origins else data, indent=2, sort_keys=False, default=str))
+        return 0
+    print(header)
+    print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
     if args.origins:
         print("# origins", file=sys.stdout)
         for key in sorted(loaded.origins):

@@ -249,6 +249,8 @@ def _templated(value: Any, key: str, secrets: Mapping[str, str]) -> Any:
         return secrets[key]
     if isinstance(value, Mapping):
         return {k: _templated(v, f"{key}.{k}", secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_templated(v, f"{key}[{i}]", secrets) for i, v in enumerate(value)]
     return value
 
 

@@ -50,6 +50,13 @@ class Loaded:
     secret_keys: Mapping[str, str]  # key -> the ${env:...} template it was written as
     profile: str
     conf_dir: Path
+    # name -> value of each environment variable the settings reference (secrets, for
+    # redact(); never printed)
+    env_values: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every value read from the environment shown as ``<*** from $NAME>``."""
+        return _redacted(text, self.env_values)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, values from the environment shown as templates."""
@@ -72,16 +79,101 @@ def default_conf_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "conf"
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``a.b=value`` -> (``a.b``, value parsed as a YAML scalar or flow collection)."""
+def parse_override(text: str, schema: type | None = None) -> tuple[str, Any]:
+    """``a.b=value`` -> (``a.b``, value).
+
+    The value is read as a YAML scalar or flow collection, except where ``schema`` says the
+    key holds text: there the text is kept as written (YAML 1.1 would read ``0755`` as 493,
+    ``12:30`` as 750 and cut ``/data/raw #2`` at its ``#``), unless it is quoted or is a
+    ``[...]``/``{...}`` collection. Numbers are read as Python reads them (``1e-5``, ``0755``).
+    """
     key, sep, value = text.partition("=")
-    if not sep or not key.strip():
+    key = key.strip()
+    if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected section.key=value")
+    tp = _field_type(schema, key) if schema is not None else None
+    if tp is not None:
+        kept = _as_written(tp, value)
+        if kept is not _NOT_KEPT:
+            return key, kept
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date like 2026-02-30
         raise ConfigError(f"--set {key}: cannot parse value {value!r}: {exc}") from None
-    return key.strip(), parsed
+    return key, parsed
+
+
+_NOT_KEPT = object()
+_NULLS = ("null", "Null", "NULL", "~")
+
+
+def _as_written(tp: Any, text: str) -> Any:
+    """The value of ``text`` for a field of type ``tp`` without YAML, or ``_NOT_KEPT``."""
+    args = get_args(tp)
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip() in _NULLS:
+            return None
+        others = [a for a in args if a is not type(None)]
+        return _as_written(others[0], text) if len(others) == 1 else _NOT_KEPT
+    stripped = text.strip()
+    if stripped[:1] in ("'", '"', "[", "{"):
+        return _NOT_KEPT  # quoted text or a collection: YAML reads it
+    textual = tp is str or (get_origin(tp) is Literal and all(isinstance(a, str) for a in args))
+    if textual:
+        return text
+    if tp in (int, float):
+        try:
+            return tp(stripped)
+        except ValueError:
+            return _NOT_KEPT  # not a number: YAML reads it, the type check names the key
+    return _NOT_KEPT
+
+
+def _field_type(schema: type, dotted: str) -> Any:
+    """The type of the setting ``dotted`` names in ``schema`` (None when it names none)."""
+    tp: Any = schema
+    parts = dotted.split(".")
+    while parts:
+        tp = _unwrap_optional(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            name = parts.pop(0)
+            if name not in hints:
+                return None
+            tp = hints[name]
+        elif get_origin(tp) in (dict, Mapping):
+            tp = (get_args(tp) or (str, Any))[1]
+            parts = []  # a mapping's key may hold dots: the rest of the name is one key
+        else:
+            return None
+    return tp
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        others = [a for a in get_args(tp) if a is not type(None)]
+        if len(others) == 1:
+            return others[0]
+    return tp
+
+
+def _nest_key(schema: type | None, dotted: str) -> list[str]:
+    """The parts of ``dotted`` as the settings nest them: split on dots down to a mapping
+    setting, whose own key is the rest (``spark.conf.spark.sql.shuffle.partitions``)."""
+    parts = dotted.split(".")
+    if schema is None:
+        return parts
+    tp: Any = schema
+    for i, name in enumerate(parts):
+        tp = _unwrap_optional(tp)
+        if get_origin(tp) in (dict, Mapping):
+            return [*parts[:i], ".".join(parts[i:])]
+        if not dataclasses.is_dataclass(tp):
+            return parts
+        tp = typing.get_type_hints(tp).get(name)
+        if tp is None:
+            return parts
+    return parts
 
 
 def load_layers(conf_dir: Path, profile: str) -> list[Layer]:
@@ -112,8 +204,8 @@ def load(
     conf_dir = conf_dir or default_conf_dir()
     layers = load_layers(conf_dir, profile)
     for item in overrides:
-        key, value = parse_override(item)
-        layers.append(Layer("--set", _nest(key, value)))
+        key, value = parse_override(item, schema)
+        layers.append(Layer("--set", _nest(_nest_key(schema, key), value)))
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for layer in layers:
@@ -121,8 +213,24 @@ def load(
     env = os.environ if environ is None else environ
     secret_keys: dict[str, str] = {}
     resolved = _resolve_env(merged, env, origins, secret_keys, prefix="")
-    settings = build(schema, resolved, origins, prefix="")
-    return Loaded(settings, resolved, origins, secret_keys, profile, conf_dir)
+    names = {m.group(1) for t in secret_keys.values() for m in ENV_REF.finditer(t)}
+    env_values = {n: env[n] for n in names if env.get(n)}
+    try:
+        settings = build(schema, resolved, origins, prefix="")
+    except ConfigError as exc:
+        # A message may quote a value; one read from the environment is shown as its name.
+        raise ConfigError(_redacted(str(exc), env_values)) from None
+    return Loaded(settings, resolved, origins, secret_keys, profile, conf_dir, env_values)
+
+
+def _redacted(text: str, env_values: Mapping[str, str]) -> str:
+    """``text`` with each of ``env_values`` (name -> value) replaced by ``<*** from $NAME>``
+    (longest first, so a value inside another is not half masked)."""
+    values = sorted(((v, n) for n, v in env_values.items()), key=lambda vn: -len(vn[0]))
+    for value, name in values:
+        text = text.replace(value, f"<{MASK} from ${name}>")
+        text = text.replace(repr(value)[1:-1], f"<{MASK} from ${name}>")  # as !r quotes it
+    return text
 
 
 def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T:
@@ -162,7 +270,7 @@ def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str) -> T
             # A problem starts with the key(s) it is about ("a/b: ..."): name where the first
             # came from (a --set, a profile), not where the section began.
             named = re.split(r"[/.\[]", problem.split(":", 1)[0])[0].strip()
-            src = origins.get(_join(prefix, named), where) if named in fields else where
+            src = _latest_origin(origins, _join(prefix, named)) if named in fields else where
             raise ConfigError(f"{src}: {prefix}.{problem}" if prefix else f"{src}: {problem}")
     return obj
 
@@ -249,7 +357,7 @@ def _type_name(tp: Any) -> str:
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date like 2026-02-30
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         return {}
@@ -258,9 +366,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _nest(dotted: str, value: Any) -> dict[str, Any]:
+def _nest(parts: Sequence[str], value: Any) -> dict[str, Any]:
     out: Any = value
-    for part in reversed(dotted.split(".")):
+    for part in reversed(parts):
         out = {part: out}
     return out
 
@@ -284,6 +392,7 @@ def _merge(
 
 
 def _record(origins: dict[str, str], value: Any, label: str, full: str) -> None:
+    origins.pop(full, None)  # re-inserted: the origins' order is the order they were set in
     origins[full] = label
     if isinstance(value, Mapping):
         for k, v in value.items():
@@ -309,6 +418,15 @@ def _origin(origins: Mapping[str, str], key: str) -> str:
     return found or "defaults"
 
 
+def _latest_origin(origins: Mapping[str, str], key: str) -> str:
+    """The source that last set ``key`` or a key below it (an overlay or a ``--set`` that
+    adds one entry to a mapping of base.yaml is more likely at fault than base.yaml)."""
+    for k, label in reversed(list(origins.items())):
+        if k == key or k.startswith((key + ".", key + "[")):
+            return label
+    return _origin(origins, key)
+
+
 def _origin_below(origins: Mapping[str, str], prefix: str) -> str | None:
     for key, label in origins.items():
         if key.startswith(prefix + "."):
@@ -329,7 +447,9 @@ def _resolve_env(
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_resolve_env(v, env, origins, secrets, prefix) for v in value]
+        return [
+            _resolve_env(v, env, origins, secrets, f"{prefix}[{i}]") for i, v in enumerate(value)
+        ]
     if isinstance(value, str) and ENV_REF.search(value):
         secrets[prefix] = value
 
@@ -337,7 +457,7 @@ def _resolve_env(
             name = match.group(1)
             if name not in env:
                 raise ConfigError(
-                    f"{origins.get(prefix, 'defaults')}: {prefix}: environment variable "
+                    f"{_origin(origins, prefix)}: {prefix}: environment variable "
                     f"{name} is not set (referenced as ${{env:{name}}})"
                 )
             return env[name]
@@ -353,7 +473,7 @@ def _mask(value: Any, secrets: Mapping[str, str], prefix: str = "") -> Any:
     if isinstance(value, dict):
         return {k: _mask(v, secrets, _join(prefix, str(k))) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask(v, secrets, prefix) for v in value]
+        return [_mask(v, secrets, f"{prefix}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

@@ -9,11 +9,28 @@ A section's ``validate`` returns a message for a cross-field problem, or None.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 JarMode = Literal["local_cache", "packages", "provided"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def regex_problem(key: str, patterns: Iterable[str]) -> str | None:
+    """Why one of ``patterns`` (run by Spark's ``rlike``, Java's regexes) is no pattern, or
+    None. Python's ``re`` checks them before any JVM starts; an escape Java knows and Python
+    does not (``\\p{L}``) is left for Java to read."""
+    for pattern in patterns:
+        if not pattern.strip():
+            return f"{key}: an empty pattern"
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            if "bad escape" not in str(exc):
+                return f"{key}: {pattern!r} is not a valid regular expression: {exc}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,10 @@ class ChannelRule:
 
         if self.channel not in CHANNELS:
             return f"channel: {self.channel!r} is not one of {', '.join(CHANNELS)}"
+        for key in ("utm_medium", "utm_source", "referrer_host"):
+            problem = regex_problem(key, getattr(self, key))
+            if problem:
+                return problem
         return None
 
 
@@ -143,7 +164,6 @@ class BotSettings:
     action: Literal["flag", "remove"]  # remove: kept out of silver, counted in ops.data_quality
 
     def validate(self) -> str | None:
-        import re
 
         for pattern in self.user_agent_patterns:
             if not pattern.strip():
@@ -267,6 +287,9 @@ class CollectSettings:
         unknown = [s for s in self.sources if s not in SOURCES]
         if unknown:
             return f"sources: unknown {', '.join(unknown)}; known: {', '.join(SOURCES)}"
+        wrong = regex_problem("placeholder_patterns", self.placeholder_patterns)
+        if wrong:
+            return wrong
         for key in ("max_files_per_trigger", "max_field_chars"):
             if getattr(self, key) < 1:
                 return f"{key}: must be at least 1, not {getattr(self, key)}"
@@ -335,7 +358,6 @@ def _expectations_problem(expectations: tuple[Expectation, ...]) -> str | None:
     """What conf can check of the expectations before Spark starts: where each applies and
     its name (a column ``_exp_<name>`` while the batch is checked, a rule in ops.data_quality).
     Their expressions are checked against the rows of the first batch (silver.py)."""
-    import re
 
     from crossdata.lakehouse.tables import EXPECTATION_TABLES
 
@@ -402,15 +424,29 @@ class IdentitySettings:
             bad = [t for t in (node, *limits) if t not in known]
             if bad:
                 return f"shared_limits: unknown identifier type {bad[0]!r}"
-        ids = (*self.max_per_person, *self.bridge_types, *[t for t in self.blocklist if t != "*"])
-        for id_type in ids:
-            if id_type not in known:
-                return f"unknown identifier type {id_type!r}; known: {', '.join(sorted(known))}"
+        named = {
+            "max_per_person": tuple(self.max_per_person),
+            "bridge_types": tuple(self.bridge_types),
+            "blocklist": tuple(t for t in self.blocklist if t != "*"),
+        }
+        for key, id_types in named.items():
+            for id_type in id_types:
+                if id_type not in known:
+                    return (
+                        f"{key}: unknown identifier type {id_type!r}; "
+                        f"known: {', '.join(sorted(known))}"
+                    )
+        for id_type, patterns in self.blocklist.items():
+            problem = regex_problem(f"blocklist.{id_type}", patterns)
+            if problem:
+                return problem
         unknown = [k for k in self.bridge_evidence if k not in self.evidence_priority]
         if unknown:
             return f"bridge_evidence: {unknown[0]!r} is not a kind in evidence_priority"
-        if self.checkpoint_interval < 0 or self.max_iterations < 1:
-            return "checkpoint_interval >= 0 and max_iterations >= 1"
+        if self.checkpoint_interval < 0:
+            return "checkpoint_interval: at least 0 (0: local checkpoints only)"
+        if self.max_iterations < 1:
+            return "max_iterations: at least 1"
         if self.partition_rows < 1_000:
             return "partition_rows: at least 1000 (edge rows one worker solves in memory)"
         if self.broadcast_threshold < -1:
@@ -446,6 +482,6 @@ def _time_zone_problem(name: str) -> str | None:
 
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
         return f"{name!r} is not an IANA time zone (Europe/Paris, America/New_York)"
     return None

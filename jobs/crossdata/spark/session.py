@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -107,8 +108,9 @@ def jar_conf(settings: SparkSettings) -> dict[str, str]:
     return {"spark.jars": ",".join(str(j.resolve()) for j in jars)}
 
 
-def session_conf(settings: SparkSettings) -> dict[str, str]:
-    """Everything crossdata sets on a session it builds (except master/app name)."""
+def session_conf(settings: SparkSettings, jars: bool = True) -> dict[str, str]:
+    """Everything crossdata sets on a session it builds (except master/app name); without
+    the jars when the JVM already has its own (spark-submit: the submitter chose them)."""
     conf: dict[str, str] = {
         **DELTA_SESSION_CONF,
         **SESSION_CONF_REQUIRED,
@@ -118,7 +120,8 @@ def session_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.checkpoint.dir": to_uri(settings.checkpoint_dir),
         "spark.driver.memory": settings.driver_memory,
     }
-    conf.update(jar_conf(settings))
+    if jars:
+        conf.update(jar_conf(settings))
     conf.update(settings.conf)
     conf["spark.driver.extraJavaOptions"] = with_log_config(
         conf.get("spark.driver.extraJavaOptions", "")
@@ -137,6 +140,11 @@ def with_log_config(java_options: str) -> str:
     return f"{java_options} -Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}".strip()
 
 
+def safe_remote(remote: str) -> str:
+    """A Spark Connect address fit for a log: its ``;token=`` value (a credential) hidden."""
+    return re.sub(r"(;token=)[^;]*", r"\1***", remote, flags=re.IGNORECASE)
+
+
 def is_spark_submit() -> bool:
     """True when this Python driver was started by spark-submit (the JVM came first)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -152,13 +160,13 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
         _ensure_session_conf(active, {"spark.sql.shuffle.partitions": None})
         return active
     if spark_settings.remote:
-        log.info("spark session: connecting remote=%s", spark_settings.remote)
+        log.info("spark session: connecting remote=%s", safe_remote(spark_settings.remote))
         session = SparkSession.builder.remote(spark_settings.remote).getOrCreate()
         _ensure_session_conf(
             session, {"spark.sql.shuffle.partitions": str(spark_settings.shuffle_partitions)}
         )
         return session
-    conf = session_conf(spark_settings)
+    conf = session_conf(spark_settings, jars=not is_spark_submit())
     # Python workers must run the interpreter that has crossdata and the pinned stack.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(spark_settings.app_name)
@@ -168,7 +176,7 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
 
         given = dict(SparkConf().getAll())
         conf = {k: v for k, v in conf.items() if k not in given}
-        for key in ("spark.jars", "spark.driver.memory"):
+        for key in ("spark.jars", "spark.jars.packages", "spark.driver.memory"):
             conf.pop(key, None)
     else:
         builder = builder.master(spark_settings.master)
