@@ -43,3 +43,21 @@ def test_each_run_appends_its_own_row(ctx):
             pass
     runs = ctx.lake.read("ops.job_runs").where("job = 'unit-repeat'")
     assert runs.select("run_id").distinct().count() == 3
+
+
+def test_a_failed_run_keeps_sparks_error_without_the_row_values_it_quotes(ctx):
+    # Spark names the value it could not cast; ops.job_runs and the log must not keep it.
+    with pytest.raises(Exception, match="CAST_INVALID_INPUT"), job_run(ctx, "unit-cast"):
+        ctx.spark.sql("SELECT CAST('alice@example.com' AS BIGINT)").collect()
+    (row,) = ctx.lake.read("ops.job_runs").where("job = 'unit-cast'").collect()
+    assert "CAST_INVALID_INPUT" in row.error_message
+    assert "alice@example.com" not in row.error_message
+    assert "'<withheld>'" in row.error_message
+
+
+def test_job_runs_is_created_with_its_declared_not_null_columns(ctx):
+    with job_run(ctx, "unit-schema"):
+        pass
+    nullable = {f.name: f.nullable for f in ctx.lake.read("ops.job_runs").schema.fields}
+    assert not nullable["run_id"] and not nullable["status"] and not nullable["started_at"]
+    assert nullable["error_message"] and nullable["ended_at"]

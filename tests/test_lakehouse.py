@@ -312,3 +312,19 @@ def test_declared_statistics_columns_are_checked_against_the_layout():
         Table("silver.t", "t", mode="append", partition_by=("d",), stats_columns=("d", "x"))
     with pytest.raises(ValueError, match="need statistics: actor_id"):
         Table("silver.t", "t", mode="append", zorder_by=("actor_id",), stats_columns=("x",))
+
+
+def test_a_creation_that_fails_for_its_own_reason_fails_at_once(spark, lake, monkeypatch):
+    # Only an error a concurrent creation gives is waited on (for the other writer's table
+    # to appear); a plain mistake surfaces without the wait.
+    spec = Table(
+        "gold.broken", "a layout naming a column it lacks", "append", partition_by=("missing",)
+    )
+    monkeypatch.setitem(TABLES, "gold.broken", spec)
+    monkeypatch.setattr(time, "sleep", _no_sleep)
+    with pytest.raises(Exception, match="missing"):
+        lake.append(spark.createDataFrame([(1,)], "id INT"), "gold.broken")
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds}s for a table no other writer was creating")

@@ -406,3 +406,26 @@ def test_vacuum_keeps_files_as_long_as_the_configured_retention(
     assert props["delta.deletedFileRetentionDuration"] == "interval 1000 hours"
     assert props["delta.logRetentionDuration"] == "interval 1000 hours"
     assert ctx.lake.read("silver.events").count() == 2  # the table never saw the copies
+
+
+def test_a_constraint_existing_rows_break_is_refused_and_the_old_one_kept(spark, tmp_path: Path):
+    # The table's old condition allows a row the declared one refuses: replacing the
+    # condition would fail after dropping the old one, leaving the table with neither.
+    ctx = Context.create(make_settings(tmp_path, "collect.maintenance.optimize=false"), spark=spark)
+    name = "ops.ingest_file_changes"
+    row = [("r1", None, "events", "file:/l/e.json", "moved", None, 5, None, None, None, None)]
+    ctx.lake.append(ctx.spark.createDataFrame(row, FILE_CHANGES_SCHEMA).where("false"), name)
+    ident = ctx.lake.ident(name)
+    ctx.spark.sql(f"ALTER TABLE {ident} DROP CONSTRAINT valid_change")
+    old = "change IN ('rewritten', 'gone', 'misnamed', 'moved')"
+    ctx.spark.sql(f"ALTER TABLE {ident} ADD CONSTRAINT valid_change CHECK ({old})")
+    ctx.lake.append(ctx.spark.createDataFrame(row, FILE_CHANGES_SCHEMA), name)
+
+    with pytest.raises(CrossdataError, match=r"1 rows break the constraint valid_change"):
+        ctx.lake.sync_constraints(name)
+    kept = {
+        r["key"]: r["value"]
+        for r in ctx.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
+        if r["key"] == "delta.constraints.valid_change"
+    }
+    assert len(kept) == 1 and "'moved'" in next(iter(kept.values()))  # Delta's own spacing

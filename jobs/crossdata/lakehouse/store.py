@@ -75,6 +75,16 @@ def is_conflict(exc: BaseException) -> bool:
     return any(marker in text for marker in _CONFLICT_MARKERS)
 
 
+# The longest wait between two attempts of a conflicted write, whatever the retry count.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def _exists_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the table being created exists already (created by another)."""
+    text = str(exc)
+    return "ALREADY_EXISTS" in text or "already exists" in text.lower()
+
+
 def _is_missing_table(exc: BaseException) -> bool:
     text = str(exc)
     return any(
@@ -256,8 +266,10 @@ class Lakehouse:
             if not self.spark.catalog.tableExists(name):
                 return None
             rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
-        except Exception as exc:  # the registered location no longer holds a table
-            if _is_missing_table(exc):
+        except Exception as exc:
+            if "TABLE_OR_VIEW_NOT_FOUND" in str(exc):
+                return None  # dropped by another writer between the two questions
+            if _is_missing_table(exc):  # the registered location no longer holds a table
                 return ""
             raise
         # A few dozen rows: the columns, then the catalog entry's fields after a marker row.
@@ -327,7 +339,10 @@ class Lakehouse:
             return
         spec = table(name)
         self.ensure_databases()
-        if self.register_tables and self._catalog_location(name) is not None:
+        registered = self._catalog_location(name) if self.register_tables else None
+        if registered is not None:
+            if _same_location(registered, self.path(name)) and self.exists(name):
+                return  # another writer (a stream of this job) created it just now
             self.spark.sql(f"DROP TABLE IF EXISTS {name}")  # stale name from another root
         target = name if self.register_tables else f"delta.`{self.path(name)}`"
         tblprops = _table_properties(spec, None if schema_source is None else schema_source.columns)
@@ -340,8 +355,11 @@ class Lakehouse:
         try:
             self._create(name, spec, target, layout, location, tblprops, schema_source)
         except Exception as exc:
-            # Another writer may be creating the same table right now: once it exists, use it.
-            if not self._appears(name):
+            # Another writer may be creating the same table right now: once it exists, use
+            # it. Only an error such a race gives is waited on; any other is raised at once,
+            # unless the table is there already.
+            racing = isinstance(exc, ConcurrentWriteError) or is_conflict(exc) or _exists_error(exc)
+            if not (self._appears(name) if racing else self.exists(name)):
                 raise
             log.info(
                 "lakehouse: table=%s was created by another writer (%s)", name, type(exc).__name__
@@ -363,7 +381,7 @@ class Lakehouse:
         tblprops: str,
         schema_source: DataFrame | None,
     ) -> None:
-        if spec.ddl is not None and schema_source is None:
+        if spec.ddl is not None:  # its NOT NULL columns, not the first rows' nullability
             self._retrying(
                 name,
                 lambda: self.spark.sql(
@@ -410,6 +428,15 @@ class Lakehouse:
             stored = existing.get(cname.lower())
             if stored is not None and _condition_text(stored) == _condition_text(expr):
                 continue
+            # Rows the new condition refuses would fail the ADD, after the DROP had removed
+            # the old condition: the table would be left with neither. Refused first.
+            refused = self.spark.sql(f"SELECT count(*) FROM {ident} WHERE NOT ({expr})").first()
+            if refused is not None and refused[0]:
+                raise CrossdataError(
+                    f"table {name}: {refused[0]} rows break the constraint {cname} CHECK "
+                    f"({expr}); the table keeps its current constraints. Correct or remove "
+                    "those rows, then run maintain again"
+                )
             statements = [f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"]
             if stored is not None:
                 statements.insert(0, f"ALTER TABLE {ident} DROP CONSTRAINT {cname}")
@@ -603,7 +630,10 @@ class Lakehouse:
                         f"table {name}: write still conflicted with another writer after "
                         f"{self.max_retries} retries; run the job again when the other one is done"
                     ) from exc
-                delay = self.backoff_seconds * (2 ** (attempt - 1)) * (1 + random.random())
+                delay = min(
+                    MAX_BACKOFF_SECONDS,
+                    self.backoff_seconds * (2 ** (attempt - 1)) * (1 + random.random()),
+                )
                 log.warning(
                     "lakehouse: write conflict table=%s attempt=%d retry_in=%.1fs",
                     name,

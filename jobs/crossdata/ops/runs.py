@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import subprocess
 import time
 import traceback
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from crossdata import __version__
 from crossdata.config import Loaded
 from crossdata.config.schema import Settings
+from crossdata.errors import CrossdataError
 from crossdata.lakehouse import Lakehouse
 
 if TYPE_CHECKING:
@@ -135,7 +137,13 @@ def job_run(ctx: Context, job: str, run_id: str | None = None) -> Iterator[JobRu
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """The error as ops.job_runs and the log keep it. Spark's own messages quote the row
+    values they failed on (``The value 'alice@example.com' ... cannot be cast``): every
+    quoted literal in them is withheld. crossdata's messages quote no row values."""
+    detail = str(exc)
+    if not isinstance(exc, CrossdataError):
+        detail = re.sub(r"'[^'\n]*'", "'<withheld>'", detail)
+    text = f"{type(exc).__name__}: {detail}"
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS] + "...(truncated)"
     return text or "".join(traceback.format_exception_only(type(exc), exc))
