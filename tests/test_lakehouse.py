@@ -59,6 +59,20 @@ def test_path_is_root_layer_noun(lake: Lakehouse):
     assert lake.root.startswith("file:/")
 
 
+@pytest.mark.parametrize("folder", ["a b", "it's", "tick`ed"])
+def test_a_root_is_the_folder_it_names_whatever_its_characters(
+    spark, tmp_path, people_table, folder
+):
+    # Path.as_uri() would write %20: Hadoop reads a location's text as the path itself. A
+    # quote or a backtick must not break the SQL that names the table or its location.
+    lake = Lakehouse(spark, str(tmp_path / folder / "lake"), register_tables=True)
+    lake.append(_people(spark, [("p1", "Ann", 30)]), people_table.name)
+    assert (tmp_path / folder / "lake" / "silver" / "test_people" / "_delta_log").is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == [folder]
+    assert lake.read(people_table.name).count() == 1
+    assert lake.version(people_table.name) == 1
+
+
 def test_unknown_table_lists_known_ones():
     with pytest.raises(CrossdataError, match=r"unknown table 'silver.nope'; known tables: .*"):
         table("silver.nope")

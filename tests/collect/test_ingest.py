@@ -61,8 +61,9 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(spark, tmp_path_factory) -> Scenario:
-    tmp = tmp_path_factory.mktemp("ingest")
-    landing = tmp / "landing"
+    # Spaces in every folder (as in "/Users/Jane Doe/"): lakehouse, checkpoints, landing.
+    tmp = tmp_path_factory.mktemp("ingest") / "a lake"
+    landing = tmp / "land ing"
     # Bots are removed from silver here (flagged by default): they must still be counted.
     settings = make_settings(tmp, f"collect.landing={landing}", "collect.bots.action=remove")
     ctx = Context.create(settings, spark=spark)

@@ -216,7 +216,7 @@ class Lakehouse:
     def ident(self, name: str) -> str:
         """How crossdata's own SQL names a table: by path, which needs no catalog lookup and
         cannot point at another root. People use ``layer.noun`` (see ``register_all``)."""
-        return f"delta.`{self.path(name)}`"
+        return "delta.`" + self.path(name).replace("`", "``") + "`"
 
     # -- catalog -----------------------------------------------------------------------------
     def ensure_databases(self) -> None:
@@ -228,7 +228,8 @@ class Lakehouse:
             # for a database that was there all along, four log lines per streaming batch.
             if self.spark.catalog.databaseExists(layer):
                 continue
-            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer} LOCATION '{self.root}/{layer}'")
+            where = _sql_string(f"{self.root}/{layer}")
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer} LOCATION '{where}'")
         self._databases_ready = True
 
     def register(self, name: str) -> bool:
@@ -248,9 +249,8 @@ class Lakehouse:
                 # it. The table is external, so dropping the name leaves its files alone.
                 log.info("lakehouse: re-registering table=%s at this root", name)
                 self.spark.sql(f"DROP TABLE IF EXISTS {name}")
-            self.spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{self.path(name)}'"
-            )
+            where = _sql_string(self.path(name))
+            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{where}'")
         self._registered.add(name)
         return True
 
@@ -329,7 +329,7 @@ class Lakehouse:
         """The latest commit version, or None when the table does not exist."""
         if not self.exists(name):
             return None
-        row = self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(name)}` LIMIT 1").first()
+        row = self.spark.sql(f"DESCRIBE HISTORY {self.ident(name)} LIMIT 1").first()
         return None if row is None else int(row["version"])
 
     # -- writes --------------------------------------------------------------------------------
@@ -344,14 +344,14 @@ class Lakehouse:
             if _same_location(registered, self.path(name)) and self.exists(name):
                 return  # another writer (a stream of this job) created it just now
             self.spark.sql(f"DROP TABLE IF EXISTS {name}")  # stale name from another root
-        target = name if self.register_tables else f"delta.`{self.path(name)}`"
+        target = name if self.register_tables else self.ident(name)
         tblprops = _table_properties(spec, None if schema_source is None else schema_source.columns)
         layout = ""
         if spec.partition_by:
             layout = f" PARTITIONED BY ({', '.join(spec.partition_by)})"
         elif spec.cluster_by:
             layout = f" CLUSTER BY ({', '.join(spec.cluster_by)})"
-        location = f" LOCATION '{self.path(name)}'" if self.register_tables else ""
+        location = f" LOCATION '{_sql_string(self.path(name))}'" if self.register_tables else ""
         try:
             self._create(name, spec, target, layout, location, tblprops, schema_source)
         except Exception as exc:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from crossdata import stack
 from crossdata.config.schema import Settings, SparkSettings
@@ -49,7 +49,9 @@ def to_uri(path: str) -> str:
     """A location Spark and Hadoop accept: URIs as given, local paths made absolute."""
     if "://" in path or path.startswith("file:"):
         return path
-    return Path(path).expanduser().resolve().as_uri()
+    # Not Path.as_uri(): it escapes a space as %20, and Hadoop takes a location's text as
+    # the path's own characters, so files would land in a folder named "a%20b".
+    return "file://" + Path(path).expanduser().resolve().as_posix()
 
 
 @contextmanager
@@ -72,10 +74,14 @@ def conf_set(spark: SparkSession, values: Mapping[str, str]) -> Iterator[None]:
 def local_path(location: str) -> Path | None:
     """The local path of a ``file:`` URI or plain path (``to_uri``'s inverse); None for a
     location on any other file system."""
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path if parsed.scheme else location))
-    return None
+    # Read as Hadoop reads it: after the scheme and authority, every character is the path's
+    # own ("%20", "#" and "?" included), where a URI parser would unescape or cut them.
+    if location.startswith("file://"):
+        rest = location[len("file://") :]
+        return Path(rest[rest.find("/") :] if "/" in rest else "/")
+    if location.startswith("file:"):
+        return Path(location[len("file:") :])
+    return Path(location) if urlparse(location).scheme == "" else None
 
 
 def cached_jars(cache_dir: str) -> list[Path]:
