@@ -64,3 +64,25 @@ def test_first_and_last_seen_from_the_aggregate_are_those_of_the_raw_rows(
     }
     # What the edges alone give (no pair of an identifier with itself) is the same.
     assert sorted(without_loops(pairs).collect()) == sorted(aggregate_evidence(raw).collect())
+
+
+def test_golden_latest_value_does_not_follow_the_rows_order(spark: SparkSession) -> None:
+    # Two emails last seen at one time (a CRM load stamps every row alike): the profile's
+    # email must be the same whichever row Spark meets first.
+    from crossdata.identity.golden import golden_records
+
+    t = dt.datetime(2026, 3, 2, 9, 0)
+    rows = [
+        ("email", "a@example.org", "cx_1", t, t),
+        ("email", "b@example.org", "cx_1", t, t),
+        ("user_id", "u1", "cx_1", t, t),
+    ]
+    schema = (
+        "id_type STRING, id_value STRING, customer_id STRING, first_seen TIMESTAMP, "
+        "last_seen TIMESTAMP"
+    )
+    chosen = {
+        golden_records(spark.createDataFrame(order, schema).coalesce(1), None, {}).first()["email"]
+        for order in (rows, rows[::-1])
+    }
+    assert chosen == {"b@example.org"}

@@ -201,6 +201,9 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         order(1, device_id="dev-family", email="frank@example.org", phone="+33611"),
         # Grace orders logged in on her own browser: the order ties her account and email.
         order(2, user_id="grace", cookie_id="ck-grace", email="grace@example.org"),
+        # Ivan's guest order with the shop's no-reply address (blocklisted) as its email: his
+        # phone and browser, on the same order, are still one person.
+        order(5, email="noreply@shop.example", phone="+33622", cookie_id="ck-ivan"),
     ]
     add_events(ctx, [event(64, cookie="ck-grace", user="grace", kind="login")])
     ctx.lake.append(ctx.spark.createDataFrame(orders, ORDERS), "silver.orders")
@@ -239,6 +242,14 @@ def test_placeholder_cookies_never_become_identifiers(hard_cases) -> None:
         F.col("id_value").isin("undefined", "00000000-0000-0000-0000-000000000000")
     )
     assert placeholders.count() == 0
+
+
+def test_a_blocklisted_identifier_on_a_record_leaves_its_other_links(hard_cases) -> None:
+    # The email comes first in the order's star; were it the anchor, dropping its edges
+    # would leave the phone and the cookie apart.
+    _, _, _, ids = hard_cases
+    assert ids[("phone", "+33622")] == ids[("cookie_id", "ck-ivan")] is not None
+    assert ("email", "noreply@shop.example") not in ids
 
 
 def test_shared_family_email_keeps_parents_apart(hard_cases) -> None:

@@ -13,7 +13,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from crossdata.collect.flows import ORDER_IDENTIFIERS
-from crossdata.identity.graph import EVIDENCE_COLUMNS, NODE_COLUMNS, record_evidence, record_nodes
+from crossdata.identity.graph import (
+    EVIDENCE_COLUMNS,
+    NODE_COLUMNS,
+    Usable,
+    record_evidence,
+    record_nodes,
+)
 from crossdata.lakehouse import Lakehouse
 
 EVENT_IDS = {
@@ -38,42 +44,42 @@ class Evidence:
     nodes: DataFrame  # NODE_COLUMNS
 
 
-def events_evidence(events: DataFrame) -> Evidence:
+def events_evidence(events: DataFrame, usable: Usable | None = None) -> Evidence:
     humans = events.where(~F.coalesce(F.col("is_bot"), F.lit(False)))
     signup = humans.where(F.col("event_type") == "email_signup")
     logged_in = humans.where(F.col("user_id").isNotNull() & (F.col("event_type") != "email_signup"))
-    edges = record_evidence(logged_in, EVENT_IDS, "login", "event_ts").unionByName(
-        record_evidence(signup, EVENT_IDS, "email_signup", "event_ts")
+    edges = record_evidence(logged_in, EVENT_IDS, "login", "event_ts", usable).unionByName(
+        record_evidence(signup, EVENT_IDS, "email_signup", "event_ts", usable)
     )
     return Evidence(edges, record_nodes(humans, EVENT_IDS, "event_ts"))
 
 
-def orders_evidence(orders: DataFrame) -> Evidence:
+def orders_evidence(orders: DataFrame, usable: Usable | None = None) -> Evidence:
     return Evidence(
-        record_evidence(orders, ORDER_IDENTIFIERS, "order", "order_ts"),
+        record_evidence(orders, ORDER_IDENTIFIERS, "order", "order_ts", usable),
         record_nodes(orders, ORDER_IDENTIFIERS, "order_ts"),
     )
 
 
-def crm_evidence(crm: DataFrame) -> Evidence:
+def crm_evidence(crm: DataFrame, usable: Usable | None = None) -> Evidence:
     return Evidence(
-        record_evidence(crm, CRM_IDS, "crm_record", "updated_at"),
+        record_evidence(crm, CRM_IDS, "crm_record", "updated_at", usable),
         record_nodes(crm, CRM_IDS, "updated_at"),
     )
 
 
-def email_evidence(email_events: DataFrame) -> Evidence:
+def email_evidence(email_events: DataFrame, usable: Usable | None = None) -> Evidence:
     clicks = email_events.where(F.col("event_type") == "click")
     ids = {"email": "email", "landing_cookie_id": "cookie_id"}
     return Evidence(
-        record_evidence(clicks, ids, "email_click", "event_ts"),
+        record_evidence(clicks, ids, "email_click", "event_ts", usable),
         record_nodes(email_events, {"email": "email"}, "event_ts"),
     )
 
 
-def ads_evidence(ads: DataFrame) -> Evidence:
+def ads_evidence(ads: DataFrame, usable: Usable | None = None) -> Evidence:
     return Evidence(
-        record_evidence(ads, AD_IDS, "ad_match", "event_ts"),
+        record_evidence(ads, AD_IDS, "ad_match", "event_ts", usable),
         record_nodes(ads, AD_IDS, "event_ts"),
     )
 
@@ -94,8 +100,11 @@ _SOURCES = (
 )
 
 
-def collect_evidence(lake: Lakehouse, extra_edges: DataFrame | None = None) -> Evidence:
-    """All evidence and node observations in the lakehouse's silver tables."""
+def collect_evidence(
+    lake: Lakehouse, extra_edges: DataFrame | None = None, usable: Usable | None = None
+) -> Evidence:
+    """All evidence and node observations in the lakehouse's silver tables; records are
+    anchored on their ``usable`` identifiers only."""
     spark = lake.spark
     edges = spark.createDataFrame(
         [],
@@ -105,7 +114,7 @@ def collect_evidence(lake: Lakehouse, extra_edges: DataFrame | None = None) -> E
     nodes = spark.createDataFrame([], "id_type STRING, id_value STRING, ts TIMESTAMP")
     for table, extract in _SOURCES:
         if lake.exists(table):
-            found = extract(lake.read(table))
+            found = extract(lake.read(table), usable)
             edges = edges.unionByName(found.edges.select(*EVIDENCE_COLUMNS))
             nodes = nodes.unionByName(found.nodes.select(*NODE_COLUMNS))
     if lake.exists("silver.consent"):

@@ -25,9 +25,11 @@ def golden_records(
     silver.crm_customers -> one row per customer_id."""
     owned = identity_map.where(F.col("customer_id").isNotNull())
     latest = {
+        # Seen last; between values last seen at the same time (a CRM load's one timestamp)
+        # the greatest, so the choice does not follow the rows' order.
         t: F.max_by(
             F.when(F.col("id_type") == t, F.col("id_value")),
-            F.when(F.col("id_type") == t, F.col("last_seen")),
+            F.when(F.col("id_type") == t, F.struct("last_seen", "id_value")),
         ).alias(f"latest_{t}")
         for t in ("email", "phone", "user_id", "loyalty_card")
     }

@@ -7,7 +7,7 @@ that gives every identifier a permanent long id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -46,17 +46,29 @@ def _ident(type_: str, value: Column) -> Column:
     return F.struct(F.lit(type_).alias("t"), value.cast("string").alias("v"))
 
 
+# (value, identifier type) -> whether the identifier may link anyone (see ``blocked``).
+Usable = Callable[[Column, Column], Column]
+
+
 def record_evidence(
-    records: DataFrame, columns: Mapping[str, str], source: str, ts: str
+    records: DataFrame,
+    columns: Mapping[str, str],
+    source: str,
+    ts: str,
+    usable: Usable | None = None,
 ) -> DataFrame:
     """Each record's identifiers, linked as a star around its most stable one.
 
     ``columns`` maps a column to its identifier type. A record with k identifiers gives k - 1
-    edges (anchor -> each other), enough for connectivity and linear in k.
+    edges (anchor -> each other), enough for connectivity and linear in k. Identifiers that
+    are not ``usable`` are left out before the anchor is chosen: a blocklisted email
+    (``noreply@...``) as the anchor would take the record's phone and cookie links with it
+    when its edges are dropped.
     """
     order = sorted(columns.items(), key=lambda kv: ANCHOR_ORDER.index(kv[1]))
     idents = F.filter(
-        F.array(*[_ident(t, F.col(c)) for c, t in order]), lambda x: x["v"].isNotNull()
+        F.array(*[_ident(t, F.col(c)) for c, t in order]),
+        lambda x: x["v"].isNotNull() & (usable(x["v"], x["t"]) if usable else F.lit(True)),
     )
     with_ids = records.select(idents.alias("_ids"), F.col(ts).alias("ts"))
     anchored = with_ids.where(F.size("_ids") >= 2).select(

@@ -27,6 +27,7 @@ from crossdata.identity.golden import golden_records
 from crossdata.identity.graph import (
     aggregate_evidence,
     aggregate_nodes,
+    blocked,
     bridging_identifiers,
     conflicting_evidence,
     crm_holders,
@@ -270,8 +271,8 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
             "source",
             F.lit(None).cast("timestamp").alias("ts"),
         )
-    evidence = collect_evidence(lake, extra)
     collect, ident = settings.collect, settings.identity
+    evidence = collect_evidence(lake, extra, lambda v, t: ~blocked(v, t, collect, ident))
     raw_edges = without_blocked(
         evidence.edges, [("src_type", "src_value"), ("dst_type", "dst_value")], collect, ident
     )
