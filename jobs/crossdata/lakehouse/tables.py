@@ -69,7 +69,8 @@ class Table:
 _TABLES: list[Table] = [
     Table(
         "ops.job_runs",
-        "One row per job run, failed runs included.",
+        "One row per job run, failed runs included (their error as Spark gave it, the row "
+        "values it quotes withheld).",
         mode="append",
         ddl=(
             "run_id STRING NOT NULL, job STRING NOT NULL, started_at TIMESTAMP NOT NULL, "
