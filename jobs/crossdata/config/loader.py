@@ -91,7 +91,7 @@ def parse_override(text: str, schema: type | None = None) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected section.key=value")
-    tp = _field_type(schema, key) if schema is not None else None
+    _, tp = _setting(schema, key)
     if tp is not None:
         kept = _as_written(tp, value)
         if kept is not _NOT_KEPT:
@@ -129,24 +129,21 @@ def _as_written(tp: Any, text: str) -> Any:
     return _NOT_KEPT
 
 
-def _field_type(schema: type, dotted: str) -> Any:
-    """The type of the setting ``dotted`` names in ``schema`` (None when it names none)."""
-    tp: Any = schema
+def _setting(schema: type | None, dotted: str) -> tuple[list[str], Any]:
+    """Where ``--set dotted=...`` goes in ``schema``: the keys it nests under (split on dots
+    down to a mapping setting, whose own key is the rest, dots and all:
+    ``spark.conf.spark.sql.shuffle.partitions``) and the setting's type (None when the name
+    is no setting of the schema; loading then names it as unknown)."""
     parts = dotted.split(".")
-    while parts:
+    tp: Any = schema
+    for i, name in enumerate(parts):
         tp = _unwrap_optional(tp)
-        if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            name = parts.pop(0)
-            if name not in hints:
-                return None
-            tp = hints[name]
-        elif get_origin(tp) in (dict, Mapping):
-            tp = (get_args(tp) or (str, Any))[1]
-            parts = []  # a mapping's key may hold dots: the rest of the name is one key
-        else:
-            return None
-    return tp
+        if get_origin(tp) in (dict, Mapping):
+            return [*parts[:i], ".".join(parts[i:])], (get_args(tp) or (str, Any))[1]
+        if tp is None or not dataclasses.is_dataclass(tp):
+            return parts, None
+        tp = typing.get_type_hints(tp).get(name)
+    return parts, tp
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -155,25 +152,6 @@ def _unwrap_optional(tp: Any) -> Any:
         if len(others) == 1:
             return others[0]
     return tp
-
-
-def _nest_key(schema: type | None, dotted: str) -> list[str]:
-    """The parts of ``dotted`` as the settings nest them: split on dots down to a mapping
-    setting, whose own key is the rest (``spark.conf.spark.sql.shuffle.partitions``)."""
-    parts = dotted.split(".")
-    if schema is None:
-        return parts
-    tp: Any = schema
-    for i, name in enumerate(parts):
-        tp = _unwrap_optional(tp)
-        if get_origin(tp) in (dict, Mapping):
-            return [*parts[:i], ".".join(parts[i:])]
-        if not dataclasses.is_dataclass(tp):
-            return parts
-        tp = typing.get_type_hints(tp).get(name)
-        if tp is None:
-            return parts
-    return parts
 
 
 def load_layers(conf_dir: Path, profile: str) -> list[Layer]:
@@ -205,7 +183,7 @@ def load(
     layers = load_layers(conf_dir, profile)
     for item in overrides:
         key, value = parse_override(item, schema)
-        layers.append(Layer("--set", _nest(_nest_key(schema, key), value)))
+        layers.append(Layer("--set", _nest(_setting(schema, key)[0], value)))
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for layer in layers:
