@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from .conftest import REPO
+from .helpers import free_port
 
 
 def _crossdata(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -185,3 +186,11 @@ def test_doctor_never_prints_credentials_of_an_unreachable_store(tmp_path):
     assert out.returncode == 3
     assert "mlflow store" in out.stdout
     assert "TOPSECRET789" not in out.stdout + out.stderr
+
+
+def test_doctor_says_at_once_that_no_spark_connect_server_answers():
+    port = free_port()
+    out = _crossdata("doctor", "--set", f"spark.remote=sc://127.0.0.1:{port}/;token=TOPSECRET1")
+    assert out.returncode == 3
+    assert f"nothing answers at 127.0.0.1:{port}" in out.stdout
+    assert "TOPSECRET1" not in out.stdout + out.stderr

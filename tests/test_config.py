@@ -328,6 +328,20 @@ def test_numbers_are_read_as_written_and_a_mapping_entry_may_hold_dots():
         ),
         ("identity.max_iterations=0", "identity.max_iterations: at least 1"),
         ("identity.max_per_person={emial: 2}", "identity.max_per_person: unknown identifier"),
+        (
+            "identity.evidence_priority=[crm_record, order, login]",
+            "identity.evidence_priority: 'email_signup' is not ranked",
+        ),
+        (
+            "identity.evidence_priority=[crm_record, order, login, email_signup, email_click, "
+            "ad_match, probabilistic, order]",
+            "identity.evidence_priority: 'order' is ranked twice",
+        ),
+        (
+            "identity.evidence_priority=[crm_record, orders, login, email_signup, email_click, "
+            "ad_match, probabilistic]",
+            "identity.evidence_priority: 'orders' is no kind of evidence",
+        ),
     ],
 )
 def test_bad_values_are_one_error_naming_the_override_before_spark(override, problem):
@@ -366,3 +380,21 @@ def test_an_environment_value_in_a_list_masks_that_item_only():
     assert loaded.settings.collect.site_hosts == ("shop.example", "secret.example")
     assert loaded.masked()["collect"]["site_hosts"] == ["shop.example", "<*** from $HOST>"]
     assert loaded.redact("at secret.example") == "at <*** from $HOST>"
+
+
+def test_spark_settings_take_yaml_scalars_as_the_text_spark_reads():
+    loaded = load_settings(
+        profile="local",
+        conf_dir=CONF_DIR,
+        overrides=[
+            "spark.conf={spark.sql.ansi.enabled: true, spark.sql.shuffle.partitions: 8}",
+            "spark.conf.spark.x.mode=0755",
+        ],
+    )
+    conf = loaded.settings.spark.conf
+    assert conf["spark.sql.ansi.enabled"] == "true"
+    assert conf["spark.sql.shuffle.partitions"] == "8"
+    assert conf["spark.x.mode"] == "0755"
+    assert all(type(v) is str for v in conf.values())
+    with pytest.raises(ConfigError, match=r"spark\.conf\.spark\.a: expected a value"):
+        load_settings(profile="local", conf_dir=CONF_DIR, overrides=["spark.conf={spark.a: [1]}"])

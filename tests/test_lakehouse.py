@@ -119,6 +119,22 @@ def test_merge_updates_matches_and_inserts_new_keys(spark, lake, people_table):
     )
 
 
+def test_a_table_keeps_its_id_through_writes_and_a_new_table_gets_another(
+    spark, tmp_path, people_table
+):
+    # The identity stage salts new customer keys with the id and version of the map it read.
+    lake = Lakehouse(spark, str(tmp_path / "one"))
+    assert lake.table_id(people_table.name) is None
+    lake.append(_people(spark, [("p1", "Ann", 30)]), people_table.name)
+    first = lake.table_id(people_table.name)
+    lake.overwrite(_people(spark, [("p2", "Bob", 40)]), people_table.name)
+    lake.merge(_people(spark, [("p2", "Bob", 41)]), people_table.name)
+    assert first is not None and lake.table_id(people_table.name) == first
+    other = Lakehouse(spark, str(tmp_path / "two"))
+    other.append(_people(spark, [("p1", "Ann", 30)]), people_table.name)
+    assert other.table_id(people_table.name) not in (None, first)
+
+
 def test_time_travel_reads_an_old_version(spark, lake, people_table):
     lake.merge(_people(spark, [("p1", "Ann", 30)]), people_table.name)
     first = lake.version(people_table.name)

@@ -28,6 +28,18 @@ IDENTIFIER_TYPES: tuple[str, ...] = (
     "loyalty_card",
 )
 
+# The kinds of evidence the identity stage draws from silver (``identity.evidence``) and from
+# record linkage; ``identity.evidence_priority`` ranks every one of them.
+EVIDENCE_KINDS: tuple[str, ...] = (
+    "crm_record",
+    "order",
+    "login",
+    "email_signup",
+    "email_click",
+    "ad_match",
+    "probabilistic",
+)
+
 CHANNELS: tuple[str, ...] = (
     "paid_search",
     "organic_search",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from crossdata import stack
 from crossdata.config import Loaded
@@ -104,12 +106,32 @@ def static_checks(loaded: Loaded) -> list[Check]:
     return checks
 
 
+SPARK_CONNECT_PORT = 15002  # Spark Connect's port when the address names none
+
+
+def connect_problem(remote: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at the Spark Connect address ``remote`` (``sc://host:port/;...``),
+    or None. A TCP connection is tried first: the client itself retries an unreachable server
+    with growing back-off for minutes before it gives up."""
+    parts = urlsplit(remote)
+    host, port = parts.hostname or "localhost", parts.port or SPARK_CONNECT_PORT
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"nothing answers at {host}:{port} ({exc.strerror or type(exc).__name__})"
+    return None
+
+
 def spark_checks(loaded: Loaded) -> list[Check]:
     """Start Spark, write and read a Delta table under the lakehouse root, try GraphFrames."""
     from crossdata.spark import get_spark
 
     settings = loaded.settings
     checks: list[Check] = []
+    remote = settings.spark.remote
+    problem = connect_problem(remote) if remote else None
+    if problem:
+        return [Check("spark session", stack.SPARK_VERSION, "no session", "FAIL", problem)]
     try:
         spark = get_spark(settings)
     except Exception as exc:

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from crossdata.identity.graph import CONFLICT_REASON
-from crossdata.identity.resolve import IdentitySummary, run_identity
+from crossdata.identity.resolve import IDENTITY_MAP, IdentitySummary, run_identity
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -387,23 +387,26 @@ def _key_table(ctx: Context) -> DataFrame:
 
 @dataclass
 class History:
-    """Three incremental identity runs on one lakehouse, with what each left behind.
+    """Four incremental identity runs on one lakehouse, with what each left behind.
 
     Two stories share the runs (their people never meet): erin, frank, gina and henry test
-    that keys stay put, that a merge keeps the oldest key and that a shared cookie leaves its
-    owner; ivy and jack test a split. Sharing them saves two runs of the whole identity job.
+    that keys stay put, that a merge keeps the oldest key, that a shared cookie leaves its
+    owner, that a run failed part way is repeated cleanly, and that an erased person leaves;
+    ivy and jack test a split. Sharing them saves runs of the whole identity job.
     """
 
     ctx: Context
     first: dict[tuple[str, str], str | None]
     second: dict[tuple[str, str], str | None]
     third: dict[tuple[str, str], str | None]
+    fourth: dict[tuple[str, str], str | None]
     node_ids_first: dict[tuple[str, str], int]
     node_ids_second: dict[tuple[str, str], int]
     summary2: IdentitySummary
     summary3: IdentitySummary
     run2: str
     run3: str
+    run3_failed: str
     cut_sources_after_second: set[str]
 
 
@@ -418,6 +421,25 @@ IVY = (
 def _node_ids(ctx: Context) -> dict[tuple[str, str], int]:
     rows = ctx.lake.read("silver.identity_dictionary").select("id_type", "id_value", "node_id")
     return {(r[0], r[1]): r[2] for r in rows.collect()}  # a handful of test identifiers
+
+
+def _fail_before_the_map(ctx: Context) -> str:
+    """Run the identity job so that it fails where a crash would hurt most: after it wrote
+    gold.customer_keys and gold.identity_lineage, before gold.identity_map. Its run id."""
+    lake = ctx.lake
+    overwrite = lake.overwrite
+
+    def crashing(df: DataFrame, name: str, replace_where: str | None = None) -> None:
+        if name == IDENTITY_MAP:
+            raise RuntimeError("crashed before gold.identity_map was written")
+        overwrite(df, name, replace_where)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(RuntimeError, match="crashed"):
+        patch.setattr(lake, "overwrite", crashing)
+        with job_run(ctx, "identity") as run:
+            run_id = run.run_id
+            run_identity(ctx, run)
+    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -457,6 +479,7 @@ def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Hi
     # Run 3: frank logs in on the newsletter cookie: that login bridges frank's customer (key
     # from run 1) and the newsletter's (key from run 2); they merge and the older key survives.
     # And henry logs in on erin's second cookie: the cookie becomes shared (two user_ids).
+    # Its first attempt fails before the map is written, and is run again.
     add_events(
         ctx,
         [
@@ -464,11 +487,18 @@ def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Hi
             event(2, cookie="ck-erin2", user="henry", kind="login", day=2),
         ],
     )
+    run3_failed = _fail_before_the_map(ctx)
     summary3, run3 = resolve(ctx)
+    third = customers(ctx)
+    # Run 4: gina's rows are erased from silver: her identifiers leave the map.
+    path = ctx.lake.path("silver.events")
+    ctx.spark.sql(f"DELETE FROM delta.`{path}` WHERE cookie_id = 'ck-gina'")
+    resolve(ctx)
     return History(
         ctx,
         first,
         second,
+        third,
         customers(ctx),
         node_ids_first,
         node_ids_second,
@@ -476,6 +506,7 @@ def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Hi
         summary3,
         run2,
         run3,
+        run3_failed,
         cut_sources,
     )
 
@@ -510,7 +541,10 @@ def test_a_merge_keeps_the_oldest_key_and_a_shared_cookie_leaves_its_owner(
     retired = news
     ages = {r["customer_id"]: r["created_at"] for r in _key_table(ctx).collect()}
     assert ages[frank] < ages[news]
-    lineage = ctx.lake.read("gold.identity_lineage").where(F.col("run_id") == history.run3)
+    # The first attempt of run 3 wrote the lineage; its retry found it written.
+    lineage = ctx.lake.read("gold.identity_lineage").where(
+        F.col("run_id").isin(history.run3, history.run3_failed)
+    )
     merges = lineage.where("kind = 'merge'").select("old_customer_id", "new_customer_id")
     assert [tuple(r) for r in merges.collect()] == [(retired, merged)]
     key_row = _key_table(ctx).where(F.col("customer_id") == retired).first()
@@ -543,3 +577,37 @@ def test_split_gives_the_largest_part_the_key_and_records_lineage(history: Histo
     )
     assert split.count() >= 1
     assert {r["old_customer_id"] for r in split.collect()} == {ivy}
+
+
+def test_a_run_repeated_after_failing_before_its_map_issues_no_key_and_no_change_twice(
+    history: History,
+) -> None:
+    ctx, third = history.ctx, history.third
+    keys = _key_table(ctx)
+    assert keys.groupBy("customer_id").count().where("count > 1").isEmpty()
+    # Every key still alive is held by an identifier, and every key held is alive.
+    alive = {r[0] for r in keys.where(F.col("retired_at").isNull()).select("customer_id").collect()}
+    assert alive == {c for c in history.fourth.values() if c is not None}
+    # henry's key was issued by the failed attempt and taken up by the retry.
+    henry = keys.where(F.col("customer_id") == third[("user_id", "henry")]).first()
+    assert henry is not None and henry["created_run"] == history.run3_failed
+    lineage = ctx.lake.read("gold.identity_lineage")
+    assert lineage.where(F.col("run_id") == history.run3).isEmpty()
+    changes = lineage.groupBy("old_customer_id", "new_customer_id", "kind").count()
+    assert changes.where("count > 1").isEmpty()
+
+
+def test_identifiers_no_longer_in_silver_leave_the_map_and_their_key_is_retired(
+    history: History,
+) -> None:
+    ctx, third, fourth = history.ctx, history.third, history.fourth
+    gina = third[("user_id", "gina")]
+    assert gina is not None and gina == third[("cookie_id", "ck-gina")]
+    assert ("user_id", "gina") not in fourth and ("cookie_id", "ck-gina") not in fourth
+    assert fourth == {k: v for k, v in third.items() if v != gina}
+    key = _key_table(ctx).where(F.col("customer_id") == gina).first()
+    assert key is not None and key["retired_at"] is not None and key["retired_into"] is None
+    golden = ctx.lake.read("gold.customer_golden")
+    assert golden.where(F.col("customer_id") == gina).isEmpty()
+    # The dictionary keeps her node ids, should she come back.
+    assert ("user_id", "gina") in _node_ids(ctx)

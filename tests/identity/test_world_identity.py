@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
+from crossdata.contracts import EVIDENCE_KINDS
+
 
 @pytest.fixture(scope="module")
 def resolved(resolved_world):
@@ -49,3 +51,12 @@ def test_identity_map_is_complete_and_keys_are_unique_per_identifier(resolved) -
     assert mapped.where(F.col("customer_id").isNull() & ~F.col("is_shared")).count() == 0
     golden = ctx.lake.read("gold.customer_golden")
     assert golden.count() == summary.customers
+
+
+def test_every_kind_of_evidence_drawn_is_one_the_repair_ranks(resolved) -> None:
+    ctx, _, _, _ = resolved
+    edges = ctx.lake.read("silver.identity_edges")
+    kinds = {r["source"] for r in edges.select("source").distinct().collect()}  # a few kinds
+    assert kinds <= set(EVIDENCE_KINDS)
+    assert {"login", "order", "crm_record", "email_click"} <= kinds  # the world has them all
+    assert set(ctx.settings.identity.evidence_priority) == set(EVIDENCE_KINDS)

@@ -118,7 +118,7 @@ def _as_written(tp: Any, text: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("'", '"', "[", "{"):
         return _NOT_KEPT  # quoted text or a collection: YAML reads it
-    textual = tp is str or (get_origin(tp) is Literal and all(isinstance(a, str) for a in args))
+    textual = _is_text(tp) or (get_origin(tp) is Literal and all(isinstance(a, str) for a in args))
     if textual:
         return text
     if tp in (int, float):
@@ -310,6 +310,13 @@ def _coerce(tp: Any, value: Any, origins: Mapping[str, str], key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
         return float(value)
+    if _is_text(tp) and tp is not str:
+        # A kind of text read from any scalar (a Spark setting: YAML's true is "true").
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float | str):
+            return str(value)
+        raise bad("a value (text, a number, true or false)")
     if tp is str:
         if isinstance(value, dt.date):  # YAML reads 2026-03-02 as a date
             return value.isoformat()
@@ -326,6 +333,11 @@ def _coerce(tp: Any, value: Any, origins: Mapping[str, str], key: str) -> Any:
         except ValueError:
             raise bad("a date YYYY-MM-DD") from None
     raise ConfigError(f"{src}: {key}: unsupported setting type {tp!r}")  # a schema bug
+
+
+def _is_text(tp: Any) -> bool:
+    """``str``, or a subclass of it the schema names (see ``schema.SparkValue``)."""
+    return isinstance(tp, type) and issubclass(tp, str)
 
 
 def _type_name(tp: Any) -> str:

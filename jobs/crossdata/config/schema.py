@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,19 @@ def regex_problem(key: str, patterns: Iterable[str]) -> str | None:
     return None
 
 
+def _ranking_problem(ranking: Sequence[str], kinds: Sequence[str]) -> str | None:
+    """Why ``ranking`` is not an order of exactly ``kinds`` (each once), or None."""
+    for kind in ranking:
+        if kind not in kinds:
+            return f"{kind!r} is no kind of evidence (the kinds: {', '.join(kinds)})"
+        if ranking.count(kind) > 1:
+            return f"{kind!r} is ranked twice"
+    missing = [k for k in kinds if k not in ranking]
+    if missing:
+        return f"{missing[0]!r} is not ranked: every kind of evidence needs its place"
+    return None
+
+
 @dataclass(frozen=True)
 class JarSettings:
     # local_cache: spark.jars from the folder `make setup` filled (nothing resolved at run time);
@@ -40,6 +53,13 @@ class JarSettings:
     # provided: the platform already has Delta/GraphFrames (Databricks, a managed image).
     mode: JarMode
     cache_dir: str
+
+
+class SparkValue(str):
+    """The value of a Spark setting: Spark reads every one as text, so YAML's ``true`` or
+    ``8`` is taken as ``"true"`` or ``"8"`` (a setting's value is a plain ``str``)."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,8 @@ class SparkSettings:
     driver_memory: str
     checkpoint_dir: str
     jars: JarSettings
-    conf: dict[str, str]  # any further spark.* settings, applied when crossdata builds the session
+    conf: dict[str, SparkValue]  # any further spark.* settings, applied when crossdata builds
+    # the session
 
     def validate(self) -> str | None:
         if self.shuffle_partitions < 1:
@@ -417,7 +438,7 @@ class IdentitySettings:
     linkage: LinkageSettings
 
     def validate(self) -> str | None:
-        from crossdata.contracts import IDENTIFIER_TYPES
+        from crossdata.contracts import EVIDENCE_KINDS, IDENTIFIER_TYPES
 
         known = set(IDENTIFIER_TYPES)
         for node, limits in self.shared_limits.items():
@@ -440,6 +461,9 @@ class IdentitySettings:
             problem = regex_problem(f"blocklist.{id_type}", patterns)
             if problem:
                 return problem
+        problem = _ranking_problem(self.evidence_priority, EVIDENCE_KINDS)
+        if problem:
+            return f"evidence_priority: {problem}"
         unknown = [k for k in self.bridge_evidence if k not in self.evidence_priority]
         if unknown:
             return f"bridge_evidence: {unknown[0]!r} is not a kind in evidence_priority"

@@ -1,15 +1,19 @@
 """Keep resolved customers plausible: at most k user_ids, CRM numbers, cards per person.
 
-A component that breaks ``identity.max_per_person`` is repaired in rounds, each touching only
-the offending components:
+A component that breaks ``identity.max_per_person`` is repaired in rounds. Each round looks
+at every offending component on its own and takes one step in each:
 
 1. an identifier directly linked to more strong identifiers of the offending type than one
    person may hold (a family tablet used by two accounts, a household email) becomes shared:
    its edges stay as evidence but stop merging;
-2. if no such identifier explains the violation, the weakest kind of evidence present in the
-   component is cut, by the fixed order of ``identity.evidence_priority`` (last = weakest);
+2. in a component where no such identifier explains the violation, the weakest kind of
+   evidence present in that component is cut, by the fixed order of
+   ``identity.evidence_priority`` (last = weakest; a kind it does not name is weaker still);
 
-then the components are recomputed on what remains. Both choices are deterministic.
+then the offending components are recomputed on what remains. A component is never held back
+by another: sharing a bridge in one and cutting evidence in the next happen in the same
+round, so ``identity.repair_rounds`` bounds the steps one customer takes, not the steps all
+customers take together. Both choices are deterministic.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pyspark.sql import functions as F
 from crossdata.identity.engine import ComponentsOptions, connected_components
 
 log = logging.getLogger(__name__)
+
+CUT_REASON = "weakest evidence in a customer over max_per_person"
 
 
 @dataclass
@@ -49,28 +55,30 @@ def violations(components: DataFrame, types: DataFrame, limits: Mapping[str, int
     )
 
 
-def over_linked(edges: DataFrame, types: DataFrame, offending_types: DataFrame) -> DataFrame:
-    """Identifiers directly linked to more strong identifiers of an offending type than one
-    person may hold: ``(node_id, id_type, reason)``.
+def over_linked(edges: DataFrame, types: DataFrame, offending: DataFrame) -> DataFrame:
+    """Identifiers directly linked to more strong identifiers of a type their component holds
+    too many of than one person may hold: ``(node_id, id_type, reason, component)``.
 
-    ``offending_types``: ``nbr_type, max_n`` (the strong types some component holds too many
-    of); ``edges`` are the live edges of the offending components.
+    ``edges``: the live edges of the offending components, with the ``component`` both ends
+    belong to; ``offending``: ``component, nbr_type, max_n`` (each component's broken limits).
     """
-    both = edges.select(F.col("src_id").alias("node_id"), F.col("dst_id").alias("nbr")).unionByName(
-        edges.select(F.col("dst_id").alias("node_id"), F.col("src_id").alias("nbr"))
-    )
+    ends = [
+        edges.select("component", F.col(a).alias("node_id"), F.col(b).alias("nbr"))
+        for a, b in (("src_id", "dst_id"), ("dst_id", "src_id"))
+    ]
+    both = ends[0].unionByName(ends[1])
     nbr_types = types.select(F.col("node_id").alias("nbr"), F.col("id_type").alias("nbr_type"))
     own_types = types.select("node_id", F.col("id_type").alias("own_type"))
     per_node = (
         both.join(nbr_types, "nbr")
-        .join(F.broadcast(offending_types.distinct()), "nbr_type")
-        .groupBy("node_id", "nbr_type", "max_n")
+        .join(offending.distinct(), ["component", "nbr_type"])
+        .groupBy("component", "node_id", "nbr_type", "max_n")
         .agg(F.countDistinct("nbr").alias("links"))
         .where(F.col("links") > F.col("max_n"))
         .join(own_types, "node_id")
         .where(F.col("own_type") != F.col("nbr_type"))
     )
-    return per_node.groupBy("node_id", F.col("own_type").alias("id_type")).agg(
+    return per_node.groupBy("node_id", F.col("own_type").alias("id_type"), "component").agg(
         F.concat(
             F.lit("bridges "),
             F.max("links").cast("string"),
@@ -79,6 +87,23 @@ def over_linked(edges: DataFrame, types: DataFrame, offending_types: DataFrame) 
             F.lit(" in one customer"),
         ).alias("reason")
     )
+
+
+def weakest_evidence(live: DataFrame, priority: Sequence[str]) -> DataFrame:
+    """``(component, source)``: the weakest kind of evidence each component's ``live`` edges
+    hold. The later a kind comes in ``priority``, the weaker; a kind it does not name (the
+    configuration names them all) counts as weaker than any it names, and among several such
+    the first by name goes first."""
+    ranks = live.sparkSession.createDataFrame(list(enumerate(priority)), "_rank INT, source STRING")
+    present = (
+        live.select("component", "source")
+        .distinct()
+        .join(F.broadcast(ranks), "source", "left")
+        .withColumn("_rank", F.coalesce("_rank", F.lit(len(priority))))
+    )
+    # Highest rank first, then the smallest name: the minimum of (-rank, source).
+    first = F.min(F.struct((-F.col("_rank")).alias("k"), F.col("source").alias("source")))
+    return present.groupBy("component").agg(first["source"].alias("source"))
 
 
 def repair(
@@ -106,47 +131,41 @@ def repair(
         )
     done = 0
     for done in range(1, rounds + 1):
-        bad = violations(components, types, limits).persist()
+        bad = violations(components, types, limits).localCheckpoint()
         offending = bad.select("component").distinct()
         if offending.isEmpty():
-            bad.unpersist()
             return RepairOutcome(components, shared, cut, done - 1, 0)
         members = components.join(offending, "component").select("node_id", "component")
         live = (
             _live_edges(edges, shared, cut)
             .join(members.withColumnRenamed("node_id", "src_id"), "src_id")
-            .drop("component")
+            .localCheckpoint()
         )
-        offending_types = bad.select(F.col("id_type").alias("nbr_type"), "max_n")
+        # Components with a bridge share it; the others lose their weakest evidence.
         newly = (
-            over_linked(live, types, offending_types)
-            .join(shared.select("node_id"), "node_id", "left_anti")
-            .persist()
-        )
-        if not newly.isEmpty():
-            log.info("identity repair: round=%d sharing bridge identifiers", done)
-            shared = shared.unionByName(newly)
-        else:
-            weakest = _weakest_present(live, evidence_priority)
-            if weakest is None:
-                log.warning("identity repair: round=%d nothing left to cut", done)
-                newly.unpersist()
-                bad.unpersist()
-                break
-            log.info("identity repair: round=%d cutting evidence=%s", done, weakest)
-            cut = cut.unionByName(
-                live.where(F.col("source") == weakest).select(
-                    "src_id",
-                    "dst_id",
-                    "source",
-                    F.lit("weakest evidence in a customer over max_per_person").alias("reason"),
-                )
+            over_linked(
+                live, types, bad.select("component", F.col("id_type").alias("nbr_type"), "max_n")
             )
+            .join(shared.select("node_id"), "node_id", "left_anti")
+            .localCheckpoint()
+        )
+        bridged = newly.select("component").distinct()
+        unbridged = live.join(bridged, "component", "left_anti")
+        cut_now = (
+            unbridged.join(weakest_evidence(unbridged, evidence_priority), ["component", "source"])
+            .select("src_id", "dst_id", "source", F.lit(CUT_REASON).alias("reason"))
+            .localCheckpoint()
+        )
+        n_shared, n_cut = newly.count(), cut_now.count()
+        if n_shared == 0 and n_cut == 0:
+            log.warning("identity repair: round=%d nothing left to share or cut", done)
+            break
+        log.info("identity repair: round=%d shared=%d evidence_rows_cut=%d", done, n_shared, n_cut)
+        shared = shared.unionByName(newly.drop("component"))
+        cut = cut.unionByName(cut_now)
         # Recompute only the offending components, on the evidence that still merges.
-        sub = (
-            _live_edges(edges, shared, cut)
-            .join(members.withColumnRenamed("node_id", "src_id"), "src_id")
-            .select(F.col("src_id").alias("src"), F.col("dst_id").alias("dst"))
+        sub = _live_edges(live.drop("component"), shared, cut).select(
+            F.col("src_id").alias("src"), F.col("dst_id").alias("dst")
         )
         vertices = members.join(shared.select("node_id"), "node_id", "left_anti").select(
             F.col("node_id").alias("id")
@@ -159,8 +178,6 @@ def repair(
             .unionByName(fresh)
             .localCheckpoint()
         )
-        newly.unpersist()
-        bad.unpersist()
     remaining = violations(components, types, limits).select("component").distinct().count()
     return RepairOutcome(components, shared, cut, done, remaining)
 
@@ -174,12 +191,3 @@ def _live_edges(edges: DataFrame, shared: DataFrame, cut: DataFrame) -> DataFram
         .join(s.withColumnRenamed("node_id", "dst_id"), "dst_id", "left_anti")
         .join(cut.select("src_id", "dst_id", "source"), ["src_id", "dst_id", "source"], "left_anti")
     )
-
-
-def _weakest_present(live: DataFrame, priority: Sequence[str]) -> str | None:
-    present = {r[0] for r in live.select("source").distinct().collect()}  # a few kinds
-    for source in reversed(priority):
-        if source in present:
-            return source
-    unknown = sorted(present - set(priority))
-    return unknown[0] if unknown else None

@@ -91,6 +91,37 @@ class Resolution:
     repair: RepairOutcome
 
 
+@dataclass(frozen=True)
+class MapState:
+    """What a run builds on: the version of gold.identity_map it reads. The run's writes before
+    the map's overwrite are made repeatable from it, so an attempt that failed part way and the
+    one after it write the same:
+
+    - New keys are salted with it (not with the run id): the retry issues the keys the failed
+      attempt already put in gold.customer_keys, not a second set nobody holds. The map's table
+      id is in the salt, so a map deleted and built again never reissues a retired key; with no
+      map at all (the first run, or a rebuild), gold.customer_keys' id and version stand in.
+    - The lineage is appended as a Delta transaction numbered by it: an attempt after one that
+      wrote its lineage writes none (those rows keep the first attempt's run id, as the keys
+      it created keep theirs in ``created_run``).
+    """
+
+    salt: str
+    version: int | None  # of gold.identity_map; None: no map yet
+    lineage_txn: tuple[str, int]
+
+    @classmethod
+    def of(cls, lake: Lakehouse) -> MapState:
+        version = lake.version(IDENTITY_MAP)
+        if version is not None:
+            table_id = lake.table_id(IDENTITY_MAP)
+            txn = (f"identity-lineage:{table_id}", version)
+            return cls(f"{IDENTITY_MAP}:{table_id}@{version}", version, txn)
+        keys_version = lake.version(KEYS)
+        salt = "" if keys_version is None else f"{KEYS}:{lake.table_id(KEYS)}@{keys_version}"
+        return cls(salt, None, ("identity-lineage", -1))  # no map: no lineage to write
+
+
 def components_options(settings: Settings) -> ComponentsOptions:
     s = settings.identity
     return ComponentsOptions(
@@ -284,8 +315,13 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
     nodes = aggregate_nodes(observed.unionByName(endpoint_observations(pairs))).persist()
 
     run.progress(2, steps, "dictionary")
-    dictionary, summary.new_identifiers = _update_dictionary(lake, nodes)
-    dictionary = dictionary.persist()
+    every, summary.new_identifiers = _update_dictionary(lake, nodes)
+    # The graph holds the identifiers silver still shows. One no longer observed (its rows
+    # erased, or past silver's retention) keeps its node id in the dictionary, should it come
+    # back, but leaves the graph, gold.identity_map and the golden records.
+    dictionary = every.join(
+        nodes.select("id_type", "id_value"), ["id_type", "id_value"], "left_semi"
+    ).persist()
     summary.identifiers = dictionary.count()
     nodes.unpersist()
 
@@ -325,9 +361,10 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
         )
 
     run.progress(5, steps, "keys")
+    base = MapState.of(lake)
     previous = (
-        lake.read(IDENTITY_MAP).select("node_id", "customer_id")
-        if lake.exists(IDENTITY_MAP)
+        lake.read(IDENTITY_MAP, version=base.version).select("node_id", "customer_id")
+        if base.version is not None
         else None
     )
     ages = lake.read(KEYS).select("customer_id", "created_at") if lake.exists(KEYS) else None
@@ -336,7 +373,7 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
         dictionary.select("node_id", "id_type", "id_value"),
         previous,
         ages,
-        salt=run.run_id,
+        salt=base.salt,
     )
     assignment = keys.assignment.localCheckpoint()
     lineage = lineage_rows(keys, run.run_id, at).localCheckpoint()
@@ -348,13 +385,13 @@ def run_identity(ctx: Context, run: JobRun) -> IdentitySummary:
         KEYS,
         "t.customer_id = s.customer_id",
         [
-            "WHEN MATCHED AND s.retired_at IS NOT NULL THEN UPDATE SET "
+            "WHEN MATCHED AND s.retired_at IS NOT NULL AND t.retired_at IS NULL THEN UPDATE SET "
             "t.retired_at = s.retired_at, t.retired_into = s.retired_into",
             "WHEN NOT MATCHED AND s.created_at IS NOT NULL THEN INSERT *",
         ],
     )
     if summary.merges or summary.splits:
-        lake.append(lineage, LINEAGE)
+        lake.append(lineage, LINEAGE, txn=base.lineage_txn)
     mapped = identity_map(dictionary, components, assignment, resolution.shared)
     lake.overwrite(mapped, IDENTITY_MAP)
 

@@ -332,6 +332,14 @@ class Lakehouse:
         row = self.spark.sql(f"DESCRIBE HISTORY {self.ident(name)} LIMIT 1").first()
         return None if row is None else int(row["version"])
 
+    def table_id(self, name: str) -> str | None:
+        """Delta's id of the table (new whenever the table is created again), or None when
+        the table does not exist."""
+        if not self.exists(name):
+            return None
+        row = self.spark.sql(f"DESCRIBE DETAIL {self.ident(name)}").first()
+        return None if row is None else str(row["id"])
+
     # -- writes --------------------------------------------------------------------------------
     def create_if_missing(self, name: str, schema_source: DataFrame | None = None) -> None:
         """Create the table with its layout, properties and constraints if it does not exist."""
