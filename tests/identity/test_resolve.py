@@ -205,7 +205,16 @@ def hard_cases(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory):
         # phone and browser, on the same order, are still one person.
         order(5, email="noreply@shop.example", phone="+33622", cookie_id="ck-ivan"),
     ]
-    add_events(ctx, [event(64, cookie="ck-grace", user="grace", kind="login")])
+    # A shop's address typed on the guest orders of four shoppers, each order with the
+    # shopper's own phone and browser, where each has logged in: the address is shared.
+    for i in range(4):
+        orders.append(
+            order(6 + i, email="boutique@shop.example", phone=f"+3363{i}", cookie_id=f"ck-hub{i}")
+        )
+    hub_logins = [
+        event(70 + i, cookie=f"ck-hub{i}", user=f"hub{i}", kind="login") for i in range(4)
+    ]
+    add_events(ctx, [event(64, cookie="ck-grace", user="grace", kind="login"), *hub_logins])
     ctx.lake.append(ctx.spark.createDataFrame(orders, ORDERS), "silver.orders")
     summary, run_id = resolve(ctx)
     return ctx, summary, run_id, customers(ctx)
@@ -233,6 +242,32 @@ def test_kiosk_device_is_shared_and_merges_nobody(hard_cases) -> None:
     assert edges.where("merges").count() == 0
 
 
+def test_a_shops_email_on_strangers_guest_orders_is_shared_and_keeps_them_apart(
+    hard_cases,
+) -> None:
+    ctx, _, _, ids = hard_cases
+    shop = (
+        ctx.lake.read("gold.identity_map")
+        .where((F.col("id_type") == "email") & (F.col("id_value") == "boutique@shop.example"))
+        .first()
+    )
+    assert shop is not None and shop["is_shared"] and shop["customer_id"] is None
+    assert shop["shared_reason"] == "linked to 4 phone (max 3)"
+    # No two shoppers share a customer: not their accounts, not their phones, not their
+    # browsers. (Each browser, logged in by its shopper and on her guest order, is also the
+    # only link between her account and her phone, as a family tablet would be: the bridge
+    # rule shares it, precision first.)
+    people = [
+        {ids[("user_id", f"hub{i}")], ids[("phone", f"+3363{i}")], ids[("cookie_id", f"ck-hub{i}")]}
+        - {None}
+        for i in range(4)
+    ]
+    assert all(people)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not people[i] & people[j], (i, j)
+
+
 def test_placeholder_cookies_never_become_identifiers(hard_cases) -> None:
     ctx, _, _, ids = hard_cases
     assert ids[("user_id", "alice")] != ids[("user_id", "bob")]
@@ -245,8 +280,8 @@ def test_placeholder_cookies_never_become_identifiers(hard_cases) -> None:
 
 
 def test_a_blocklisted_identifier_on_a_record_leaves_its_other_links(hard_cases) -> None:
-    # The email comes first in the order's star; were it the anchor, dropping its edges
-    # would leave the phone and the cookie apart.
+    # A blocklisted email never becomes a node: the phone and the cookie on the same order
+    # are still one person.
     _, _, _, ids = hard_cases
     assert ids[("phone", "+33622")] == ids[("cookie_id", "ck-ivan")] is not None
     assert ("email", "noreply@shop.example") not in ids
@@ -278,8 +313,8 @@ def test_a_family_tablet_alone_joining_two_people_is_shared(hard_cases) -> None:
         .first()
     )
     assert tablet is not None and tablet["customer_id"] is None and tablet["is_shared"]
-    assert (
-        tablet["shared_reason"] == "the only link between 2 people's identifiers (email, user_id)"
+    assert tablet["shared_reason"] == (
+        "the only link between 2 people's identifiers (email, phone, user_id)"
     )
     # Logged in and ordering on her own browser, Grace stays one customer.
     grace = {ids[("user_id", "grace")], ids[("cookie_id", "ck-grace")]}

@@ -103,8 +103,8 @@ _SOURCES = (
 def collect_evidence(
     lake: Lakehouse, extra_edges: DataFrame | None = None, usable: Usable | None = None
 ) -> Evidence:
-    """All evidence and node observations in the lakehouse's silver tables; records are
-    anchored on their ``usable`` identifiers only."""
+    """All evidence and node observations in the lakehouse's silver tables; a record links
+    its ``usable`` identifiers only."""
     spark = lake.spark
     edges = spark.createDataFrame(
         [],

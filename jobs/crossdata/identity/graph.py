@@ -29,8 +29,8 @@ EVIDENCE_COLUMNS = ("src_type", "src_value", "dst_type", "dst_value", "source", 
 # A node observation: one identifier, when it was seen.
 NODE_COLUMNS = ("id_type", "id_value", "ts")
 
-# The identifier a record is anchored on when it links several (a star, not a clique):
-# the most stable first.
+# Identifier types from the most stable to the least: each edge of a record runs from the
+# more stable of its two ends.
 ANCHOR_ORDER = (
     "customer_number",
     "user_id",
@@ -57,24 +57,27 @@ def record_evidence(
     ts: str,
     usable: Usable | None = None,
 ) -> DataFrame:
-    """Each record's identifiers, linked as a star around its most stable one.
-
-    ``columns`` maps a column to its identifier type. A record with k identifiers gives k - 1
-    edges (anchor -> each other), enough for connectivity and linear in k. Identifiers that
-    are not ``usable`` are left out before the anchor is chosen: a blocklisted email
-    (``noreply@...``) as the anchor would take the record's phone and cookie links with it
-    when its edges are dropped.
+    """Each record's identifiers, linked pairwise: every two identifiers one record carries
+    are an edge. A star around one of them would be fewer edges, but when its centre turns out
+    shared (a shop's email typed on strangers' guest orders) the record's other identifiers
+    would lose their link to each other; records hold a handful of identifiers, so the pairs
+    stay few. ``columns`` maps a column to its identifier type; identifiers that are not
+    ``usable`` (placeholders, the blocklist) are left out. Each pair is written from the more
+    stable identifier (``ANCHOR_ORDER``) to the other.
     """
     order = sorted(columns.items(), key=lambda kv: ANCHOR_ORDER.index(kv[1]))
     idents = F.filter(
         F.array(*[_ident(t, F.col(c)) for c, t in order]),
         lambda x: x["v"].isNotNull() & (usable(x["v"], x["t"]) if usable else F.lit(True)),
     )
-    with_ids = records.select(idents.alias("_ids"), F.col(ts).alias("ts"))
-    anchored = with_ids.where(F.size("_ids") >= 2).select(
-        F.get("_ids", 0).alias("_a"), F.explode(F.slice("_ids", 2, 1_000)).alias("_b"), "ts"
+    with_ids = records.select(idents.alias("_ids"), F.col(ts).alias("ts")).where(
+        F.size("_ids") >= 2
     )
-    return anchored.select(
+    firsts = with_ids.select(F.posexplode("_ids").alias("_i", "_a"), "_ids", "ts")
+    pairs = firsts.select("_i", "_a", F.posexplode("_ids").alias("_j", "_b"), "ts").where(
+        F.col("_j") > F.col("_i")
+    )
+    return pairs.select(
         F.col("_a.t").alias("src_type"),
         F.col("_a.v").alias("src_value"),
         F.col("_b.t").alias("dst_type"),
@@ -420,7 +423,10 @@ def crm_holders(edges: DataFrame, crm: DataFrame) -> DataFrame:
     """``(node_id, id_type, customer_number, first_name, birth_date)``: the CRM records each
     contact point (email, phone, card) is on, by the ``crm_record`` evidence. Both the
     household rule and the conflict check read it: build it once and give it to both."""
-    crm_links = edges.where(F.col("source") == "crm_record")
+    crm_links = edges.where(
+        (F.col("source") == "crm_record")
+        & ((F.col("src_type") == "customer_number") | (F.col("dst_type") == "customer_number"))
+    )
     links = crm_links.select(
         F.when(F.col("src_type") == "customer_number", F.col("dst_id"))
         .otherwise(F.col("src_id"))
