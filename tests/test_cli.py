@@ -194,3 +194,14 @@ def test_doctor_says_at_once_that_no_spark_connect_server_answers():
     assert out.returncode == 3
     assert f"nothing answers at 127.0.0.1:{port}" in out.stdout
     assert "TOPSECRET1" not in out.stdout + out.stderr
+
+
+def test_generate_refuses_a_start_date_its_own_records_would_contradict(tmp_path):
+    out = _crossdata("generate", "--start-date", "1999-12-30", "--out", str(tmp_path / "w"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "crossdata: error: world.start_date: 1999-12-30 is too early: the world's CRM history "
+        "begins 700 days before it, and collect.min_timestamp (2000-01-02) would refuse those "
+        "times; start after 2001-12-02"
+    ]
+    assert not (tmp_path / "w").exists()

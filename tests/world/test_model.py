@@ -168,3 +168,58 @@ def test_spend_numbers_are_written_as_a_french_spreadsheet_writes_them():
     assert decimal_comma("-1234567.5", "\u202f") == "-1\u202f234\u202f567,5"
     assert decimal_comma("12345", "\u00a0") == "12\u00a0345"
     assert decimal_comma("999", "\u00a0") == "999"
+
+
+def _settings(**changes) -> WorldSettings:
+    base = {
+        "out": "unused",
+        "persons": 200_000,
+        "days": 2,
+        "start_date": "2026-03-02",
+        "seed": 42,
+        "fault_rate": 0.0,
+        "lines_per_file": 100_000,
+        "access_log_format": "extended",
+    }
+    return WorldSettings(**{**base, **changes})
+
+
+def test_spend_costs_over_a_thousand_survive_the_windows_1252_days():
+    # Day 0's sheet is saved in windows-1252, which lacks the narrow no-break space: money is
+    # grouped by the no-break space there, the narrow one on UTF-8 days. 200,000 people make
+    # some costs pass 1,000.
+    packed = spend_records(build_params(_settings()))
+    lines = [
+        (int(day), line)
+        for day, payload in zip(packed["day"], packed["payload"], strict=True)
+        for line in unpack([payload])["line"]
+    ]
+    assert {day for day, _ in lines} == {0, 1}
+    grouped = 0
+    for day, line in lines:
+        cost = line.split(";")[4].strip('"')
+        utf8 = formats.file_encoding("spend", day) == "utf-8"
+        cost.encode("utf-8" if utf8 else "windows-1252")  # never a "?"
+        if "\u202f" in cost or "\u00a0" in cost:
+            grouped += 1
+            assert ("\u202f" in cost) == utf8, line
+        assert float(cost.replace("\u202f", "").replace("\u00a0", "").replace(",", ".")) >= 0
+    assert grouped > 0
+
+
+@pytest.mark.parametrize(("value", "negative"), [(0, -1), (2.5, -2.5), ("0,00", "-1,00"),
+                                                 ("0", "-1"), ("412,37", "-412,37")])  # fmt: skip
+def test_a_failed_expectation_is_a_value_below_zero_even_from_zero(value, negative):
+    assert faults._negative(value) == negative
+
+
+def test_a_start_date_the_worlds_own_times_would_contradict_is_refused():
+    from crossdata.world.model import date_problem
+
+    earliest = dt.datetime(2000, 1, 2, tzinfo=dt.UTC)
+    assert date_problem(_settings(start_date="2026-03-02"), earliest) is None
+    assert date_problem(_settings(start_date="2001-12-03"), earliest) is None
+    early = date_problem(_settings(start_date="2001-12-02"), earliest)
+    assert early is not None and "start after 2001-12-02" in early
+    late = date_problem(_settings(start_date="8999-12-30", days=400), earliest)
+    assert late is not None and "ends too late" in late

@@ -36,9 +36,15 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def generate(args: argparse.Namespace, loaded: Loaded) -> int:
+    from crossdata.errors import ConfigError
     from crossdata.ops import Context, job_run
     from crossdata.world.generate import generate_world
+    from crossdata.world.model import date_problem
 
+    settings = loaded.settings
+    problem = date_problem(settings.world, settings.collect.min_timestamp_utc)
+    if problem:  # before Spark starts
+        raise ConfigError(f"world.{problem}")
     ctx = Context.create(loaded)
     with job_run(ctx, "generate") as run:
         summary = generate_world(ctx.spark, loaded.settings.world, run)

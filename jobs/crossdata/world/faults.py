@@ -208,8 +208,19 @@ def inject(
     elif reason == "expectation_failed":
         name = EXPECTATION_FIELDS[layout.source]
         value = bad[name]
-        bad[name] = -value if isinstance(value, int | float) else "-" + str(value)
+        bad[name] = _negative(value)
     return layout.encode(_render(layout, bad)), reason
+
+
+def _negative(value: object) -> object:
+    """``value`` made negative, as a number or as its text: a zero becomes minus one (-0 and
+    -0,00 are not below zero)."""
+    if isinstance(value, int | float):
+        return -value if value else -1
+    text = str(value)
+    if all(c == "0" for c in text if c.isdigit()):  # 0, 0,00, 0.0
+        return "-1" + text.lstrip("0")
+    return "-" + text
 
 
 def _undecodable(source: str) -> bytes:

@@ -348,6 +348,32 @@ def _redeliveries(seed: int, days: int, fault_rate: float, shards: dict) -> dict
     return out
 
 
+# CRM records the first export carries were created up to this many days before the world.
+CRM_HISTORY_DAYS = 700
+# The latest year a world may reach: its times, later faults included, stay far inside Python's
+# and Spark's calendars.
+LAST_YEAR = 9000
+
+
+def date_problem(settings: WorldSettings, earliest: dt.datetime) -> str | None:
+    """Why a world starting on ``settings.start_date`` would contradict its own truth, or
+    None: its oldest CRM records must be later than ``earliest`` (collect.min_timestamp),
+    which quarantines older times as clocks reset to an epoch, and its days must fit the
+    calendar."""
+    start = dt.date.fromisoformat(settings.start_date)
+    first = start - dt.timedelta(days=CRM_HISTORY_DAYS)
+    if first <= earliest.date():
+        return (
+            f"start_date: {start} is too early: the world's CRM history begins "
+            f"{CRM_HISTORY_DAYS} days before it, and collect.min_timestamp "
+            f"({earliest.date()}) would refuse those times; start after "
+            f"{earliest.date() + dt.timedelta(days=CRM_HISTORY_DAYS)}"
+        )
+    if start.year + settings.days // 365 + 1 > LAST_YEAR:
+        return f"start_date: {start} with {settings.days} days ends too late (before {LAST_YEAR})"
+    return None
+
+
 def build_params(settings: WorldSettings) -> WorldParams:
     """All of the world's laws and global structures, from the settings and the seed."""
     seed = settings.seed

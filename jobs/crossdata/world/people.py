@@ -38,6 +38,7 @@ from crossdata.world.model import (
     CALL_CENTRE_STORE,
     CHANNEL_INDEX,
     CLICK_THROUGH,
+    CRM_HISTORY_DAYS,
     DAY_MS,
     HOUR_MS,
     IMPRESSION_CHANNELS,
@@ -1406,7 +1407,7 @@ class PersonSim:
             number = f"C{int(scramble(pid * 4 + k, 10**9, self.seed, 'crm')):09d}"
             self.written.add("customer_number", number)
             if rng.random() < 0.9:
-                created = self.begin - int(rng.uniform(1, 700) * DAY_MS)
+                created = self.begin - int(rng.uniform(1, CRM_HISTORY_DAYS) * DAY_MS)
             else:
                 created = int(P.instant(int(rng.integers(0, P.days)), diurnal(rng, 1)[0]))
             changes = np.sort(rng.uniform(self.begin, self.end, int(rng.poisson(0.02 * P.days))))

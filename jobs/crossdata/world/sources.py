@@ -723,12 +723,14 @@ def spend_records(P: WorldParams) -> pd.DataFrame:
         d, channel, campaign_id, name, cost, impressions, clicks = row
         # Thousands grouped as French spreadsheets write them: the narrow no-break space of
         # newer locales in money, Excel's no-break space in counts (1\u202f234,50; 12\u00a0345).
+        # A sheet saved in windows-1252, which has no narrow one, groups money by the other.
+        utf8 = formats.file_encoding("spend", d) == "utf-8"
         return [
             P.day_text(d),
             channel,
             campaign_id,
             name,
-            formats.decimal_comma(f"{cost:.2f}", "\u202f"),
+            formats.decimal_comma(f"{cost:.2f}", "\u202f" if utf8 else "\u00a0"),
             "EUR",
             formats.decimal_comma(str(impressions), "\u00a0"),
             str(clicks),
