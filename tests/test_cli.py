@@ -205,3 +205,25 @@ def test_generate_refuses_a_start_date_its_own_records_would_contradict(tmp_path
         "times; start after 2001-12-02"
     ]
     assert not (tmp_path / "w").exists()
+
+
+def test_demo_fresh_deletes_checkpoints_kept_apart_and_the_tour_hides_credentials(tmp_path):
+    from crossdata.config import load_settings
+    from crossdata.demo import _mlflow_hint, fresh_folders
+
+    def loaded(*overrides: str, env: dict[str, str] | None = None):
+        base = [f"world.out={tmp_path / 'w'}", f"lakehouse.root={tmp_path / 'lake'}"]
+        return load_settings(overrides=[*base, *overrides], environ=env)
+
+    inside = fresh_folders(loaded().settings)
+    assert inside == [tmp_path / "w", tmp_path / "lake"]  # checkpoints in the lakehouse
+    apart = fresh_folders(loaded(f"collect.checkpoint_dir={tmp_path / 'chk'}").settings)
+    assert apart == [tmp_path / "w", tmp_path / "lake", tmp_path / "chk"]
+
+    server = loaded("mlflow.tracking_uri=https://bot:s3cr3t@mlflow.example")
+    assert _mlflow_hint(server) == "open https://***@mlflow.example"
+    env = {"TRACK": "https://bot:t0ken@mlflow.example"}
+    from_env = loaded("mlflow.tracking_uri=${env:TRACK}", env=env)
+    assert "t0ken" not in _mlflow_hint(from_env)
+    local = loaded(f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}")
+    assert _mlflow_hint(local) == f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'm.db'}"

@@ -1,10 +1,11 @@
 """The notebooks in ``notebooks/`` run, cell after cell, on a lakehouse the pipeline filled.
 
 Each notebook's code cells are executed in order in one namespace, as a kernel would, in this
-test session (a notebook's ``Context.create`` reuses the active session). The working folder
-holds only a ``lakehouse`` link to the resolved stage world, so the notebook's own settings
-(``load_settings(profile="local")``, lakehouse ``./lakehouse``) find it as they would find the
-one ``make demo`` leaves in the repository root.
+test session (a notebook's ``Context.create`` reuses the active session). The kernel starts in
+the ``notebooks/`` folder of a checkout-like folder whose only other content is a ``lakehouse``
+link to the resolved stage world, so the notebook's own settings (``load_settings(profile=
+"local")``, lakehouse ``./lakehouse``) find it as they would find the one ``make demo`` leaves
+in the repository root.
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def test_every_notebook_is_run_here() -> None:
 
 @pytest.fixture
 def in_a_filled_folder(resolved_world, tmp_path: Path, monkeypatch):
-    """A working folder whose ``./lakehouse`` is the resolved stage world's."""
+    """A checkout-like folder whose ``./lakehouse`` is the resolved stage world's, with the
+    kernel in its ``notebooks/`` folder, where Jupyter starts a notebook's kernel."""
     _, ctx, _ = resolved_world
     (tmp_path / "lakehouse").symlink_to(ctx.settings.lakehouse.root, target_is_directory=True)
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
     return ctx
 
 

@@ -203,3 +203,34 @@ def test_the_command_prints_the_installed_maven_or_fails_with_one_line(tmp_path)
         )
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith("maven: cannot download ") and mirror.url in out.stderr
+
+
+_FOREIGN_SESSION = """
+import sys
+from pyspark.sql import SparkSession
+from crossdata.config import load_settings
+from crossdata.spark import get_spark
+
+# A notebook's or a platform's session: built without crossdata, no checkpoint folder.
+own = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+assert own.sparkContext.getCheckpointDir() is None
+settings = load_settings(overrides=[f"spark.checkpoint_dir={sys.argv[1]}"]).settings
+assert get_spark(settings) is own
+print(own.sparkContext.getCheckpointDir())
+own.stop()
+"""
+
+
+def test_a_session_crossdata_did_not_build_gets_the_checkpoint_folder(tmp_path):
+    # The identity engine's reliable checkpoints need one past its first round.
+    out = subprocess.run(
+        [sys.executable, "-c", _FOREIGN_SESSION, str(tmp_path / "chk")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1].startswith(f"file:{tmp_path / 'chk'}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from crossdata.config import Loaded
 from crossdata.errors import CrossdataError
+from crossdata.tracking import safe_uri
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,20 @@ def _local(uri: str) -> Path | None:
     return Path(uri.removeprefix("file://").removeprefix("file:")).expanduser().resolve()
 
 
+def fresh_folders(settings) -> list[Path]:
+    """What ``--fresh`` deletes: the world, the lakehouse, and the stream checkpoints when
+    collect.checkpoint_dir puts them outside the lakehouse (kept, they would count the new
+    world's files, named as the old one's, as read)."""
+    from crossdata.collect.ingest import checkpoint_root
+
+    folders = [_local(settings.world.out), _local(settings.lakehouse.root)]
+    checkpoints = _local(checkpoint_root(settings))
+    lake = folders[1]
+    if checkpoints is not None and lake is not None and not checkpoints.is_relative_to(lake):
+        folders.append(checkpoints)
+    return [f for f in folders if f is not None]
+
+
 def _same_world(out: Path, settings) -> bool:
     """Whether ``out`` already holds the world these settings describe."""
     meta = out / "_truth" / "world.json"
@@ -97,7 +112,7 @@ def demo(args: argparse.Namespace, loaded: Loaded) -> int:
             f"must be world.out ({s.world.out})"
         )
     if args.fresh:
-        for folder in (world_dir, lake_dir):
+        for folder in fresh_folders(s):
             if folder.exists():
                 print(f"demo: removing {folder}")
                 shutil.rmtree(folder)
@@ -197,6 +212,18 @@ def log_scores(loaded: Loaded, metrics: dict[str, float]) -> str:
         return f"{active.info.run_id} (experiment {s.mlflow.experiment!r})"
 
 
+def _mlflow_hint(loaded: Loaded) -> str:
+    """How to open the runs: the UI over a local store, or the tracking server's address;
+    a value from the environment is never printed (it may hold a credential)."""
+    uri = loaded.settings.mlflow.tracking_uri
+    if uri.startswith(("http://", "https://", "databricks")):
+        hint = f"open {uri}"
+    else:
+        hint = f"mlflow ui --backend-store-uri {uri}"
+    # A credential in the address: hidden whether written in conf or read from the environment.
+    return loaded.redact(safe_uri(hint))
+
+
 def tour(ctx, loaded: Loaded, world_dir: Path) -> str:
     """Where every output is and how to look at it."""
     from crossdata.lakehouse.tables import TABLES
@@ -209,7 +236,7 @@ def tour(ctx, loaded: Loaded, world_dir: Path) -> str:
             rows = ctx.lake.read(name).count()  # a count per table, no rows to the driver
             lines.append(f"    {name:<32} {rows:>10,} rows  {ctx.lake.path(name)}")
     lines += [
-        f"  MLflow: mlflow ui --backend-store-uri {s.mlflow.tracking_uri}",
+        f"  MLflow: {_mlflow_hint(loaded)}",
         "  Look at the tables from Python (the catalog is per session, so register them first):",
         "    from crossdata.config import load_settings",
         "    from crossdata.ops import Context",

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from crossdata import stack
 from crossdata.config import Loaded
 from crossdata.spark.session import cached_jars, safe_remote, to_uri
+from crossdata.tracking import safe_uri
 
 log = logging.getLogger(__name__)
 Status = Literal["ok", "warn", "FAIL"]
@@ -200,7 +201,7 @@ def mlflow_checks(loaded: Loaded) -> list[Check]:
                 stack.MLFLOW_VERSION,
                 "reachable",
                 "ok",
-                _safe_uri(settings.mlflow.tracking_uri),
+                safe_uri(settings.mlflow.tracking_uri),
             )
         ]
     except Exception as exc:
@@ -243,9 +244,4 @@ def format_table(checks: list[Check]) -> str:
 def _short(exc: BaseException) -> str:
     """The first line of an error, without the credentials a URI in it may carry."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return safe_remote(_safe_uri(first))[:200]
-
-
-def _safe_uri(uri: str) -> str:
-    # A tracking URI may embed credentials (https://user:token@host): never print them.
-    return re.sub(r"//[^/@\s]+@", "//***@", uri)
+    return safe_remote(safe_uri(first))[:200]

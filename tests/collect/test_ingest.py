@@ -26,6 +26,7 @@ from crossdata.config.schema import Expectation
 from crossdata.contracts import SOURCES
 from crossdata.errors import (
     ConfigError,
+    CrossdataError,
     DataQualityError,
     InputContractError,
     ReconciliationError,
@@ -899,3 +900,23 @@ def test_a_crm_record_spanning_lines_is_one_record_in_bronze_silver_and_a_later_
     assert (second.read, second.duplicates, second.loaded) == (3, 3, 0)
     recon = ctx.lake.read(RECONCILIATION).where("status <> 'ok'")
     assert recon.count() == 0
+
+
+def test_checkpoints_of_another_lakehouse_stop_the_run_instead_of_loading_nothing(spark, tmp_path):
+    # Checkpoints kept apart from the lakehouse (collect.checkpoint_dir, as on a cluster):
+    # they count the landing's files as read, so beside a lakehouse they did not fill, the
+    # run would load nothing and succeed.
+    landing, checkpoints = tmp_path / "landing", tmp_path / "checkpoints"
+    deliver(landing, "2026-03-05", "a.jsonl", [event("e1", "2026-03-05T10:00:00Z")])
+
+    def context(name: str) -> Context:
+        settings = make_settings(
+            tmp_path / name, f"collect.landing={landing}", f"collect.checkpoint_dir={checkpoints}"
+        )
+        return Context.create(settings, spark=spark)
+
+    assert _ingest(context("first")).bronze["events"].loaded == 1
+    other = context("second")
+    with pytest.raises(CrossdataError, match="belongs to a lakehouse that is gone"):
+        _ingest(other)
+    assert not other.lake.exists("bronze.events")

@@ -154,10 +154,31 @@ def trigger_limit(s: CollectSettings) -> dict[str, int]:
     return {"maxFilesPerTrigger": s.max_files_per_trigger}
 
 
+def _has_commits(ctx: Context, checkpoint: str) -> bool:
+    """Whether the stream checkpoint has committed a batch (read through Spark, so on any file
+    system the checkpoint lives on)."""
+    try:
+        return not ctx.spark.read.text(f"{checkpoint}/commits").isEmpty()
+    except Exception as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc).lower():
+            return False
+        raise
+
+
 def start_bronze(ctx: Context, run: JobRun, source: Source, landing: str) -> RunningStream:
     """Start the stream of one source's new files -> bronze, quarantine, ledger, reconciliation."""
     folder = f"{to_uri(landing).rstrip('/')}/{source.name}"
     checkpoint = f"{checkpoint_root(ctx.settings)}/bronze/{source.name}"
+    # Every bronze batch reconciles its files: a checkpoint that has committed batches beside
+    # a lakehouse without a reconciliation table belongs to a lakehouse that is gone. Its
+    # files count as read, so the run would load nothing and succeed.
+    if not ctx.lake.exists(RECONCILIATION) and _has_commits(ctx, checkpoint):
+        raise CrossdataError(
+            f"the stream checkpoint {checkpoint} has already read {source.name}'s files, but "
+            f"{ctx.lake.root} has no {RECONCILIATION}: the checkpoint belongs to a lakehouse "
+            "that is gone. Delete the checkpoints (collect.checkpoint_dir) to ingest the "
+            "landing again, or point lakehouse.root at their lakehouse"
+        )
     writer = BronzeBatchWriter(
         ctx.lake.location, source, ctx.settings.collect, run.run_id, checkpoint
     )

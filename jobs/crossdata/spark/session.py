@@ -164,6 +164,7 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         _ensure_session_conf(active, {"spark.sql.shuffle.partitions": None})
+        _ensure_checkpoint_dir(active, spark_settings.checkpoint_dir)
         return active
     if spark_settings.remote:
         log.info("spark session: connecting remote=%s", safe_remote(spark_settings.remote))
@@ -195,6 +196,18 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
         spark_settings.shuffle_partitions,
     )
     return builder.getOrCreate()
+
+
+def _ensure_checkpoint_dir(session: SparkSession, checkpoint_dir: str) -> None:
+    """Give a session crossdata did not build (a notebook's, a platform's) the checkpoint
+    folder reliable checkpoints need (the identity engine's, past one round), unless it has
+    one. A Spark Connect session has none to set: the server's own applies."""
+    if type(session).__module__.startswith("pyspark.sql.connect"):
+        return
+    context = session.sparkContext
+    if context.getCheckpointDir() is None:
+        log.info("spark session: setting the checkpoint folder of an existing session")
+        context.setCheckpointDir(to_uri(checkpoint_dir))
 
 
 def _ensure_session_conf(session: SparkSession, extra: Mapping[str, str | None]) -> None:
