@@ -98,9 +98,10 @@ class MapState:
     one after it write the same:
 
     - New keys are salted with it (not with the run id): the retry issues the keys the failed
-      attempt already put in gold.customer_keys, not a second set nobody holds. The map's table
-      id is in the salt, so a map deleted and built again never reissues a retired key; with no
-      map at all (the first run, or a rebuild), gold.customer_keys' id and version stand in.
+      attempt already put in gold.customer_keys, not a second set nobody holds. With no map
+      (the first run, or a rebuild after the map was deleted) the salt is empty, so keys depend
+      on the members alone, as a standalone resolution's do: a rebuild gives a customer
+      anchored as in the first run that run's key again.
     - The lineage is appended as a Delta transaction numbered by it: an attempt after one that
       wrote its lineage writes none (those rows keep the first attempt's run id, as the keys
       it created keep theirs in ``created_run``).
@@ -117,9 +118,7 @@ class MapState:
             table_id = lake.table_id(IDENTITY_MAP)
             txn = (f"identity-lineage:{table_id}", version)
             return cls(f"{IDENTITY_MAP}:{table_id}@{version}", version, txn)
-        keys_version = lake.version(KEYS)
-        salt = "" if keys_version is None else f"{KEYS}:{lake.table_id(KEYS)}@{keys_version}"
-        return cls(salt, None, ("identity-lineage", -1))  # no map: no lineage to write
+        return cls("", None, ("identity-lineage", -1))  # no map: no lineage to write
 
 
 def components_options(settings: Settings) -> ComponentsOptions:
