@@ -20,7 +20,7 @@ from pathlib import Path
 
 from crossdata.config import Loaded
 from crossdata.errors import CrossdataError
-from crossdata.tracking import safe_uri
+from crossdata.tracking import SERVER_SCHEMES, safe_uri
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _mlflow_hint(loaded: Loaded) -> str:
     """How to open the runs: the UI over a local store, or the tracking server's address;
     a value from the environment is never printed (it may hold a credential)."""
     uri = loaded.settings.mlflow.tracking_uri
-    if uri.startswith(("http://", "https://", "databricks")):
+    if uri.startswith(SERVER_SCHEMES):
         hint = f"open {uri}"
     else:
         hint = f"mlflow ui --backend-store-uri {uri}"

@@ -160,7 +160,7 @@ def _has_commits(ctx: Context, checkpoint: str) -> bool:
     try:
         return not ctx.spark.read.text(f"{checkpoint}/commits").isEmpty()
     except Exception as exc:
-        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc).lower():
+        if "PATH_NOT_FOUND" in str(exc):  # Spark's error for a missing path, on any file system
             return False
         raise
 
