@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import time
+import types
 
 import pytest
 from chispa import assert_df_equality
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from crossdata.errors import ConcurrentWriteError, CrossdataError, InvariantViolation
-from crossdata.lakehouse import Lakehouse, table
+from crossdata.lakehouse import Lakehouse, store, table
 from crossdata.lakehouse.tables import EXPECTATION_TABLES, TABLES, Table
 
 from .conftest import make_settings
@@ -213,6 +214,37 @@ def test_a_name_registered_at_another_root_is_re_pointed_and_its_files_kept(spar
     assert third.register("ops.alerts")
 
 
+def test_a_lakehouse_deleted_under_a_live_process_is_seen_gone_and_created_again(
+    spark, lake, tmp_path
+):
+    lake.create_if_missing("ops.alerts")
+    assert lake.exists("ops.alerts")
+    shutil.rmtree(lake.root.removeprefix("file:"))  # `demo --fresh` from the same notebook
+    assert not lake.exists("ops.alerts")
+    again = Lakehouse(spark, lake.root)
+    assert not again.exists("ops.alerts")
+    again.create_if_missing("ops.alerts")  # created with its layout and properties, not skipped
+    assert again.read("ops.alerts").schema.names == SCHEMA.names
+    twin = Lakehouse(spark, str(tmp_path / "twin"))
+    twin.create_if_missing("ops.alerts")
+
+    def properties(lakehouse: Lakehouse) -> dict:
+        return spark.sql(f"DESCRIBE DETAIL {lakehouse.ident('ops.alerts')}").first()["properties"]
+
+    assert properties(again) and properties(again) == properties(twin)
+
+
+def test_registering_again_takes_the_name_back_from_another_root(spark, tmp_path):
+    first = Lakehouse(spark, str(tmp_path / "first"))
+    first.create_if_missing("ops.alerts")
+    assert first.register("ops.alerts")
+    second = Lakehouse(spark, str(tmp_path / "second"))
+    second.create_if_missing("ops.alerts")  # re-points the name at the second root
+    assert first.register("ops.alerts")
+    location = spark.sql("DESCRIBE DETAIL ops.alerts").first()["location"]
+    assert location.rstrip("/").endswith("/first/ops/alerts")
+
+
 def _merge_while_another_job_deletes(spark, lake: Lakehouse, name: str, tmp_path) -> None:
     """MERGE into ``name`` while another writer deletes a row of it: a real Delta conflict.
 
@@ -351,7 +383,8 @@ def test_a_creation_that_fails_for_its_own_reason_fails_at_once(spark, lake, mon
         "gold.broken", "a layout naming a column it lacks", "append", partition_by=("missing",)
     )
     monkeypatch.setitem(TABLES, "gold.broken", spec)
-    monkeypatch.setattr(time, "sleep", _no_sleep)
+    # The store's own clock only: py4j's threads sleep through the same module's function.
+    monkeypatch.setattr(store, "time", types.SimpleNamespace(sleep=_no_sleep))
     with pytest.raises(Exception, match="missing"):
         lake.append(spark.createDataFrame([(1,)], "id INT"), "gold.broken")
 

@@ -223,3 +223,25 @@ def test_a_start_date_the_worlds_own_times_would_contradict_is_refused():
     assert early is not None and "start after 2001-12-02" in early
     late = date_problem(_settings(start_date="8999-12-30", days=400), earliest)
     assert late is not None and "ends too late" in late
+
+
+def test_a_tills_wall_clock_time_names_its_instant_in_the_hour_the_clocks_repeat():
+    # Paris clocks go back on 2026-10-25 at 01:00 UTC: 02:00 to 03:00 happens twice. A till
+    # writes no offset and ingestion reads such a time as its first pass (fold=0 below).
+    params = build_params(_settings(persons=50, start_date="2026-10-23", days=4))
+    paris = ZoneInfo("Europe/Paris")
+    first = dt.datetime(2026, 10, 24, 22, tzinfo=dt.UTC)
+    instants = np.array(
+        [int((first + dt.timedelta(minutes=m)).timestamp() * 1000) for m in range(0, 6 * 60, 7)]
+    )
+    moved = params.first_pass(instants)
+    walls = formats.wall_clock_times(moved, params.paris_offset(moved))
+    read = [
+        int(dt.datetime.fromisoformat(w).replace(tzinfo=paris).timestamp() * 1000) for w in walls
+    ]
+    assert read == moved.tolist()
+    back = int(dt.datetime(2026, 10, 25, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    second_pass = (instants >= back) & (instants < back + 3_600_000)
+    assert second_pass.sum() == 9  # 01:02 to 01:58 UTC, every seven minutes
+    assert (moved[~second_pass] == instants[~second_pass]).all()
+    assert (moved[second_pass] == instants[second_pass] + 3_600_000).all()

@@ -210,6 +210,21 @@ class WorldParams:
         i = np.searchsorted(at, np.asarray(utc_ms, dtype=np.int64), side="right") - 1
         return off[np.clip(i, 0, len(off) - 1)]
 
+    def first_pass(self, utc_ms: npt.ArrayLike) -> np.ndarray:
+        """Instants moved out of the second pass of an hour the clocks repeat.
+
+        When Paris clocks go back, each wall-clock time of the hour before happens twice. A
+        time written without an offset (a till's) can name only one of them, and ingestion
+        reads the first, summer-time one (docs/collect.md). An instant of the second pass is
+        moved on by the hour the clocks went back, so what a till writes says when it was."""
+        ms = np.array(utc_ms, dtype=np.int64)
+        at, off = self._dst_arrays
+        for i in range(1, len(at)):
+            back = int(off[i - 1] - off[i]) * MINUTE_MS
+            if back > 0:
+                ms[(ms >= at[i]) & (ms < at[i] + back)] += back
+        return ms
+
     def local_day(self, utc_ms: npt.ArrayLike) -> np.ndarray:
         """Index of the Paris calendar day of each instant (0 = start date)."""
         ms = np.asarray(utc_ms, dtype=np.int64)

@@ -1157,7 +1157,8 @@ class PersonSim:
                 w = (0.55, 0.2 if has_app else 0.0, 0.2, 0.05)
                 channels.append(opts[int(pick(r, w))])
         channel = np.array(channels, dtype=object)
-        t = purchases["t"]
+        till = channel == "store"  # writes local time without an offset: never an hour said twice
+        t = np.where(till, P.first_pass(purchases["t"]), purchases["t"])
         local = P.local_day(t)
         ymd = [(P.start + dt.timedelta(days=int(d))).strftime("%Y%m%d") for d in local]
         seq = np.arange(k)
