@@ -18,8 +18,9 @@ from pyspark.sql import functions as F
 
 from crossdata.cli import main
 from crossdata.collect.file_changes import FILE_CHANGES_SCHEMA
-from crossdata.collect.maintain import run_maintenance
+from crossdata.collect.maintain import RETENTION_CHECK, run_maintenance
 from crossdata.errors import CrossdataError, InvariantViolation
+from crossdata.lakehouse.store import _condition_text
 from crossdata.ops import Context, job_run
 
 from ..conftest import make_settings
@@ -30,11 +31,26 @@ EVENTS = (
 )
 
 
+@pytest.fixture
+def retention_check_off(spark):
+    """Delta's guard against a VACUUM retention under 7 days, off for one test (as a user
+    who knows no other job writes meanwhile sets it), then back as it was."""
+    before = spark.conf.get(RETENTION_CHECK, None)
+    spark.conf.set(RETENTION_CHECK, "false")
+    yield
+    if before is None:
+        spark.conf.unset(RETENTION_CHECK)
+    else:
+        spark.conf.set(RETENTION_CHECK, before)
+
+
 def _data_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts)
 
 
-def test_maintain_compacts_and_vacuums_without_changing_rows(spark, tmp_path: Path) -> None:
+def test_maintain_compacts_and_vacuums_without_changing_rows(
+    spark, tmp_path: Path, retention_check_off
+) -> None:
     ctx = Context.create(
         make_settings(tmp_path, "collect.maintenance.vacuum_retention_hours=0"), spark=spark
     )
@@ -355,7 +371,7 @@ def test_maintain_gives_an_older_table_its_statistics_columns(spark, tmp_path: P
 
 
 def test_vacuum_keeps_files_as_long_as_the_configured_retention(
-    spark, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    spark, tmp_path: Path, caplog: pytest.LogCaptureFixture, retention_check_off
 ) -> None:
     """Delta 4 ignores VACUUM's RETAIN clause (unless 0) and keeps files for the table's own
     retention, 7 days by default. Files no commit took, dated by hand, show which retention
@@ -408,24 +424,102 @@ def test_vacuum_keeps_files_as_long_as_the_configured_retention(
     assert ctx.lake.read("silver.events").count() == 2  # the table never saw the copies
 
 
-def test_a_constraint_existing_rows_break_is_refused_and_the_old_one_kept(spark, tmp_path: Path):
+def _valid_change(spark, ident: str) -> list[str]:
+    """The table's stored valid_change conditions, spaced alike."""
+    return [
+        _condition_text(r["value"])
+        for r in spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
+        if r["key"] == "delta.constraints.valid_change"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "change"),
+    [
+        ("change IN ('rewritten', 'gone', 'misnamed', 'moved')", "moved"),
+        # A NULL condition is refused by Delta as a false one, though NOT (...) skips it.
+        ("change IS NULL OR change IN ('rewritten', 'gone', 'misnamed')", None),
+    ],
+    ids=["false", "null"],
+)
+def test_a_constraint_existing_rows_break_is_refused_and_the_old_one_kept(
+    spark, tmp_path: Path, old: str, change: str | None
+):
     # The table's old condition allows a row the declared one refuses: replacing the
     # condition would fail after dropping the old one, leaving the table with neither.
     ctx = Context.create(make_settings(tmp_path, "collect.maintenance.optimize=false"), spark=spark)
     name = "ops.ingest_file_changes"
-    row = [("r1", None, "events", "file:/l/e.json", "moved", None, 5, None, None, None, None)]
+    row = [("r1", None, "events", "file:/l/e.json", change, None, 5, None, None, None, None)]
     ctx.lake.append(ctx.spark.createDataFrame(row, FILE_CHANGES_SCHEMA).where("false"), name)
     ident = ctx.lake.ident(name)
     ctx.spark.sql(f"ALTER TABLE {ident} DROP CONSTRAINT valid_change")
-    old = "change IN ('rewritten', 'gone', 'misnamed', 'moved')"
     ctx.spark.sql(f"ALTER TABLE {ident} ADD CONSTRAINT valid_change CHECK ({old})")
     ctx.lake.append(ctx.spark.createDataFrame(row, FILE_CHANGES_SCHEMA), name)
 
     with pytest.raises(CrossdataError, match=r"1 rows break the constraint valid_change"):
         ctx.lake.sync_constraints(name)
-    kept = {
-        r["key"]: r["value"]
-        for r in ctx.spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()
-        if r["key"] == "delta.constraints.valid_change"
-    }
-    assert len(kept) == 1 and "'moved'" in next(iter(kept.values()))  # Delta's own spacing
+    assert _valid_change(spark, ident) == [_condition_text(old)]  # Delta's own spacing
+
+
+def test_a_row_written_between_the_drop_and_the_add_puts_the_old_constraint_back(
+    spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    ctx = Context.create(make_settings(tmp_path, "collect.maintenance.optimize=false"), spark=spark)
+    name = "ops.ingest_file_changes"
+
+    def row(change: str):
+        values = [("r1", None, "events", "file:/l/e.json", change, None, 5) + (None,) * 4]
+        return ctx.spark.createDataFrame(values, FILE_CHANGES_SCHEMA)
+
+    ctx.lake.append(row("gone"), name)
+    ident = ctx.lake.ident(name)
+    ctx.spark.sql(f"ALTER TABLE {ident} DROP CONSTRAINT valid_change")
+    old = "change IN ('rewritten', 'gone', 'misnamed', 'moved')"
+    ctx.spark.sql(f"ALTER TABLE {ident} ADD CONSTRAINT valid_change CHECK ({old})")
+    retrying = ctx.lake._retrying
+
+    def another_writer_first(table_name, action):
+        statement = getattr(action, "args", ("",))[0]
+        if "ADD CONSTRAINT valid_change" in statement and "'moved'" not in statement:
+            ctx.lake.append(row("moved"), name)  # the old condition allows it, the new one not
+        return retrying(table_name, action)
+
+    monkeypatch.setattr(ctx.lake, "_retrying", another_writer_first)
+    with pytest.raises(CrossdataError, match=r"could not be replaced.*keeps its current"):
+        ctx.lake.sync_constraints(name)
+    assert _valid_change(spark, ident) == [_condition_text(old)]
+    with pytest.raises(Exception, match="valid_change"):  # the table refuses again what it did
+        ctx.lake.append(row("bogus"), name)
+
+
+def test_a_retention_under_deltas_floor_is_refused_while_deltas_guard_is_on(
+    spark, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written on the table, such a retention lets a plain VACUUM delete the files another job
+    # has written and not committed yet, which Delta's guard exists to prevent.
+    assert spark.conf.get(RETENTION_CHECK, "true") == "true"
+    ctx = Context.create(
+        make_settings(tmp_path, "collect.maintenance.vacuum_retention_hours=24"), spark=spark
+    )
+    day = dt.date(2026, 3, 2)
+    for batch in range(2):
+        rows = [(f"e{batch}", dt.datetime(2026, 3, 2, 10), day, "web", "events", "a1")]
+        ctx.lake.append(ctx.spark.createDataFrame(rows, EVENTS), "silver.events")
+    ident = ctx.lake.ident("silver.events")
+    version = ctx.lake.version("silver.events")
+
+    with job_run(ctx, "maintain") as run, pytest.raises(CrossdataError, match="168-hour floor"):
+        run_maintenance(ctx, run, ["silver.events"])
+    assert ctx.lake.version("silver.events") == version  # no property, no OPTIMIZE, no VACUUM
+    props = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()}
+    assert "delta.deletedFileRetentionDuration" not in props
+
+    root = f"lakehouse.root={tmp_path / 'lakehouse'}"
+    code = main(["--set", root, "--set", "collect.maintenance.vacuum_retention_hours=24",
+                 "maintain", "--table", "silver.events"])  # fmt: skip
+    assert code == 1
+    assert "--no-vacuum" in capsys.readouterr().err
+    assert ctx.lake.version("silver.events") == version
+    compact_only = ["--set", root, "--set", "collect.maintenance.vacuum_retention_hours=24",
+                    "maintain", "--table", "silver.events", "--no-vacuum"]  # fmt: skip
+    assert main(compact_only) == 0  # compaction alone deletes nothing

@@ -54,6 +54,8 @@ def maintain(args: argparse.Namespace, loaded: Loaded) -> int:
 
     for name in args.table or []:
         table(name)  # an unknown name stops here, before the session starts
+    # A retention under Delta's floor is refused by run_maintenance before any table is touched:
+    # Delta's switch may come from spark-submit --conf or a Connect server, seen only then.
     ctx = Context.create(loaded)
     with job_run(ctx, "maintain") as run:
         report = run_maintenance(ctx, run, args.table, vacuum=not args.no_vacuum)

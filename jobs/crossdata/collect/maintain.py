@@ -12,11 +12,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from crossdata.errors import CrossdataError
 from crossdata.lakehouse import TABLES, table
 from crossdata.lakehouse.store import DELTA_DEFAULT_FILE_RETENTION_HOURS
 from crossdata.ops import Context, JobRun
 
 log = logging.getLogger(__name__)
+
+# Delta's own guard: VACUUM refuses a retention under the default 7 days while it is on.
+RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
+def retention_problem(hours: int, retention_check: str | None) -> str | None:
+    """Why VACUUM may not run with a retention of ``hours``, or None.
+
+    The retention is written on each table (``Lakehouse.vacuum``), and a plain VACUUM honours
+    a table's own retention without Delta's guard. Below 7 days that can delete the files a job
+    writing at the same time has written and not yet committed; its commit then names files
+    that are gone. So crossdata keeps Delta's rule: a shorter retention needs Delta's guard
+    turned off (``retention_check``: the session's value of ``RETENTION_CHECK``, None when
+    unset), which says that no other job writes while VACUUM runs."""
+    if hours >= DELTA_DEFAULT_FILE_RETENTION_HOURS:
+        return None
+    if (retention_check or "true").strip().lower() == "false":
+        return None
+    return (
+        f"collect.maintenance.vacuum_retention_hours={hours} is below Delta's "
+        f"{DELTA_DEFAULT_FILE_RETENTION_HOURS}-hour floor: VACUUM could delete files that a job "
+        "writing at the same time has not committed yet, and corrupt the table. Raise it, run "
+        f"maintain with --no-vacuum, or, when no other job writes meanwhile, set {RETENTION_CHECK} "
+        "to false in spark.conf, as Delta itself asks"
+    )
 
 
 def run_maintenance(
@@ -26,6 +52,12 @@ def run_maintenance(
     lake = ctx.lake
     spark = ctx.spark
     settings = ctx.settings.collect.maintenance
+    if vacuum:  # before anything is written: the session's own value decides
+        problem = retention_problem(
+            settings.vacuum_retention_hours, spark.conf.get(RETENTION_CHECK, None)
+        )
+        if problem is not None:
+            raise CrossdataError(problem)
     names = [table(n).name for n in only] if only else sorted(TABLES)
     existing = [n for n in names if lake.exists(n)]
     lines = ["table                          files before  after  constraints added or changed"]

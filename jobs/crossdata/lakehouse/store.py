@@ -449,19 +449,34 @@ class Lakehouse:
             if stored is not None and _condition_text(stored) == _condition_text(expr):
                 continue
             # Rows the new condition refuses would fail the ADD, after the DROP had removed
-            # the old condition: the table would be left with neither. Refused first.
-            refused = self.spark.sql(f"SELECT count(*) FROM {ident} WHERE NOT ({expr})").first()
+            # the old condition: the table would be left with neither. Refused first. Delta
+            # refuses a row whose condition is NULL as well as false, hence IS NOT TRUE.
+            refused = self.spark.sql(
+                f"SELECT count(*) FROM {ident} WHERE ({expr}) IS NOT TRUE"
+            ).first()
             if refused is not None and refused[0]:
                 raise CrossdataError(
                     f"table {name}: {refused[0]} rows break the constraint {cname} CHECK "
                     f"({expr}); the table keeps its current constraints. Correct or remove "
                     "those rows, then run maintain again"
                 )
-            statements = [f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"]
-            if stored is not None:
-                statements.insert(0, f"ALTER TABLE {ident} DROP CONSTRAINT {cname}")
-            for statement in statements:
-                self._retrying(name, functools.partial(self.spark.sql, statement))
+            add = f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({expr})"
+            if stored is None:
+                self._retrying(name, functools.partial(self.spark.sql, add))
+            else:
+                drop = f"ALTER TABLE {ident} DROP CONSTRAINT {cname}"
+                self._retrying(name, functools.partial(self.spark.sql, drop))
+                try:
+                    self._retrying(name, functools.partial(self.spark.sql, add))
+                except Exception as exc:
+                    # A row written since the count, or conflicts past the retries: the old
+                    # condition goes back before the error is raised.
+                    old = f"ALTER TABLE {ident} ADD CONSTRAINT {cname} CHECK ({stored})"
+                    self._retrying(name, functools.partial(self.spark.sql, old))
+                    raise CrossdataError(
+                        f"table {name}: the constraint {cname} could not be replaced "
+                        f"({type(exc).__name__}); the table keeps its current condition"
+                    ) from exc
             changed.append(cname)
         return changed
 
