@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import REPO
 from .helpers import free_port
 
@@ -108,6 +110,23 @@ def test_bad_sizes_and_world_flags_are_one_line_errors_before_spark(tmp_path):
         assert message in out.stderr.strip().splitlines()[-1]
         assert "Traceback" not in out.stderr
     assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_sizes_are_whole_counts_and_are_written_back_in_their_own_unit():
+    from crossdata.bench import human, parse_size
+
+    assert [parse_size(t) for t in ("5000", "2.5k", "1M", "1e3", " 10_000 ")] == [
+        5000,
+        2500,
+        1_000_000,
+        1000,
+        10_000,
+    ]
+    for text in ("2.5", "1.9", "0", "-3k", "nan", "inf", "1x", ""):
+        with pytest.raises(ValueError, match="is not a size"):
+            parse_size(text)
+    written = [human(n) for n in (0.5, 999, 999.6, 12_345, 999_499, 999_500, 1_050_000, 2.5e9)]
+    assert written == ["0.5", "999", "1k", "12.3k", "999k", "1M", "1.05M", "2.5G"]
 
 
 def test_a_relative_jar_cache_is_named_with_the_folder_it_was_looked_for_in(tmp_path):

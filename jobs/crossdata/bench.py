@@ -26,12 +26,13 @@ def parse_size(text: str) -> int:
             t, mult = t[:-1], factor
             break
     try:
-        n = int(float(t) * mult)
-    except (ValueError, OverflowError):  # not a number, or nan / inf
-        n = 0
-    if n < 1:
+        exact = float(t) * mult
+    except ValueError:  # not a number
+        exact = 0.0
+    # nan and inf fail the first test; 2.5 is no count of people or events (2.5k is)
+    if not 1 <= exact < float("inf") or exact != int(exact):
         raise ValueError(f"{text!r} is not a size: write a count such as 5000, 250k or 1M")
-    return n
+    return int(exact)
 
 
 def parse_sizes(text: str | None, default: Sequence[str]) -> list[int]:
@@ -48,9 +49,12 @@ def sizes_argument(text: str) -> str:
 
 
 def human(n: float) -> str:
+    """Three significant digits and a unit: 1.05M, 999k, 12.3. The largest unit in which the
+    rounded value is at least 1 says it, so 999,600 is 1M, not 1e+03k."""
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
+        text = f"{n / div:.3g}"
+        if abs(float(text)) >= 1:
+            return f"{text}{unit}"
     return f"{n:.3g}"
 
 

@@ -12,6 +12,7 @@ import pytest
 from crossdata.bench import human
 from crossdata.collect import bench
 from crossdata.config import load_settings
+from crossdata.errors import CrossdataError
 
 from ..conftest import CONF_DIR, make_settings
 
@@ -85,3 +86,17 @@ def test_bench_ingest_at_a_tiny_size(tmp_path: Path) -> None:
     assert result["sessions"] > 0
     assert result["reference_before_s"] > 0 and result["reference_after_s"] > 0
     assert result["driver_rss_mb"] > 0 and result["jvm_rss_mb"] > 0
+
+
+def test_a_child_that_stops_on_an_error_hands_it_on_in_one_line(tmp_path: Path, capfd) -> None:
+    # No jars where the cache should be: the child stops before Spark starts, as a job would.
+    empty = tmp_path / "no-jars"
+    empty.mkdir()
+    loaded = make_settings(tmp_path, f"spark.jars.cache_dir={empty}")
+    output = tmp_path / "bench.md"
+    args = argparse.Namespace(sizes="5k", workdir=str(tmp_path / "bench"), output=str(output))
+    with pytest.raises(CrossdataError, match=r"^bench ingest size=5000: jar cache") as caught:
+        bench.run(args, loaded)
+    assert caught.value.exit_code == 3  # the child's EnvironmentProblem, not a bare failure
+    assert "Traceback" not in capfd.readouterr().err
+    assert not output.exists()  # no size was measured: no table

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 from crossdata.identity.bench import (
     ACCURACY_COLUMNS,
@@ -14,6 +15,7 @@ from crossdata.identity.bench import (
     WorldAccuracy,
     accuracy_row,
     ensure_world,
+    generator_fingerprint,
     run,
     world_settings,
     world_spec,
@@ -113,3 +115,15 @@ def test_world_option_parses_sizes_and_reuses_a_world_of_the_same_spec(loaded, t
     (folder / "world" / "_bench.json").write_text(json.dumps(world_spec(w)))
     assert ensure_world(None, w) == (folder / "world", None)  # reused: Spark is not touched
     assert world_spec(w) != world_spec(dataclasses.replace(w, seed=w.seed + 1))
+
+
+def test_a_cached_world_is_stale_when_the_contracts_it_was_written_to_change(tmp_path, monkeypatch):
+    import crossdata.contracts
+
+    before = generator_fingerprint()
+    changed = tmp_path / "contracts.py"
+    text = Path(crossdata.contracts.__file__).read_text(encoding="utf-8")
+    changed.write_text(text.replace('".jsonl"', '".ndjson"'), encoding="utf-8")
+    assert changed.read_text(encoding="utf-8") != text
+    monkeypatch.setattr(crossdata.contracts, "__file__", str(changed))
+    assert generator_fingerprint() != before

@@ -36,6 +36,7 @@ from typing import Any
 
 from crossdata.bench import Table, human, jvm_pid, parse_sizes, proc_status_kb, timed
 from crossdata.config import Loaded, load_settings
+from crossdata.errors import CrossdataError
 from crossdata.world.bench import DAYS, persons_for
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZES = ("1M", "10M")
 SOURCE = "events"
 RESULT = "result.json"
+FAILURE = "error.json"  # a CrossdataError the child stopped on: its message and exit code
 # How many triggers a query keeps in ``recentProgress`` (Spark's default is 100).
 PROGRESS_KEPT = 100_000
 # Spark SQL types of the contract's field types (JSON values are kept as their text).
@@ -169,11 +171,14 @@ def run(args: argparse.Namespace, loaded: Loaded) -> int:
     keep = bool(getattr(args, "keep", False))  # keep worlds and tables (tests read them)
     table = Table("Ingestion (raw to bronze, raw to silver)", COLUMNS)
     measures = []
-    for size in sizes:
-        m = measure_in_child(loaded, size, workdir, keep)
-        measures.append(m)
-        table.add(*row(m))
-    table.emit(args.output)
+    try:
+        for size in sizes:
+            m = measure_in_child(loaded, size, workdir, keep)
+            measures.append(m)
+            table.add(*row(m))
+    finally:
+        if measures:  # the sizes measured before a failure are not lost with it
+            table.emit(args.output)
     for m in measures:
         print(where_time_goes(m))
     first = measures[0]
@@ -280,9 +285,17 @@ def measure_in_child(loaded: Loaded, size: int, workdir: Path, keep: bool = Fals
     done = subprocess.run(
         [sys.executable, "-m", "crossdata.collect.bench", str(spec_path)], env=env, check=False
     )
-    result = folder / RESULT
+    result, failure = folder / RESULT, folder / FAILURE
+    if failure.is_file():  # the child's own one-line error, with its exit code
+        stopped = json.loads(failure.read_text(encoding="utf-8"))
+        error = CrossdataError(f"bench ingest size={size}: {stopped['error']}")
+        error.exit_code = int(stopped["exit_code"])
+        raise error
     if done.returncode != 0 or not result.is_file():
-        raise RuntimeError(f"bench ingest size={size}: child failed (exit {done.returncode})")
+        raise CrossdataError(
+            f"bench ingest size={size}: the child process failed (exit {done.returncode}); "
+            "its traceback is above"
+        )
     data = json.loads(result.read_text(encoding="utf-8"))
     return Measure(**data)
 
@@ -473,7 +486,13 @@ def child(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     configure_logging(spec.get("log_level") or "INFO")
     folder = Path(spec["folder"])
-    m = measure(spec)
+    (folder / FAILURE).unlink(missing_ok=True)
+    try:
+        m = measure(spec)
+    except CrossdataError as exc:  # the parent says it in one line, with the same exit code
+        failure = {"error": str(exc), "exit_code": exc.exit_code}
+        (folder / FAILURE).write_text(json.dumps(failure), encoding="utf-8")
+        return exc.exit_code
     (folder / RESULT).write_text(json.dumps(dataclasses.asdict(m), indent=2), encoding="utf-8")
     log.info("bench ingest size=%d: %s", m.size, where_time_goes(m))
     if not spec.get("keep"):

@@ -588,13 +588,16 @@ def world_accuracy(ctx: Context, world_root: Path, ingest: bool = True) -> World
 
 
 def generator_fingerprint() -> str:
-    """A hash of the world generator's source: a cached world is stale when it changes."""
+    """A hash of the world generator's source and of the contracts it writes to (file names,
+    fields, CSV headers, reasons): a cached world is stale when either changes."""
     import hashlib
 
+    import crossdata.contracts as contracts_module
     import crossdata.world as world_package
 
     digest = hashlib.sha256()
-    for path in sorted(Path(world_package.__file__).parent.glob("*.py")):
+    sources = sorted(Path(world_package.__file__).parent.glob("*.py"))
+    for path in [*sources, Path(contracts_module.__file__)]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
