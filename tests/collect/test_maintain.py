@@ -523,3 +523,50 @@ def test_a_retention_under_deltas_floor_is_refused_while_deltas_guard_is_on(
     compact_only = ["--set", root, "--set", "collect.maintenance.vacuum_retention_hours=24",
                     "maintain", "--table", "silver.events", "--no-vacuum"]  # fmt: skip
     assert main(compact_only) == 0  # compaction alone deletes nothing
+
+
+def test_a_z_order_is_given_only_the_partitions_written_since_the_last_one(spark, tmp_path: Path):
+    # Delta's ZORDER rewrites every file it is pointed at: a maintain run after a day of
+    # ingestion must not rewrite the whole table, nor anything when nothing was written.
+    ctx = Context.create(make_settings(tmp_path), spark=spark)
+    days = [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
+
+    def write(day: dt.date, batch: int) -> None:
+        at = dt.datetime(day.year, day.month, day.day, 10)
+        rows = [(f"e{day}-{batch}-{i}", at, day, "web", "events", f"a{i % 3}") for i in range(4)]
+        ctx.lake.append(ctx.spark.createDataFrame(rows, EVENTS), "silver.events")
+
+    def maintain() -> str:
+        with job_run(ctx, "maintain") as run:
+            report = run_maintenance(ctx, run, ["silver.events", "silver.events"], vacuum=False)
+        rows = report.splitlines()[1:]
+        assert len(rows) == 1  # a table named twice is maintained once
+        return rows[0]
+
+    def files_of(day: dt.date) -> set[str]:
+        found = ctx.lake.read("silver.events").where(F.col("event_date") == day)
+        return {r[0] for r in found.select(F.input_file_name()).distinct().collect()}
+
+    def zorders() -> list:
+        history = ctx.spark.sql(f"DESCRIBE HISTORY {ctx.lake.ident('silver.events')}")
+        found = history.where(F.col("operation") == "OPTIMIZE").orderBy("version")
+        return [r["operationParameters"]["predicate"] for r in found.collect()]
+
+    for batch in range(2):
+        for day in days:
+            write(day, batch)
+    assert "Z-ordered whole" in maintain()  # never Z-ordered: all of it
+    assert len(zorders()) == 1
+    assert "Z-order up to date" in maintain()  # nothing written since: no rewrite
+    assert len(zorders()) == 1
+
+    first_day = files_of(days[0])
+    write(days[1], 2)
+    write(days[1], 3)
+    assert "Z-ordered 1 partitions" in maintain()
+    predicates = zorders()
+    assert len(predicates) == 2 and "2026-03-03" in predicates[-1]
+    assert "2026-03-02" not in predicates[-1]
+    assert files_of(days[0]) == first_day  # the other day's files were left as they were
+    assert len(files_of(days[1])) == 1  # the written day is one Z-ordered file again
+    assert ctx.lake.read("silver.events").count() == 24

@@ -58,19 +58,22 @@ def run_maintenance(
         )
         if problem is not None:
             raise CrossdataError(problem)
-    names = [table(n).name for n in only] if only else sorted(TABLES)
+    names = list(dict.fromkeys(table(n).name for n in only)) if only else sorted(TABLES)
     existing = [n for n in names if lake.exists(n)]
-    lines = ["table                          files before  after  constraints added or changed"]
+    lines = [
+        f"{'table':<30} {'files before':<13} {'after':<6} {'optimize':<27} "
+        "constraints added or changed"
+    ]
     for i, name in enumerate(existing, 1):
         run.progress(i, len(existing), f"maintain {name}")
-        spec = table(name)
         ident = lake.ident(name)
         before = _num_files(spark, ident)
         if lake.declare_stats_columns(name):
             log.info("maintain: statistics columns set table=%s", name)
+        optimized = "-"
         if settings.optimize:
-            log.info("maintain: optimize table=%s zorder_by=%s", name, ",".join(spec.zorder_by))
-            lake.optimize(name)
+            optimized = lake.optimize(name)
+            log.info("maintain: optimize table=%s done=%s", name, optimized)
         changed = lake.sync_constraints(name)
         if vacuum:
             hours = settings.vacuum_retention_hours
@@ -85,7 +88,8 @@ def run_maintenance(
             lake.vacuum(name, hours)
         after = _num_files(spark, ident)
         run.count(output_rows=1)
-        lines.append(f"{name:<30} {before:<13} {after:<6} {', '.join(changed) or '-'}")
+        constraints = ", ".join(changed) or "-"
+        lines.append(f"{name:<30} {before:<13} {after:<6} {optimized:<27} {constraints}")
     if only:  # a table asked for by name and not there is said, not passed over in silence
         lines += [f"{n:<30} not created yet: skipped" for n in names if n not in existing]
     return "\n".join(lines)

@@ -63,6 +63,27 @@ def withheld_violation(exc: BaseException, table_name: str) -> InvariantViolatio
     )
 
 
+# The userMetadata of a Z-order crossdata ran: the table version whose changes it covers.
+ZORDERED_THROUGH = "crossdata-zordered-through:"
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# What a Delta commit's JSON says of the files it added, as far as Z-ordering asks.
+_LOG_ADDS = "add STRUCT<partitionValues: MAP<STRING, STRING>, dataChange: BOOLEAN>"
+
+
+def _partitions_predicate(
+    columns: Sequence[str], partitions: Sequence[dict[str, str | None]]
+) -> str:
+    """An OPTIMIZE WHERE predicate selecting exactly these partitions (values as Delta writes
+    them in its log: text, None for a null partition)."""
+
+    def equals(column: str, value: str | None) -> str:
+        return f"`{column}` IS NULL" if value is None else f"`{column}` = '{_sql_string(value)}'"
+
+    return " OR ".join(
+        "(" + " AND ".join(equals(c, values.get(c)) for c in columns) + ")" for values in partitions
+    )
+
+
 def _condition_text(sql: str) -> str:
     """A CHECK condition's text without the spaces Delta may add or drop: it stores the
     condition as given at creation, but as tokens joined by spaces after ALTER TABLE
@@ -505,17 +526,96 @@ class Lakehouse:
         self._retrying(name, functools.partial(self.spark.sql, statement))
         return True
 
-    def optimize(self, name: str) -> None:
-        """Compact ``name`` (Z-ordered by its declared columns), retried on write conflicts.
+    def optimize(self, name: str) -> str:
+        """Compact ``name`` (Z-ordered by its declared columns), retried on write conflicts;
+        returns what was done, for maintain's report.
 
         OPTIMIZE rewrites the files it read when it started; a writer that removes one of them
         meanwhile (a DELETE, a MERGE that updates rows) makes Delta refuse the compaction's
         commit. The retry starts again from the table as it is then.
+
+        Plain compaction only rewrites small files, so it is cheap once done. Z-ordering in
+        Delta rewrites every file it is pointed at, each time, so a Z-ordered table is given
+        only what changed since its last Z-order: nothing when no data was written since, the
+        partitions written since when it is partitioned, else the whole table. The commit's
+        userMetadata records the version whose changes it covers.
         """
         spec = table(name)
-        zorder = f" ZORDER BY ({', '.join(spec.zorder_by)})" if spec.zorder_by else ""
-        statement = f"OPTIMIZE {self.ident(name)}{zorder}"
-        self._retrying(name, functools.partial(self.spark.sql, statement))
+        ident = self.ident(name)
+        if not spec.zorder_by:
+            self._retrying(name, functools.partial(self.spark.sql, f"OPTIMIZE {ident}"))
+            return "compacted"
+        current = self.version(name)
+        changed = self._written_since_zorder(name, current)
+        where, done = "", "Z-ordered whole"
+        if changed is not None and not changed:
+            return "Z-order up to date"
+        if changed is not None and spec.partition_by:
+            where = " WHERE " + _partitions_predicate(spec.partition_by, changed)
+            done = f"Z-ordered {len(changed)} partitions"
+        zorder = f" ZORDER BY ({', '.join(spec.zorder_by)})"
+        statement = f"OPTIMIZE {ident}{where}{zorder}"
+        with self._commit_metadata(f"{ZORDERED_THROUGH}{current}"):
+            self._retrying(name, functools.partial(self.spark.sql, statement))
+        return done
+
+    def _written_since_zorder(
+        self, name: str, current: int | None
+    ) -> list[dict[str, str | None]] | None:
+        """The partition values of the files written to ``name`` since its last Z-order
+        covered it, up to version ``current`` (an empty list: none), or None when that is
+        unknown: never Z-ordered, or the commits since are no longer in the log. Read from
+        the commits' JSON, not from the data."""
+        from pyspark.sql import functions as F
+
+        history = self.spark.sql(f"DESCRIBE HISTORY {self.ident(name)}")
+        last = (
+            history.where(F.col("operation") == "OPTIMIZE")
+            .where(F.col("operationParameters")["zOrderBy"] != "[]")
+            .orderBy(F.col("version").desc())
+            .select("readVersion", "userMetadata")
+            .first()
+        )
+        if last is None:
+            return None
+        tag = last["userMetadata"] or ""
+        # Another tool's Z-order covers what it read; crossdata's says what it was given.
+        through = int(tag[len(ZORDERED_THROUGH) :]) if tag.startswith(ZORDERED_THROUGH) else None
+        through = last["readVersion"] if through is None else through
+        if through is None or current is None:
+            return None
+        if current <= through:
+            return []
+        log_dir = f"{self.path(name)}/_delta_log"
+        commits = [f"{log_dir}/{v:020d}.json" for v in range(through + 1, current + 1)]
+        try:
+            written = (
+                self.spark.read.schema(_LOG_ADDS)
+                .json(commits)
+                .where(F.col("add.dataChange"))  # a compaction's own files are not new data
+                # as sorted (key, value) pairs: a map cannot be compared for distinct
+                .select(F.array_sort(F.map_entries("add.partitionValues")).alias("values"))
+                .distinct()
+                .collect()  # one row per partition written: a few days
+            )
+        except Exception as exc:
+            if _is_missing_table(exc):  # the log was cleaned up since: Z-order it all
+                return None
+            raise
+        return [{e["key"]: e["value"] for e in r["values"] or []} for r in written]
+
+    @contextmanager
+    def _commit_metadata(self, text: str) -> Iterator[None]:
+        """Delta's userMetadata for the commits this session makes meanwhile."""
+        before = self.spark.conf.get(USER_METADATA, None)
+        self.spark.conf.set(USER_METADATA, text)
+        try:
+            yield
+        finally:
+            if before is None:
+                self.spark.conf.unset(USER_METADATA)
+            else:
+                self.spark.conf.set(USER_METADATA, before)
 
     def vacuum(self, name: str, retain_hours: int) -> None:
         """Delete the files of ``name`` that no version younger than ``retain_hours`` reads

@@ -176,7 +176,10 @@ _TABLES += [
 _SILVER_EVENT_LAYOUT = (
     "Partitioned by event day (UTC): MERGE deduplication and late events touch only the "
     "days in a batch, and most reads filter on a date range. silver.events is also Z-ordered "
-    "by actor_id, so re-sessionising the actors a batch touched skips most files. Statistics "
+    "by actor_id, so a read or a DELETE that names a few actors (one customer's events, an "
+    "erasure) opens few files; a join on a batch's many actors still reads whole days, as "
+    "open-source Delta skips files by literal filters only. maintain Z-orders only the days "
+    "written since its last run. Statistics "
     "on time and ingestion metadata (and actor_id and session_id for silver.events) only: "
     "URLs, user agents and identifiers come in random order, so their ranges skip no file, "
     "and collecting them is part of every write."
