@@ -104,6 +104,8 @@ def test_ingest_runs_under_spark_submit(spark, tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     # spark-submit's Python runner merges the job's stderr into stdout
     assert "spark session: building master=spark-submit" in out.stdout + out.stderr
+    # A first run's streams have no checkpoint yet: asked without Spark's warning and trace.
+    assert "FileNotFoundException" not in out.stdout + out.stderr
     _check_ingested(spark, tmp_path)
 
 

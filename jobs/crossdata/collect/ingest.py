@@ -31,6 +31,7 @@ from crossdata.config.schema import CollectSettings, Settings
 from crossdata.contracts import SOURCES, Source
 from crossdata.errors import ConfigError, CrossdataError
 from crossdata.lakehouse import Lakehouse, LakeLocation
+from crossdata.lakehouse.store import path_exists
 from crossdata.ops import Context, JobRun
 from crossdata.spark.session import local_path, to_uri
 
@@ -156,7 +157,10 @@ def trigger_limit(s: CollectSettings) -> dict[str, int]:
 
 def _has_commits(ctx: Context, checkpoint: str) -> bool:
     """Whether the stream checkpoint has committed a batch (read through Spark, so on any file
-    system the checkpoint lives on)."""
+    system the checkpoint lives on). A missing folder is asked first where the session can:
+    Spark's reader logs a warning with a stack trace for a path that is not there."""
+    if path_exists(ctx.spark, f"{checkpoint}/commits") is False:
+        return False
     try:
         return not ctx.spark.read.text(f"{checkpoint}/commits").isEmpty()
     except Exception as exc:

@@ -129,17 +129,17 @@ def _is_missing_table(exc: BaseException) -> bool:
 _EXISTING: set[str] = set()
 
 
-def _log_folder_exists(spark: SparkSession, path: str) -> bool | None:
-    """Whether the Delta table at ``path`` still has its log folder; None when this session
-    cannot ask its file system directly (Spark Connect)."""
+def path_exists(spark: SparkSession, path: str) -> bool | None:
+    """Whether ``path`` exists, asked of its file system through Hadoop's client (any scheme
+    the session reads); None when this session cannot ask it directly (Spark Connect)."""
     if type(spark).__module__.startswith("pyspark.sql.connect"):
         return None
     jvm = spark._jvm
     if jvm is None:
         return None
-    log_path = jvm.org.apache.hadoop.fs.Path(path + "/_delta_log")
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     hadoop_conf = spark._jsc.hadoopConfiguration()
-    return bool(log_path.getFileSystem(hadoop_conf).exists(log_path))
+    return bool(hadoop_path.getFileSystem(hadoop_conf).exists(hadoop_path))
 
 
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
@@ -322,7 +322,7 @@ class Lakehouse:
     def exists(self, name: str) -> bool:
         path = self.path(name)
         if path in _EXISTING:
-            if _log_folder_exists(self.spark, path):
+            if path_exists(self.spark, f"{path}/_delta_log"):
                 return True
             _EXISTING.discard(path)  # deleted since, or not askable: Delta decides below
         try:
