@@ -127,3 +127,20 @@ def test_a_cached_world_is_stale_when_the_contracts_it_was_written_to_change(tmp
     assert changed.read_text(encoding="utf-8") != text
     monkeypatch.setattr(crossdata.contracts, "__file__", str(changed))
     assert generator_fingerprint() != before
+
+
+def test_a_world_with_no_connected_pair_meets_no_floor():
+    # Precision and recall read 1.0 on no pairs, only to avoid dividing by zero.
+    score = IdentityScore(
+        scored_identifiers=40,
+        true_pairs=12,
+        predicted_pairs=0,
+        true_positives=0,
+        shared_in_truth=0,
+        shared_detected=0,
+        largest_customer=1,
+    )
+    accuracy = WorldAccuracy(500, 10, 2, IdentitySummary(evidence_edges=0), score, None, 1.0)
+    assert (score.precision, score.reachable_recall) == (1.0, 1.0)
+    row = dict(zip(ACCURACY_COLUMNS, accuracy_row(accuracy), strict=True))
+    assert row["floors met"] == "NO: no pair of one person's identifiers is connected by evidence"

@@ -501,8 +501,12 @@ class WorldAccuracy:
     identity_seconds: float
 
     def missed_floors(self) -> list[str]:
-        """The floors this resolution misses (empty when both are met)."""
+        """The floors this resolution misses (empty when both are met). A world whose
+        evidence connects no pair of one person's identifiers measures nothing: it meets
+        no floor (precision and recall read 1.0 there only to avoid dividing by zero)."""
         missed = []
+        if self.score.reachable_pairs == 0:
+            missed.append("no pair of one person's identifiers is connected by evidence")
         if self.score.precision < PRECISION_FLOOR:
             missed.append(f"precision {self.score.precision:.4f} < {PRECISION_FLOOR}")
         if self.score.reachable_recall < RECALL_FLOOR:
