@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from crossdata.config.schema import Settings
 from crossdata.errors import ConcurrentWriteError, CrossdataError, InvariantViolation
 from crossdata.lakehouse.tables import LAYERS, TABLES, Table, table
-from crossdata.spark.session import to_uri
+from crossdata.spark.session import is_connect, to_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -132,7 +132,7 @@ _EXISTING: set[str] = set()
 def path_exists(spark: SparkSession, path: str) -> bool | None:
     """Whether ``path`` exists, asked of its file system through Hadoop's client (any scheme
     the session reads); None when this session cannot ask it directly (Spark Connect)."""
-    if type(spark).__module__.startswith("pyspark.sql.connect"):
+    if is_connect(spark):
         return None
     jvm = spark._jvm
     if jvm is None:
@@ -545,8 +545,7 @@ class Lakehouse:
         if not spec.zorder_by:
             self._retrying(name, functools.partial(self.spark.sql, f"OPTIMIZE {ident}"))
             return "compacted"
-        current = self.version(name)
-        changed = self._written_since_zorder(name, current)
+        current, changed = self._written_since_zorder(name)
         where, done = "", "Z-ordered whole"
         if changed is not None and not changed:
             return "Z-order up to date"
@@ -560,15 +559,18 @@ class Lakehouse:
         return done
 
     def _written_since_zorder(
-        self, name: str, current: int | None
-    ) -> list[dict[str, str | None]] | None:
-        """The partition values of the files written to ``name`` since its last Z-order
-        covered it, up to version ``current`` (an empty list: none), or None when that is
-        unknown: never Z-ordered, or the commits since are no longer in the log. Read from
-        the commits' JSON, not from the data."""
+        self, name: str
+    ) -> tuple[int | None, list[dict[str, str | None]] | None]:
+        """The table's current version, and the partition values of the files written to
+        ``name`` since its last Z-order covered it, up to that version (an empty list: none;
+        None when that is unknown: never Z-ordered, or the commits since are no longer in the
+        log). Read from the history and the commits' JSON, not from the data."""
         from pyspark.sql import functions as F
 
+        # A command runs once, within spark.sql, and keeps its rows: both questions read them.
         history = self.spark.sql(f"DESCRIBE HISTORY {self.ident(name)}")
+        latest = history.agg(F.max("version")).first()
+        current = None if latest is None or latest[0] is None else int(latest[0])
         last = (
             history.where(F.col("operation") == "OPTIMIZE")
             .where(F.col("operationParameters")["zOrderBy"] != "[]")
@@ -577,15 +579,15 @@ class Lakehouse:
             .first()
         )
         if last is None:
-            return None
+            return current, None
         tag = last["userMetadata"] or ""
         # Another tool's Z-order covers what it read; crossdata's says what it was given.
         through = int(tag[len(ZORDERED_THROUGH) :]) if tag.startswith(ZORDERED_THROUGH) else None
         through = last["readVersion"] if through is None else through
         if through is None or current is None:
-            return None
+            return current, None
         if current <= through:
-            return []
+            return current, []
         log_dir = f"{self.path(name)}/_delta_log"
         commits = [f"{log_dir}/{v:020d}.json" for v in range(through + 1, current + 1)]
         try:
@@ -600,9 +602,9 @@ class Lakehouse:
             )
         except Exception as exc:
             if _is_missing_table(exc):  # the log was cleaned up since: Z-order it all
-                return None
+                return current, None
             raise
-        return [{e["key"]: e["value"] for e in r["values"] or []} for r in written]
+        return current, [{e["key"]: e["value"] for e in r["values"] or []} for r in written]
 
     @contextmanager
     def _commit_metadata(self, text: str) -> Iterator[None]:

@@ -198,11 +198,16 @@ def get_spark(settings: Settings | SparkSettings) -> SparkSession:
     return builder.getOrCreate()
 
 
+def is_connect(session: SparkSession) -> bool:
+    """Whether ``session`` is a Spark Connect client: no JVM and no SparkContext of its own."""
+    return type(session).__module__.startswith("pyspark.sql.connect")
+
+
 def _ensure_checkpoint_dir(session: SparkSession, checkpoint_dir: str) -> None:
     """Give a session crossdata did not build (a notebook's, a platform's) the checkpoint
     folder reliable checkpoints need (the identity engine's, past one round), unless it has
     one. A Spark Connect session has none to set: the server's own applies."""
-    if type(session).__module__.startswith("pyspark.sql.connect"):
+    if is_connect(session):
         return
     context = session.sparkContext
     if context.getCheckpointDir() is None:
