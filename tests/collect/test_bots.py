@@ -10,10 +10,21 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from crossdata.collect.bots import flag_bots
+from crossdata.collect.bots import RATE_REASON, flag_bots, with_bot_rates
+from crossdata.collect.flows import EVENTS as SILVER_EVENTS
+from crossdata.collect.flows import FLOWS
+from crossdata.collect.flows import SESSIONS as SILVER_SESSIONS
+from crossdata.collect.ingest import start_bronze
+from crossdata.collect.ledgers import QUALITY
+from crossdata.collect.silver import SilverBatch, SilverBatchWriter, SilverOutcome
 from crossdata.config import load_settings
 from crossdata.config.schema import BotSettings
+from crossdata.contracts import SOURCES
+from crossdata.ops import Context, job_run
 from crossdata.spark import conf_set
+
+from ..conftest import make_settings
+from ..helpers import deliver, event
 
 REPO = Path(__file__).resolve().parents[2]
 HITS = "cookie_id string, ip string, event_ts timestamp, user_agent string"
@@ -178,3 +189,123 @@ def test_silver_web_context_flags_agents_first_then_rates(spark, bots):
         ("calm", False, None),
         ("twice", False, None),
     }
+
+
+def test_stored_events_of_the_day_count_toward_a_new_batchs_rates(spark, bots):
+    # The limit is 5 a day. c1 sends 3 events in this batch and 3 were stored by earlier
+    # batches (one of them is also in this batch, a record sent again: counted once), so 5
+    # distinct events... plus one more stored: 6, over. c2: 2 + 2, under. c9's stored
+    # traffic is heavy but c9 is not in the batch: nothing of it is flagged or joined.
+    schema = "event_id string, cookie_id string, ip string, event_ts timestamp"
+    batch = [
+        ("b1", "c1", None, at(5, 9, 0)),
+        ("b2", "c1", None, at(5, 9, 30)),
+        ("s3", "c1", None, at(5, 7, 0)),  # also stored
+        ("b3", "c2", None, at(5, 9, 0)),
+        ("b4", "c2", None, at(5, 9, 30)),
+    ]
+    stored = [
+        ("s1", "c1", None, at(5, 6, 0)),
+        ("s2", "c1", None, at(5, 6, 30)),
+        ("s3", "c1", None, at(5, 7, 0)),
+        ("s4", "c1", None, at(5, 8, 0)),
+        ("s5", "c2", None, at(5, 6, 0)),
+        ("s6", "c2", None, at(5, 6, 30)),
+        ("s7", "c1", None, at(4, 8, 0)),  # the day before: another day's count
+    ] + [(f"x{i}", "c9", None, at(5, 6, i)) for i in range(10)]
+    hits = spark.createDataFrame(batch, schema)
+    earlier = spark.createDataFrame(stored, schema)
+    flagged = with_bot_rates(hits, bots, ("cookie_id", "ip"), "event_ts", "event_id", earlier)
+    got = {r["event_id"]: r[RATE_REASON] for r in flagged.collect()}
+    assert got == {"b1": "rate_day", "b2": "rate_day", "s3": "rate_day", "b3": None, "b4": None}
+    # Without the stored events, c1 has 3 events: under the limit.
+    alone = with_bot_rates(hits, bots, ("cookie_id", "ip"), "event_ts", "event_id")
+    assert {r[RATE_REASON] for r in alone.collect()} == {None}
+
+
+@dataclasses.dataclass
+class SplitDay:
+    ctx: Context
+    versions: list[int]  # silver.events after each batch, then after the replay
+    outcomes: list[SilverOutcome]
+
+
+def _silver_batch(ctx: Context, bronze, batch_id: int) -> SilverOutcome:
+    writer = SilverBatchWriter(
+        ctx.lake.location, FLOWS["events"], ctx.settings.collect, "run-bots", "unused"
+    )
+    now = dt.datetime.now(dt.UTC)
+    batch = SilverBatch(ctx.settings.collect, ctx.lake, "run-bots", batch_id, now, "bots-query")
+    return writer.process(bronze, batch)
+
+
+@pytest.fixture(scope="module")
+def split_day(spark, tmp_path_factory) -> SplitDay:
+    """One day of a busy cookie delivered in two files, read by two silver batches (a day
+    limit of 5): 3 events, then 3 more; a calm cookie sends 2 and 2."""
+    tmp = tmp_path_factory.mktemp("bots")
+    landing = tmp / "landing"
+    ctx = Context.create(
+        make_settings(tmp, f"collect.landing={landing}", "collect.bots.max_events_per_day=5"),
+        spark=spark,
+    )
+
+    def visit(cookie: str, hour: int, n: int) -> list[str]:
+        """``n`` events ten minutes apart: one visit."""
+        return [
+            event(f"{cookie}-{hour}-{m}", f"2026-03-05T{hour:02d}:{m:02d}:00Z", cookie=cookie)
+            for m in range(0, 10 * n, 10)
+        ]
+
+    deliver(landing, "2026-03-05", "a.jsonl", visit("ck_busy", 10, 3) + visit("ck_calm", 9, 2))
+    deliver(landing, "2026-03-05", "b.jsonl", visit("ck_busy", 14, 3) + visit("ck_calm", 15, 2))
+    with job_run(ctx, "ingest") as run:
+        start_bronze(ctx, run, SOURCES["events"], str(landing)).wait()
+    bronze = ctx.lake.read("bronze.events")
+    files = [bronze.where(F.col("_source_file").endswith(n)) for n in ("/a.jsonl", "/b.jsonl")]
+    outcomes, versions = [], []
+    for batch_id, rows in enumerate(files):
+        outcomes.append(_silver_batch(ctx, rows, batch_id))
+        versions.append(ctx.lake.version(SILVER_EVENTS) or -1)
+    _silver_batch(ctx, files[1], 1)  # replayed, as a restarted stream does
+    versions.append(ctx.lake.version(SILVER_EVENTS) or -1)
+    return SplitDay(ctx, versions, outcomes)
+
+
+def test_a_day_delivered_in_two_batches_is_counted_whole(split_day):
+    rows = split_day.ctx.lake.read(SILVER_EVENTS).select("cookie_id", "is_bot", "bot_reason")
+    got = sorted(tuple(r) for r in rows.groupBy(*rows.columns).count().collect())
+    # Each batch alone has 3 busy events; together 6, over the day's 5.
+    assert got == [("ck_busy", True, "rate_day", 6), ("ck_calm", False, None, 4)]
+
+
+def test_the_stored_events_a_later_batch_makes_bots_are_updated_and_counted(split_day):
+    lake = split_day.ctx.lake
+    first, second = split_day.versions[0], split_day.versions[1]
+    changes = lake.read_changes(SILVER_EVENTS, first + 1, second)
+    kinds = sorted(
+        (r["_change_type"], r["cookie_id"], r["bot_reason"])
+        for r in changes.select("_change_type", "cookie_id", "bot_reason").collect()
+    )
+    # The second batch inserts its 5 events (the busy ones already flagged) and updates the
+    # busy cookie's 3 stored events: nothing else is rewritten.
+    assert kinds == sorted(
+        [("insert", "ck_busy", "rate_day")] * 3
+        + [("insert", "ck_calm", None)] * 2
+        + [("update_preimage", "ck_busy", None)] * 3
+        + [("update_postimage", "ck_busy", "rate_day")] * 3
+    )
+    quality = lake.read(QUALITY).where(F.col("rule") == "events:stored_bots_flagged")
+    assert sorted((r["batch_id"], r["passed"], r["failed"]) for r in quality.collect()) == [
+        (0, 0, 0),  # nothing stored before the first batch
+        (1, 7, 3),
+    ]
+
+
+def test_a_bots_earlier_visit_becomes_a_bots_visit(split_day):
+    visits = split_day.ctx.lake.read(SILVER_SESSIONS).where("actor_id = 'ck_busy'")
+    assert sorted((r["n_events"], r["is_bot"]) for r in visits.collect()) == [(3, True), (3, True)]
+
+
+def test_replaying_the_later_batch_flags_nothing_again(split_day):
+    assert split_day.versions[2] == split_day.versions[1]

@@ -14,11 +14,12 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from crossdata.collect.bots import with_bot_flags, with_bot_rates
+from crossdata.collect.bots import rate_keys, rates_over, with_bot_flags, with_bot_rates
 from crossdata.collect.channels import with_channel, with_url_parts
 from crossdata.collect.identifiers import (
     PLACEHOLDER_FIELDS,
@@ -46,6 +47,9 @@ from crossdata.collect.silver import Flow, SilverBatch, transient_columns, widen
 from crossdata.collect.user_agents import with_user_agent_fields
 from crossdata.config.schema import CollectSettings, SessionSettings
 from crossdata.contracts import IDENTIFIER_TYPES
+
+if TYPE_CHECKING:
+    from crossdata.lakehouse import Lakehouse
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +212,50 @@ def clean_identifiers(
     )
 
 
-def web_context(df: DataFrame, s: CollectSettings, url: str) -> DataFrame:
+# The actors whose event rates make a bot, in the order their keys are numbered.
+BOT_ACTORS = ("cookie_id", "device_id", "ip")
+# What the rates read of stored events.
+_RATE_INPUTS = ("event_id", "event_date", "event_ts", "actor_id", *BOT_ACTORS, "bot_reason")
+
+
+def stored_on_days(hits: DataFrame, batch: SilverBatch) -> DataFrame | None:
+    """The silver.events rows of the hits' origin (narrow: what bot rates read) on their UTC
+    days, or None before the table exists. A day either side too: ``event_date`` is the day
+    in the session's time zone, the rates count UTC days.
+
+    One origin at a time: a server hit the tag recorded too is the same visit seen twice, so
+    tag events and server hits are counted apart, as each batch counts its own.
+    """
+    lake = batch.lake
+    if lake is None or not lake.exists(EVENTS):  # a shape tried on its own has no lakehouse
+        return None
+    seen = hits.select("origin", F.to_date("event_ts").alias("d")).distinct().collect()  # a few
+    days = [r["d"] for r in seen if r["d"] is not None]
+    if not days:
+        return None
+    return _stored_of(lake, sorted({r["origin"] for r in seen}), widened(days, 1))
+
+
+def _stored_of(lake: Lakehouse, origins: list[str], days: Sequence[dt.date]) -> DataFrame:
+    return (
+        lake.read(EVENTS)
+        .where(F.col("event_date").isin(list(days)) & F.col("origin").isin(origins))
+        .select(*_RATE_INPUTS)
+    )
+
+
+def web_context(
+    df: DataFrame, s: CollectSettings, url: str, stored: DataFrame | None = None
+) -> DataFrame:
     """User agent fields, URL parts, channel, actor and bot flags of web and app hits.
 
     ``flag_bots`` in two halves: the rate rules are joined first, onto rows not yet widened
     by the user agent and URL columns; the bot patterns are searched with the user agent's
-    parse, once per distinct agent, and come back in ua_is_bot.
+    parse, once per distinct agent, and come back in ua_is_bot. ``stored``: the events
+    already in silver on the hits' days (``stored_on_days``), counted in the rates too.
     """
     out = df.withColumn("actor_id", F.coalesce("cookie_id", "device_id"))
-    out = with_bot_rates(out, s.bots, ("cookie_id", "device_id", "ip"), "event_ts", "event_id")
+    out = with_bot_rates(out, s.bots, BOT_ACTORS, "event_ts", "event_id", earlier=stored)
     out = with_user_agent_fields(out, "user_agent", s.bots.user_agent_patterns)
     out = with_url_parts(out, url, "referrer", s.site_hosts)
     out = with_channel(out, s.channels)
@@ -239,7 +278,8 @@ def shape_events(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         "user_id": "user_id",
         "email": "email",
     }
-    df = web_context(clean_identifiers(df, ids, s), s, "page_url")
+    df = clean_identifiers(df, ids, s)
+    df = web_context(df, s, "page_url", stored_on_days(df, batch))
     return _select_typed(df, EVENT_COLUMNS)
 
 
@@ -277,7 +317,8 @@ def shape_access_log(bronze: DataFrame, batch: SilverBatch) -> DataFrame:
         F.lit(None).cast("string").alias("device_id"),
         F.col("_rescued").alias("attributes"),
     )
-    df = web_context(clean_identifiers(df, {"cookie_id": "cookie_id"}, s), s, "page_url")
+    df = clean_identifiers(df, {"cookie_id": "cookie_id"}, s)
+    df = web_context(df, s, "page_url", stored_on_days(df, batch))
     return _select_typed(df, EVENT_COLUMNS)
 
 
@@ -394,14 +435,17 @@ def merge_events_with_sessions(
     for the visits around them.
 
     One job dedupes, sessions and appends the new events (sessioned with the stored events of
-    their actors around them; the append is idempotent per batch); then ``resessionize``
-    reads back the narrow columns of those actors' events and writes only what differs.
-    Replays are safe in any state a crash leaves: events already stored are not new, and the
-    second step depends only on what is stored.
+    their actors around them; the append is idempotent per batch); then, with bots flagged
+    rather than removed, the stored events this batch pushed over a rate limit are flagged
+    (``stored_rate_checks``); then ``resessionize`` reads back the narrow columns of those
+    actors' events and writes only what differs. Replays are safe in any state a crash
+    leaves: events already stored are not new, and the later steps depend only on what is
+    stored.
     """
     lake = batch.lake
     around = SessionDays.around(days)
-    if lake.exists(EVENTS):
+    existed = lake.exists(EVENTS)
+    if existed:
         stored = lake.read(EVENTS)
         # New: not stored on the batch's days, nor on the days either side where an event
         # sent again with its time moved (a time zone fixed) would be.
@@ -424,8 +468,103 @@ def merge_events_with_sessions(
         lake.append(inserts, EVENTS, txn=txn)
         # The rows of this batch's commit (of its first attempt, when Delta skipped a replay).
         inserted = lake.txn_rows(EVENTS, txn) or 0
-    moved = resessionize(rows, batch, days)
-    return {"inserted": inserted, "updated": 0, "session_updates": moved}
+    metrics = {"inserted": inserted, "updated": 0}
+    # Nothing stored before this batch: its own events were counted in its shape.
+    checked = stored_rate_checks(rows, batch, days) if existed else None
+    if checked is None:
+        if batch.settings.bots.action == "flag":
+            metrics |= {"stored_checked": 0, "stored_bots_flagged": 0}
+        return metrics | {"session_updates": resessionize(rows, batch, days)}
+    checked = checked.persist()
+    try:
+        counts = checked.agg(
+            F.count(F.lit(1)).alias("checked"), F.count_if("_flag").alias("flagged")
+        ).first()
+        assert counts is not None  # a global aggregate has one row
+        flagged = checked.where("_flag")
+        if counts["flagged"]:
+            _flag_stored_bots(flagged, batch, days)
+        # Their sessions are bots' now too (silver.sessions.is_bot).
+        touched = rows.select("actor_id").unionByName(flagged.select("actor_id"))
+        moved = resessionize(touched, batch, days)
+    finally:
+        checked.unpersist()
+    return metrics | {
+        "session_updates": moved,
+        "stored_checked": int(counts["checked"]),
+        "stored_bots_flagged": int(counts["flagged"]),
+    }
+
+
+def stored_rate_checks(
+    rows: DataFrame, batch: SilverBatch, days: Sequence[dt.date]
+) -> DataFrame | None:
+    """With ``collect.bots.action: flag``, the stored events of the actors in ``rows`` on
+    ``days`` (the batch's, already appended), their rates counted again over everything
+    stored from the same origin: ``event_date``, ``event_id``, ``actor_id``, ``bot_reason``
+    (the rate reason they now have, or NULL) and ``_flag`` (stored without it, or with
+    rate_day where rate_minute now applies: a batch that came later pushed their minute or
+    day over a limit).
+
+    Only the keys of ``rows``' actors are counted, each over all its stored events, so a
+    count is exact; a flag is only ever added. None without days, or with action remove
+    (removed events are not stored to be counted again).
+    """
+    if batch.settings.bots.action != "flag" or not days:
+        return None
+    origins = [r[0] for r in rows.select("origin").distinct().collect()]  # one: the flow's
+    stored = _stored_of(batch.lake, origins, widened(days, 1))
+    mine = rate_keys(stored, BOT_ACTORS, "event_ts", "event_id").join(
+        rate_keys(rows, BOT_ACTORS, "event_ts").select("k").distinct(), "k", "left_semi"
+    )
+    over = rates_over(mine, batch.settings.bots, distinct=True)
+    reasons = (
+        mine.join(over, ["k", "m"])
+        .groupBy(F.col("r").alias("event_id"))
+        .agg(F.max("bad_minute").alias("_bm"), F.max("bad_day").alias("_bd"))
+    )
+    ours = stored.join(
+        mine.select(F.col("r").alias("event_id")).distinct(), "event_id", "left_semi"
+    )
+    rate = F.when(F.col("_bm"), F.lit("rate_minute")).when(F.col("_bd"), F.lit("rate_day"))
+    return (
+        ours.join(reasons, "event_id", "left")
+        .select(
+            "event_date",
+            "event_id",
+            "actor_id",
+            rate.alias("_rate"),
+            F.col("bot_reason").alias("_stored_reason"),
+        )
+        .select(
+            "event_date",
+            "event_id",
+            "actor_id",
+            F.col("_rate").alias("bot_reason"),
+            (
+                F.col("_rate").isNotNull()
+                & (
+                    F.col("_stored_reason").isNull()
+                    | ((F.col("_stored_reason") == "rate_day") & (F.col("_rate") == "rate_minute"))
+                )
+            ).alias("_flag"),
+        )
+    )
+
+
+def _flag_stored_bots(flagged: DataFrame, batch: SilverBatch, days: Sequence[dt.date]) -> None:
+    """Mark the stored events of ``flagged`` (``stored_rate_checks``) as bots by rate."""
+    batch.lake.merge_sql(
+        flagged.select("event_date", "event_id", "bot_reason"),
+        EVENTS,
+        "t.event_date = s.event_date AND t.event_id = s.event_id "
+        f"AND t.event_date IN ({_date_list(widened(days, 1))})",
+        [
+            "WHEN MATCHED AND (t.bot_reason IS NULL OR (t.bot_reason = 'rate_day' AND "
+            "s.bot_reason = 'rate_minute')) THEN UPDATE SET t.is_bot = true, "
+            "t.bot_reason = s.bot_reason"
+        ],
+    )
 
 
 def resessionize(

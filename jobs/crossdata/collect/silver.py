@@ -73,7 +73,8 @@ class SilverOutcome:
 Shape = Callable[[DataFrame, SilverBatch], DataFrame]
 # Writes a batch's deduplicated rows in place of the MERGE on keys; gets the days the batch
 # touches and returns Delta-style counts (inserted, updated: records replaced, not derived
-# columns such as sessions).
+# columns such as sessions). With ``stored_bots_flagged`` and ``stored_checked``, the stored
+# rows it re-checked and those it flagged as bots are recorded in ops.data_quality.
 Write = Callable[[DataFrame, SilverBatch, list[dt.date]], dict[str, int]]
 # Rows a setting keeps out of silver (bots with collect.bots.action=remove): the rule's name
 # in ops.data_quality and the condition, or None when nothing is removed. They are counted
@@ -323,6 +324,17 @@ class SilverBatchWriter:
                 metrics = self._merge(ctx, rows, part, counts["_parts"])
             outcome.inserted = metrics["inserted"]
             outcome.updated = metrics["updated"]
+            if "stored_bots_flagged" in metrics:  # stored events a later batch made bots
+                flagged_later = metrics["stored_bots_flagged"]
+                outcome.quality.append(
+                    QualityRow(
+                        flow.table,
+                        f"{flow.source}:stored_bots_flagged",
+                        metrics["stored_checked"] - flagged_later,
+                        flagged_later,
+                        "count",
+                    )
+                )
             outcome.duplicates = (
                 outcome.rows_in
                 - outcome.quarantined
