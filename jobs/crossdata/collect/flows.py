@@ -469,8 +469,11 @@ def merge_events_with_sessions(
         # The rows of this batch's commit (of its first attempt, when Delta skipped a replay).
         inserted = lake.txn_rows(EVENTS, txn) or 0
     metrics = {"inserted": inserted, "updated": 0}
-    # Nothing stored before this batch: its own events were counted in its shape.
-    checked = stored_rate_checks(rows, batch, days) if existed else None
+    # A stored event needs a flag only when this batch pushed one of its actor's minutes or
+    # days over a limit, and then this batch's events of that minute or day are bots too: a
+    # batch without bots (or the first, when nothing was stored) has nothing to check.
+    has_bots = existed and not rows.where(F.col("is_bot")).isEmpty()
+    checked = stored_rate_checks(rows, batch, days) if has_bots else None
     if checked is None:
         if batch.settings.bots.action == "flag":
             metrics |= {"stored_checked": 0, "stored_bots_flagged": 0}
@@ -485,7 +488,11 @@ def merge_events_with_sessions(
         if counts["flagged"]:
             _flag_stored_bots(flagged, batch, days)
         # Their sessions are bots' now too (silver.sessions.is_bot).
-        touched = rows.select("actor_id").unionByName(flagged.select("actor_id"))
+        touched = (
+            rows.select("actor_id").unionByName(flagged.select("actor_id"))
+            if counts["flagged"]
+            else rows
+        )
         moved = resessionize(touched, batch, days)
     finally:
         checked.unpersist()
