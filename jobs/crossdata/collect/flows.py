@@ -469,13 +469,15 @@ def merge_events_with_sessions(
         # The rows of this batch's commit (of its first attempt, when Delta skipped a replay).
         inserted = lake.txn_rows(EVENTS, txn) or 0
     metrics = {"inserted": inserted, "updated": 0}
+    flag = batch.settings.bots.action == "flag"  # removed bots are not stored to recount
     # A stored event needs a flag only when this batch pushed one of its actor's minutes or
     # days over a limit, and then this batch's events of that minute or day are bots too: a
-    # batch without bots (or the first, when nothing was stored) has nothing to check.
-    has_bots = existed and not rows.where(F.col("is_bot")).isEmpty()
+    # batch without bots (or the first, when nothing was stored) has nothing to check. (A
+    # server hit left out as a tag page view's duplicate is not looked at.)
+    has_bots = flag and existed and not rows.where(F.col("is_bot")).isEmpty()
     checked = stored_rate_checks(rows, batch, days) if has_bots else None
     if checked is None:
-        if batch.settings.bots.action == "flag":
+        if flag:
             metrics |= {"stored_checked": 0, "stored_bots_flagged": 0}
         return metrics | {"session_updates": resessionize(rows, batch, days)}
     checked = checked.persist()
