@@ -192,10 +192,10 @@ def test_silver_web_context_flags_agents_first_then_rates(spark, bots):
 
 
 def test_stored_events_of_the_day_count_toward_a_new_batchs_rates(spark, bots):
-    # The limit is 5 a day. c1 sends 3 events in this batch and 3 were stored by earlier
-    # batches (one of them is also in this batch, a record sent again: counted once), so 5
-    # distinct events... plus one more stored: 6, over. c2: 2 + 2, under. c9's stored
-    # traffic is heavy but c9 is not in the batch: nothing of it is flagged or joined.
+    # The limit is 5 a day. c1: 3 events in this batch, 4 stored by earlier batches, one of
+    # them (s3) sent again in this batch and counted once: 6 distinct events, over. c2: 2 + 2,
+    # under. c3: 5 distinct with its copy counted once, under (6 if counted twice). c9's
+    # stored traffic is heavy but c9 is not in the batch: nothing of it is flagged.
     schema = "event_id string, cookie_id string, ip string, event_ts timestamp"
     batch = [
         ("b1", "c1", None, at(5, 9, 0)),
@@ -203,6 +203,8 @@ def test_stored_events_of_the_day_count_toward_a_new_batchs_rates(spark, bots):
         ("s3", "c1", None, at(5, 7, 0)),  # also stored
         ("b3", "c2", None, at(5, 9, 0)),
         ("b4", "c2", None, at(5, 9, 30)),
+        ("b5", "c3", None, at(5, 9, 0)),
+        ("s8", "c3", None, at(5, 7, 0)),  # also stored
     ]
     stored = [
         ("s1", "c1", None, at(5, 6, 0)),
@@ -212,12 +214,25 @@ def test_stored_events_of_the_day_count_toward_a_new_batchs_rates(spark, bots):
         ("s5", "c2", None, at(5, 6, 0)),
         ("s6", "c2", None, at(5, 6, 30)),
         ("s7", "c1", None, at(4, 8, 0)),  # the day before: another day's count
+        # c3: 5 distinct events, at the limit; 6 if its copy counted twice
+        ("s8", "c3", None, at(5, 7, 0)),
+        ("s9", "c3", None, at(5, 7, 30)),
+        ("s10", "c3", None, at(5, 8, 0)),
+        ("s11", "c3", None, at(5, 8, 30)),
     ] + [(f"x{i}", "c9", None, at(5, 6, i)) for i in range(10)]
     hits = spark.createDataFrame(batch, schema)
     earlier = spark.createDataFrame(stored, schema)
     flagged = with_bot_rates(hits, bots, ("cookie_id", "ip"), "event_ts", "event_id", earlier)
     got = {r["event_id"]: r[RATE_REASON] for r in flagged.collect()}
-    assert got == {"b1": "rate_day", "b2": "rate_day", "s3": "rate_day", "b3": None, "b4": None}
+    assert got == {
+        "b1": "rate_day",
+        "b2": "rate_day",
+        "s3": "rate_day",
+        "b3": None,
+        "b4": None,
+        "b5": None,
+        "s8": None,
+    }
     # Without the stored events, c1 has 3 events: under the limit.
     alone = with_bot_rates(hits, bots, ("cookie_id", "ip"), "event_ts", "event_id")
     assert {r[RATE_REASON] for r in alone.collect()} == {None}
